@@ -1,0 +1,264 @@
+"""The ``slimkit`` command. Each command imports what it needs when it runs, so --help stays fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from slimkit.errors import ExitCode, SlimkitError, SpecError
+
+
+class SlimkitGroup(click.Group):
+    """Turns user errors into one line on stderr and a documented exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:
+            for line in exc.lines():
+                click.echo(f"Error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        except SlimkitError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished steps are kept; run the same command again to resume.", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(cls=SlimkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="slimkit")
+def cli() -> None:
+    """Make transformer classifiers cheaper to run, and prove it.
+
+    slimkit runs a pipeline of compression steps (prune, distill, quantize, export) that installed
+    plugins provide, and measures every step against the baseline in one session.
+
+    \b
+    Start here:
+      slimkit plugins --available     plugins you can install
+      slimkit techniques              techniques installed now
+      slimkit plan pipeline.toml      check a pipeline before any compute
+      slimkit run pipeline.toml       run it; results.json and report.md in runs/<name>
+      slimkit report runs/<name>      print the report of a run again
+
+    \b
+    Environment:
+      SLIMKIT_LOAD_PLUGINS=           load no plugins ("a,b" loads only those)
+      SLIMKIT_TRACE_HOOKS=1           print every hook call
+      SLIMKIT_CACHE=DIR               where converted source models are cached
+    """
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Also list built-in and skipped plugins.")
+@click.option("--available", is_flag=True, help="List the plugins in the registry index instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def plugins(show_all: bool, available: bool, as_json: bool) -> None:
+    """List installed plugins, their versions, techniques and status.
+
+    A plugin that fails to import is listed as 'failed' or 'unavailable' with its error; it never
+    stops slimkit from working. Set SLIMKIT_LOAD_PLUGINS= to load none while you fix it.
+    """
+    if available:
+        from slimkit.registry_index import load_index
+
+        index = load_index()
+        entries = [e.model_dump() for e in index.plugin]
+        if as_json:
+            _emit_json(entries)
+            return
+        if not entries:
+            click.echo("No registry index found (set SLIMKIT_REGISTRY to a plugins.toml).")
+        for e in entries:
+            click.echo(f"{e['name']:<14} {e['distribution']:<22} {e['summary']}")
+            click.echo(f"{'':<14} techniques: {', '.join(e['techniques'])}; hardware: {', '.join(e['hardware'])}")
+        return
+    from slimkit.plugins import build_plugins
+
+    records = list(build_plugins().records.values())
+    if not show_all:
+        records = [r for r in records if r.origin != "builtin" and r.status != "skipped"]
+    if as_json:
+        _emit_json([r.as_dict() for r in records])
+        return
+    if not records:
+        click.echo("No plugins installed. `slimkit plugins --available` lists plugins you can install.")
+    for r in records:
+        version = f" {r.version}" if r.version else ""
+        click.echo(f"{r.name} ({r.distribution or r.origin}{version}): {r.status}")
+        if r.techniques:
+            click.echo(f"  techniques: {', '.join(r.techniques)}")
+        if r.error:
+            click.echo(f"  error: {r.error}")
+
+
+@cli.command()
+@click.option("--stage", help="Only techniques of this stage (train, prune, distill, quantize, export).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with each config's JSON Schema).")
+def techniques(stage: str | None, as_json: bool) -> None:
+    """List installed techniques with their formats, ordering and hardware."""
+    from slimkit.plugins import build_plugins
+
+    items = [t for t in build_plugins().techniques.all() if stage is None or t.stage.value == stage]
+    if as_json:
+        _emit_json([t.describe() for t in items])
+        return
+    if not items:
+        click.echo("No techniques installed. `slimkit plugins --available` lists plugins that provide some.")
+    for t in items:
+        produces = t.produces or "same"
+        click.echo(f"{t.name} [{t.stage.value}] {'/'.join(t.consumes)} -> {produces}  ({t.plugin})")
+        click.echo(f"  {t.summary}")
+        relations = [f"after {', '.join(t.after)}" if t.after else "", f"before {', '.join(t.before)}" if t.before else ""]
+        if any(relations):
+            click.echo(f"  order: {'; '.join(r for r in relations if r)}")
+        hw = t.hardware
+        extra = f"; faster with {', '.join(hw.cpu_features_beneficial)}" if hw.cpu_features_beneficial else ""
+        click.echo(f"  runs on: {', '.join(hw.devices)}{extra}" + (f"; {hw.notes}" if hw.notes else ""))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def hardware(as_json: bool) -> None:
+    """Show the CPU, its ISA flags, memory and CUDA devices, as the planner sees them."""
+    from slimkit.hardware import probe
+
+    hw = probe()
+    if as_json:
+        _emit_json(hw.model_dump(mode="json"))
+        return
+    click.echo(f"CPU: {hw.cpu_model} ({hw.arch}), {hw.physical_cores} physical / {hw.logical_cores} logical cores")
+    click.echo(f"ISA flags: {', '.join(hw.cpu_flags) or 'none of interest'}")
+    if hw.memory_bytes:
+        click.echo(f"Memory: {hw.memory_bytes / 2**30:.1f} GiB")
+    if hw.cuda:
+        for d in hw.cuda:
+            click.echo(f"CUDA {d.index}: {d.name}, capability {d.capability[0]}.{d.capability[1]}")
+    else:
+        click.echo("CUDA: none" + ("" if hw.cuda_checked else " (torch not installed, not checked)"))
+
+
+def _print_plan(plan: Any) -> None:
+    click.echo(f"Pipeline {plan.pipeline.name!r} on {plan.device}; source format {plan.source_format}")
+    for s in plan.steps:
+        click.echo(
+            f"  {s.index}. {s.name}: {s.technique.name} [{s.technique.stage.value}] "
+            f"{s.input_format} -> {s.output_format}  ({s.technique.plugin})"
+        )
+        click.echo(f"     {s.reason}")
+    for w in plan.warnings:
+        click.echo(f"warning: {w}")
+    for p in plan.problems:
+        click.echo(f"problem: {p}", err=True)
+
+
+@cli.command()
+@click.argument("pipeline_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(pipeline_file: Path, as_json: bool) -> None:
+    """Check a pipeline file before any compute: techniques, order, formats, hardware, configs.
+
+    Exit code 3 when the pipeline cannot run; every problem is listed.
+    """
+    from slimkit.planner import plan_pipeline
+    from slimkit.spec import load_pipeline
+
+    result = plan_pipeline(load_pipeline(pipeline_file))
+    if as_json:
+        _emit_json(result.as_dict())
+    else:
+        _print_plan(result)
+        if result.ok:
+            click.echo("The plan is valid.")
+    if not result.ok:
+        sys.exit(ExitCode.PLAN_REFUSED)
+
+
+@cli.command()
+@click.argument("pipeline_file", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Recompute every step instead of reusing finished ones.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout when done.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def run(pipeline_file: Path, force: bool, output: Path | None, as_json: bool, quiet: bool) -> None:
+    """Run a pipeline: every step, then measure the baseline and each result in one session.
+
+    Finished steps are reused when the same pipeline runs again, so an interrupted run resumes.
+    Exit codes: 0 all done; 1 a step or a measurer failed (earlier results are kept and reported);
+    2 bad input; 3 the plan was refused.
+    """
+    from slimkit.report import render_markdown
+    from slimkit.runner import run_pipeline
+    from slimkit.spec import load_pipeline
+
+    pipeline = load_pipeline(pipeline_file)
+    if output is not None:
+        pipeline = pipeline.model_copy(update={"output_dir": output.resolve()})
+    result = run_pipeline(pipeline, force=force, show_progress=not quiet and not as_json)
+    data = json.loads(result.results_path.read_text(encoding="utf-8"))
+    if as_json:
+        _emit_json(data)
+    else:
+        click.echo(render_markdown(data))
+        click.echo(f"Results: {result.results_path}")
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print results.json instead of Markdown.")
+def report(run_dir: Path, as_json: bool) -> None:
+    """Print the Markdown report of a finished (or failed) run from its results.json."""
+    from slimkit.report import load_results, render_markdown
+
+    data = load_results(run_dir)
+    click.echo(json.dumps(data, indent=2) if as_json else render_markdown(data))
+
+
+@cli.command()
+@click.option("--technique", help="Print the config schema of this technique instead.")
+def schema(technique: str | None) -> None:
+    """Print the JSON Schema of pipeline files (or of one technique's config)."""
+    if technique:
+        from slimkit.plugins import build_plugins
+
+        found = build_plugins().techniques.get(technique)
+        if found is None:
+            raise SlimkitError(f"unknown technique {technique!r}", fix="`slimkit techniques` lists installed ones")
+        _emit_json(found.config.model_json_schema())
+        return
+    from slimkit.spec import pipeline_json_schema
+
+    _emit_json(pipeline_json_schema())
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Print the pip command without running it.")
+def install(name: str, dry_run: bool) -> None:
+    """Install a plugin named in the registry index (from this checkout when run from one)."""
+    from slimkit.registry_index import install_command, load_index
+
+    index = load_index()
+    entry = index.by_name(name)
+    if entry is None:
+        known = ", ".join(e.name for e in index.plugin) or "none"
+        raise SlimkitError(f"no plugin named {name!r} in the registry index (known: {known})")
+    command = install_command(entry, index)
+    click.echo(" ".join(command))
+    if not dry_run:
+        sys.exit(subprocess.call(command))
+
+
+def main() -> None:
+    cli(prog_name="slimkit")

@@ -1,0 +1,234 @@
+"""Every hook slimkit calls, grouped by pipeline phase.
+
+Each docstring has the same shape, which docs/hooks.md is generated from: a summary line; when the
+hook fires; one ``:param name:`` line per argument; ``Returns:``; whether it stops at the first
+non-None result; the version that added it.
+
+Hooks evolve only by gaining arguments. Implementations take the arguments they need by name and
+must not give them default values (pluggy never passes a value to a defaulted parameter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from slimkit.artifacts import Artifact
+    from slimkit.context import MeasureContext, StepContext
+    from slimkit.metrics import Metric
+    from slimkit.spec import ModelSource, Pipeline
+    from slimkit.techniques import Technique
+
+PROJECT = "slimkit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)  # re-exported as slimkit.hookimpl
+
+
+# -- Registration ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_techniques(register: Callable[[Technique], None]) -> None:
+    """Declare the techniques this plugin offers.
+
+    Fires: once, when the plugin manager is built, for every loaded plugin.
+
+    :param register: call it once per technique with a :class:`slimkit.Technique`; slimkit
+        validates the declaration, tags it with the plugin's name and version, and refuses a name
+        that another plugin already declared.
+
+    Returns: nothing.
+
+    Added in 0.1.
+    """
+
+
+# -- Model sources --------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> Artifact | None:
+    """Turn the pipeline's model source into an artifact on disk.
+
+    Fires: once per run, before the first step, to obtain the source model.
+
+    :param source: the pipeline's ``model`` entry (hub id, path, packaged short name, format).
+    :param pipeline: the whole pipeline, for its task, device and seed.
+    :param cache_dir: a folder shared between runs where conversions (e.g. GGUF to a HF folder)
+        can be cached, keyed by the input's content.
+
+    Returns: an :class:`slimkit.Artifact` whose ``key`` identifies the source's content, or None
+    when this plugin does not recognise the source.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+# -- Stages: the plugin that owns the step's technique does the work ------------------------
+
+
+@hookspec(firstresult=True)
+def train(step: StepContext) -> Artifact | None:
+    """Fine-tune a model (to build a baseline, or to recover accuracy after pruning).
+
+    Fires: for each step whose technique has stage ``train``.
+
+    :param step: the step: its technique, validated config, input artifact, output folder,
+        task, hardware and earlier artifacts.
+
+    Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
+    when ``step.technique`` is not one of this plugin's (check with ``step.owns(name)``).
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def prune(step: StepContext) -> Artifact | None:
+    """Remove weights, neurons, heads, layers or vocabulary.
+
+    Fires: for each step whose technique has stage ``prune``.
+
+    :param step: the step: its technique, validated config, input artifact, output folder,
+        task, hardware and earlier artifacts.
+
+    Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
+    when ``step.technique`` is not one of this plugin's.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def distill(step: StepContext) -> Artifact | None:
+    """Train a smaller student to imitate the step's input model.
+
+    Fires: for each step whose technique has stage ``distill``.
+
+    :param step: the step: its technique, validated config, input artifact (the teacher), output
+        folder, task, hardware and earlier artifacts.
+
+    Returns: ``step.artifact(...)`` after writing the student into ``step.output_dir``, or None
+    when ``step.technique`` is not one of this plugin's.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def quantize(step: StepContext) -> Artifact | None:
+    """Store weights (and maybe compute) in fewer bits.
+
+    Fires: for each step whose technique has stage ``quantize``.
+
+    :param step: the step: its technique, validated config, input artifact, output folder,
+        task (for calibration data), hardware and earlier artifacts.
+
+    Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
+    when ``step.technique`` is not one of this plugin's.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def export(step: StepContext) -> Artifact | None:
+    """Convert a model to a deployment format (e.g. ONNX).
+
+    Fires: for each step whose technique has stage ``export``.
+
+    :param step: the step: its technique, validated config, input artifact, output folder,
+        task, hardware and earlier artifacts.
+
+    Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
+    when ``step.technique`` is not one of this plugin's.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
+# -- Measurement ----------------------------------------------------------------------------
+
+
+@hookspec
+def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str, list[Metric]] | None:
+    """Contribute the metrics this plugin can compute for some of the artifacts.
+
+    Fires: once per run after the steps, with the baseline first and every finished step's
+    artifact after it, so that a measurer can interleave them in one process.
+
+    :param artifacts: the artifacts to measure; skip those whose ``format`` you cannot load.
+    :param context: the baseline, task, measurement settings, hardware and device.
+
+    Returns: a mapping from ``artifact.key`` to the metrics measured for it, or None. Every
+    implementation's results are merged; two plugins reporting the same metric name for one
+    artifact is an error.
+
+    Added in 0.1.
+    """
+
+
+# -- Lifecycle ------------------------------------------------------------------------------
+
+
+@hookspec
+def before_step(step: StepContext) -> None:
+    """Observe a step about to run.
+
+    Fires: before each step's stage hook, and also before a step whose output is reused from an
+    earlier run (``step.scratch["cached"]`` is True then).
+
+    :param step: the step about to run.
+
+    Returns: nothing.
+
+    Added in 0.1.
+    """
+
+
+@hookspec
+def after_step(step: StepContext, artifact: Artifact) -> None:
+    """Observe a finished step.
+
+    Fires: after each step's stage hook returned (or its output was reused), once the artifact
+    is in its final place.
+
+    :param step: the finished step.
+    :param artifact: the artifact it produced.
+
+    Returns: nothing.
+
+    Added in 0.1.
+    """
+
+
+@hookspec
+def on_step_error(step: StepContext, error: BaseException) -> None:
+    """Observe a step that raised.
+
+    Fires: when a step's stage hook raises; the run records the failure, measures the steps that
+    finished, and exits with code 1.
+
+    :param step: the step that failed.
+    :param error: the exception it raised.
+
+    Returns: nothing.
+
+    Added in 0.1.
+    """

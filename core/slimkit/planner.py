@@ -1,0 +1,369 @@
+"""The planner: from declarations alone, before any compute, turn a pipeline into a checked plan.
+
+It resolves each step to a technique (named, or picked by stage and goal among those that fit the
+machine), orders steps (``order = "auto"``: stable topological sort of the declared relations),
+and checks the format chain, ordering relations, hardware, Python requirements and step configs.
+Every problem is collected; none stops the others from being found.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import BaseModel, ValidationError
+
+from slimkit.errors import PlanRefused, SlimkitError
+from slimkit.hardware import Hardware, probe
+from slimkit.plugins import Plugins, build_plugins
+from slimkit.registry_index import Index, load_index
+from slimkit.spec import Pipeline, StepSpec
+from slimkit.techniques import Goal, Technique
+
+DEFAULT_SOURCE_FORMAT = "transformers"
+
+
+@dataclass
+class PlannedStep:
+    index: int  # 1-based position in the final order
+    name: str
+    spec: StepSpec
+    technique: Technique
+    config: BaseModel
+    input_format: str
+    output_format: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "technique": self.technique.name,
+            "stage": self.technique.stage.value,
+            "plugin": self.technique.plugin,
+            "plugin_version": self.technique.plugin_version,
+            "config": self.config.model_dump(mode="json"),
+            "input_format": self.input_format,
+            "output_format": self.output_format,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Plan:
+    pipeline: Pipeline
+    device: str
+    hardware: Hardware
+    source_format: str
+    steps: list[PlannedStep] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    plugins: Plugins | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise PlanRefused(self.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline.name,
+            "ok": self.ok,
+            "device": self.device,
+            "source_format": self.source_format,
+            "steps": [s.as_dict() for s in self.steps],
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
+
+
+def _where(i: int, spec: StepSpec) -> str:
+    return f"step {i} ({spec.label})"
+
+
+def guess_source_format(pipeline: Pipeline) -> str:
+    if pipeline.model.format:
+        return pipeline.model.format
+    return "onnx" if pipeline.model.source.endswith(".onnx") else DEFAULT_SOURCE_FORMAT
+
+
+def resolve_device(pipeline: Pipeline, hardware: Hardware) -> str:
+    if pipeline.device != "auto":
+        return pipeline.device
+    return "cuda" if hardware.cuda else "cpu"
+
+
+def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple[list[str], list[str]]:
+    """(reasons it cannot run here, reasons it will run but gain little)."""
+    hw = technique.hardware
+    blockers: list[str] = []
+    weak: list[str] = []
+    if device not in hw.devices:
+        blockers.append(f"runs on {', '.join(hw.devices)}, not {device}")
+    if device == "cpu":
+        if hw.cpu_arch and hardware.arch not in hw.cpu_arch:
+            blockers.append(f"needs a {' or '.join(hw.cpu_arch)} CPU, this is {hardware.arch}")
+        missing = [f for f in hw.cpu_features_required if not hardware.has(f)]
+        if missing:
+            blockers.append(f"needs CPU features {', '.join(missing)}")
+        if hw.cpu_features_beneficial and not any(hardware.has(f) for f in hw.cpu_features_beneficial):
+            weak.append(
+                f"this CPU lacks {' / '.join(hw.cpu_features_beneficial)}, so little speed-up is expected"
+            )
+    if device == "cuda" and hw.min_cuda_capability:
+        best = hardware.best_cuda_capability()
+        if best is not None and best < hw.min_cuda_capability:
+            need = ".".join(map(str, hw.min_cuda_capability))
+            blockers.append(f"needs CUDA capability {need}, this GPU has {'.'.join(map(str, best))}")
+    if hw.speedup_devices is not None and device not in hw.speedup_devices:
+        weak.append(f"gives no speed-up on {device}" + (f": {hw.notes}" if hw.notes else ""))
+    return blockers, weak
+
+
+def requirement_problems(requirements: list[str]) -> list[str]:
+    problems = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            problems.append(f"invalid requirement {text!r}")
+            continue
+        try:
+            installed = md.version(req.name)
+        except md.PackageNotFoundError:
+            problems.append(f"needs {text} (not installed; fix: pip install '{text}')")
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            problems.append(f"needs {text} but {req.name} {installed} is installed")
+    return problems
+
+
+def _rank(technique: Technique, goal: Goal | None, device: str, hardware: Hardware) -> tuple[int, int, int, str]:
+    goal_match = 1 if goal is not None and goal in technique.goals else 0
+    features = sum(hardware.has(f) for f in technique.hardware.cpu_features_beneficial) if device == "cpu" else 0
+    _, weak = hardware_fit(technique, device, hardware)
+    return (-goal_match, len(weak), -technique.priority - features, technique.name)
+
+
+class _Planner:
+    def __init__(self, pipeline: Pipeline, plugins: Plugins, hardware: Hardware, index: Index) -> None:
+        self.pipeline = pipeline
+        self.plugins = plugins
+        self.registry = plugins.techniques
+        self.hardware = hardware
+        self.index = index
+        self.device = resolve_device(pipeline, hardware)
+        self._reasons: dict[int, str] = {}  # written step number -> why the planner picked its technique
+        self.plan = Plan(
+            pipeline=pipeline,
+            device=self.device,
+            hardware=hardware,
+            source_format=guess_source_format(pipeline),
+            plugins=plugins,
+        )
+
+    # Each method appends to self.plan.problems / warnings and never raises for user errors.
+    def run(self) -> Plan:
+        self._local_plugins()
+        self._required_plugins()
+        resolved = self._resolve_steps()
+        if None in resolved:
+            return self.plan
+        techniques: list[Technique] = [t for t in resolved if t is not None]
+        order = list(range(len(techniques)))
+        if self.pipeline.order == "auto":
+            order = self._auto_order(techniques)
+        self._build(order, techniques)
+        return self.plan
+
+    def _local_plugins(self) -> None:
+        for entry in self.pipeline.plugins:
+            try:
+                self.plugins.load_local(self.pipeline.resolve_path(entry))
+            except SlimkitError as exc:
+                self.plan.problems.append(str(exc))
+
+    def _required_plugins(self) -> None:
+        for text in self.pipeline.requires:
+            for problem in requirement_problems([text]):
+                name = Requirement(text).name if "invalid" not in problem else text
+                entry = self.index.by_name(name)
+                hint = f"; fix: slimkit install {entry.name}" if entry and "not installed" in problem else ""
+                self.plan.problems.append(f"pipeline requires plugin {problem}{hint}")
+        for record in self.plugins.problems():
+            self.plan.warnings.append(f"plugin {record.name!r} is {record.status}: {record.error}")
+
+    def _missing(self, i: int, spec: StepSpec, name: str) -> str:
+        namespace = name.split(".", 1)[0]
+        broken = next((r for r in self.plugins.problems() if namespace in (r.name, r.distribution or "")), None)
+        if broken is not None:
+            return f"{_where(i, spec)}: technique {name!r} is unavailable because plugin {broken.name!r} is {broken.status}: {broken.error}"
+        entry = self.index.provider_of(name)
+        known = ", ".join(t.name for t in self.registry.all()) or "none"
+        if entry is not None:
+            return (
+                f"{_where(i, spec)}: technique {name!r} is not installed; it comes with {entry.distribution} "
+                f"(fix: slimkit install {entry.name})"
+            )
+        return f"{_where(i, spec)}: unknown technique {name!r} (installed: {known}; see `slimkit techniques`)"
+
+    def _resolve_steps(self) -> list[Technique | None]:
+        resolved: list[Technique | None] = []
+        fmt = self.plan.source_format
+        for i, spec in enumerate(self.pipeline.steps, 1):
+            technique: Technique | None
+            if spec.technique:
+                technique = self.registry.get(spec.technique)
+                if technique is None:
+                    self.plan.problems.append(self._missing(i, spec, spec.technique))
+                elif spec.stage and spec.stage != technique.stage:
+                    self.plan.problems.append(
+                        f"{_where(i, spec)}: {technique.name} is a {technique.stage.value} technique, not {spec.stage.value}"
+                    )
+            else:
+                technique = self._pick(i, spec, fmt)
+            if technique is not None:
+                fmt = technique.output_format(fmt)
+            resolved.append(technique)
+        return resolved
+
+    def _pick(self, i: int, spec: StepSpec, fmt: str) -> Technique | None:
+        assert spec.stage is not None
+        candidates = self.registry.for_stage(spec.stage)
+        if not candidates:
+            self.plan.problems.append(
+                f"{_where(i, spec)}: no installed plugin offers a {spec.stage.value} technique "
+                "(fix: `slimkit plugins --available` lists plugins that do)"
+            )
+            return None
+        fitting, rejected = [], []
+        for t in candidates:
+            blockers, _ = hardware_fit(t, self.device, self.hardware)
+            if fmt not in t.consumes:
+                blockers.append(f"consumes {', '.join(t.consumes)}, not {fmt}")
+            blockers += requirement_problems(t.requires)
+            (rejected if blockers else fitting).append((t, blockers))
+        if not fitting:
+            why = "; ".join(f"{t.name}: {', '.join(b)}" for t, b in rejected)
+            self.plan.problems.append(f"{_where(i, spec)}: no {spec.stage.value} technique fits: {why}")
+            return None
+        fitting.sort(key=lambda tb: _rank(tb[0], spec.goal, self.device, self.hardware))
+        chosen = fitting[0][0]
+        others = [t.name for t, _ in fitting[1:]]
+        goal = f"goal {spec.goal.value}, " if spec.goal else ""
+        reason = f"picked for {goal}{fmt} input on {self.device}" + (f" over {', '.join(others)}" if others else "")
+        if rejected:
+            reason += "; ruled out " + "; ".join(f"{t.name} ({', '.join(b)})" for t, b in rejected)
+        self._reasons[i] = reason
+        return chosen
+
+    def _auto_order(self, techniques: list[Technique]) -> list[int]:
+        """Stable topological order: among steps free to go next, the earliest written one."""
+        n = len(techniques)
+        must_precede: dict[int, set[int]] = {j: set() for j in range(n)}
+        for a in range(n):
+            for b in range(n):
+                if a != b and _must_precede(techniques[a], techniques[b]):
+                    must_precede[b].add(a)
+        order: list[int] = []
+        remaining = set(range(n))
+        while remaining:
+            free = sorted(j for j in remaining if not (must_precede[j] & remaining))
+            if not free:
+                names = ", ".join(techniques[j].name for j in sorted(remaining))
+                self.plan.problems.append(f"order = 'auto' cannot order these steps, their relations form a cycle: {names}")
+                return order + sorted(remaining)
+            order.append(free[0])
+            remaining.remove(free[0])
+        return order
+
+    def _build(self, order: list[int], techniques: list[Technique]) -> None:
+        fmt = self.plan.source_format
+        steps = self.pipeline.steps
+        for pos, j in enumerate(order, 1):
+            spec, technique = steps[j], techniques[j]
+            where = _where(pos, spec)
+            if fmt not in technique.consumes:
+                self.plan.problems.append(self._format_problem(where, technique, fmt, pos))
+            for problem in hardware_fit(technique, self.device, self.hardware)[0]:
+                self.plan.problems.append(f"{where}: {technique.name} {problem}")
+            for weak in hardware_fit(technique, self.device, self.hardware)[1]:
+                if "speed-up" not in weak or spec.goal in (None, Goal.SPEED):
+                    self.plan.warnings.append(f"{where}: {technique.name} {weak}")
+            for problem in requirement_problems(technique.requires):
+                self.plan.problems.append(f"{where}: {technique.name} {problem}")
+            try:
+                config = technique.validate_config(spec.config)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    field_name = ".".join(str(x) for x in err["loc"])
+                    msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+                    self.plan.problems.append(f"{where}: config.{field_name}: {msg}")
+                config = technique.config.model_construct(**spec.config)
+            reason = self._reasons.get(j + 1, "named in the pipeline")
+            out = technique.output_format(fmt)
+            self.plan.steps.append(
+                PlannedStep(pos, spec.label, spec, technique, config, fmt, out, reason)
+            )
+            fmt = out
+        self._relations()
+
+    def _format_problem(self, where: str, technique: Technique, fmt: str, pos: int) -> str:
+        producers = [
+            t.name for t in self.registry.all() if t.produces in technique.consumes and fmt in t.consumes
+        ]
+        origin = "the model source" if pos == 1 else f"step {pos - 1}"
+        fix = f" (fix: add a step such as {' or '.join(producers)} before it)" if producers else ""
+        return f"{where}: {technique.name} needs {' or '.join(technique.consumes)} input but {origin} gives {fmt}{fix}"
+
+    def _relations(self) -> None:
+        steps = self.plan.steps
+        for a in range(len(steps)):
+            for b in range(a + 1, len(steps)):
+                first, second = steps[a], steps[b]
+                t1, t2 = first.technique, second.technique
+                if _must_precede(t2, t1):
+                    why = _relation_reason(t2, t1)
+                    self.plan.problems.append(
+                        f"step {first.index} ({first.name}) runs before step {second.index} ({second.name}), "
+                        f"but {why} (fix: reorder the steps, or set order = \"auto\")"
+                    )
+                if any(t2.matches(r) for r in t1.conflicts) or any(t1.matches(r) for r in t2.conflicts):
+                    self.plan.problems.append(
+                        f"step {first.index} ({first.name}) and step {second.index} ({second.name}) "
+                        f"cannot be combined: {t1.name} and {t2.name} conflict"
+                    )
+
+
+def _must_precede(a: Technique, b: Technique) -> bool:
+    """Whether a declaration says ``a`` must run before ``b``."""
+    return any(a.matches(r) for r in b.after) or any(b.matches(r) for r in a.before)
+
+
+def _relation_reason(a: Technique, b: Technique) -> str:
+    ref = next((r for r in b.after if a.matches(r)), None)
+    if ref is not None:
+        return f"{b.name} declares it must come after {ref!r}"
+    ref = next(r for r in a.before if b.matches(r))
+    return f"{a.name} declares it must come before {ref!r}"
+
+
+def plan_pipeline(
+    pipeline: Pipeline,
+    *,
+    plugins: Plugins | None = None,
+    hardware: Hardware | None = None,
+    index: Index | None = None,
+    index_path: Path | None = None,
+) -> Plan:
+    """Plan a pipeline. Never raises for problems in the pipeline: see ``Plan.problems``."""
+    plugins = plugins or build_plugins()
+    hardware = hardware or probe(cuda=pipeline.device in ("auto", "cuda"))
+    index = index or load_index(index_path)
+    return _Planner(pipeline, plugins, hardware, index).run()

@@ -1,0 +1,424 @@
+"""The runner: execute a plan, reuse finished steps, measure everything in one session, record all.
+
+Layout of a run directory::
+
+    pipeline.json             the pipeline as run
+    journal.jsonl             one JSON line per event (started, step done/reused/failed, measured)
+    steps/<name>-<key>/       one folder per finished step, moved into place atomically
+        model/                what the technique wrote (the artifact)
+        slimkit-artifact.json the artifact's manifest: its presence marks the step finished
+    results.json              everything measured and every failure, written atomically
+    report.md                 the Markdown table made from results.json
+
+A step's key hashes (input key, technique, plugin version, config), so running the same pipeline
+again reuses finished steps and a run killed mid-way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from slimkit.artifacts import MANIFEST, Artifact, atomic_dir, stable_hash, write_json_atomic
+from slimkit.context import MeasureContext, StepContext
+from slimkit.errors import ExitCode, SlimkitError
+from slimkit.hardware import Hardware, probe
+from slimkit.metrics import Metric, compare
+from slimkit.planner import Plan, PlannedStep, plan_pipeline
+from slimkit.plugins import Plugins, build_plugins
+from slimkit.spec import Pipeline
+
+T = TypeVar("T")
+CACHE_ENV = "SLIMKIT_CACHE"
+# Recorded in results.json so a reader knows which library versions produced the figures.
+LIBRARIES = (
+    "slimkit", "torch", "transformers", "datasets", "onnx", "onnxruntime", "optimum", "accelerate",
+    "bitsandbytes", "gptqmodel", "torch-pruning", "torchao", "textpruner", "numpy", "pydantic", "pluggy",
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimkit")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "step"
+
+
+def step_key(input_key: str, step: PlannedStep) -> str:
+    return stable_hash(
+        input_key, step.technique.name, step.technique.plugin_version, step.config.model_dump(mode="json")
+    )
+
+
+@dataclass
+class StepRecord:
+    index: int
+    name: str
+    technique: str
+    stage: str
+    plugin: str | None
+    plugin_version: str | None
+    config: dict[str, Any]
+    key: str | None = None
+    status: str = "pending"  # done | reused | failed | skipped | interrupted
+    seconds: float | None = None
+    error: str | None = None
+    artifact: Artifact | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "technique": self.technique,
+            "stage": self.stage,
+            "plugin": self.plugin,
+            "plugin_version": self.plugin_version,
+            "config": self.config,
+            "key": self.key,
+            "status": self.status,
+            "seconds": self.seconds,
+            "error": self.error,
+            "artifact": self.artifact.model_dump(mode="json") if self.artifact else None,
+        }
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    plan: Plan
+    source: Artifact | None
+    steps: list[StepRecord]
+    metrics: dict[str, list[Metric]] = field(default_factory=dict)
+    measure_errors: dict[str, str] = field(default_factory=dict)
+    baseline: Artifact | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        failed = any(s.status in ("failed", "interrupted") for s in self.steps) or bool(self.measure_errors)
+        return ExitCode.STEP_FAILED if failed else ExitCode.OK
+
+    @property
+    def results_path(self) -> Path:
+        return self.run_dir / "results.json"
+
+    def artifacts(self) -> list[Artifact]:
+        done = [s.artifact for s in self.steps if s.artifact is not None]
+        return ([self.source] if self.source else []) + done
+
+
+class Journal:
+    """Append-only JSON lines: what happened, when, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, event: str, **data: Any) -> None:
+        record = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "event": event, **data}
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+
+
+class Display:
+    """Progress for people: Rich when writing to a terminal, plain lines otherwise, or nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.console: Any = None
+        if enabled:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    def line(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, highlight=False)
+
+    def status(self, text: str) -> AbstractContextManager[Any]:
+        if self.console is not None and self.console.is_terminal:
+            return self.console.status(text)  # type: ignore[no-any-return]
+        self.line(text)
+        return nullcontext()
+
+    def progress(self, items: Iterable[T], description: str = "", total: int | None = None) -> Iterator[T]:
+        """Wrap a long loop of a plugin in a progress bar."""
+        if self.console is None or not self.console.is_terminal:
+            yield from items
+            return
+        from rich.progress import track
+
+        yield from track(items, description=description, total=total, console=self.console, transient=True)
+
+
+def _relocate(artifact: Artifact, scratch: Path, final: Path) -> Artifact:
+    """The hook returned paths inside the scratch folder; point them at the final folder."""
+    try:
+        relative = artifact.path.resolve().relative_to(scratch.resolve())
+    except ValueError as exc:
+        raise SlimkitError(
+            f"step {artifact.label!r} returned an artifact outside its output folder: {artifact.path}",
+            fix="write into step.output_dir and return step.artifact()",
+        ) from exc
+    return artifact.with_updates(path=final / relative)
+
+
+class Runner:
+    def __init__(self, plan: Plan, plugins: Plugins, *, force: bool, display: Display) -> None:
+        self.plan = plan
+        self.pipeline = plan.pipeline
+        self.plugins = plugins
+        self.force = force
+        self.display = display
+        self.run_dir = self.pipeline.run_dir.resolve()
+        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.hardware: Hardware = plan.hardware
+
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.run_dir / "pipeline.json", self.pipeline.model_dump(mode="json"))
+        self.journal.write("run_started", pipeline=self.pipeline.name, force=self.force)
+        result = RunResult(run_dir=self.run_dir, plan=self.plan, source=None, steps=self._records())
+        result.warnings.extend(self.plan.warnings)
+        started = time.time()
+        try:
+            result.source = self._source()
+            self._steps(result)
+            if self.pipeline.measure.enabled:
+                self._measure(result)
+        finally:
+            self._write_results(result, started)
+        return result
+
+    def _records(self) -> list[StepRecord]:
+        return [
+            StepRecord(
+                index=s.index,
+                name=s.name,
+                technique=s.technique.name,
+                stage=s.technique.stage.value,
+                plugin=s.technique.plugin,
+                plugin_version=s.technique.plugin_version,
+                config=s.config.model_dump(mode="json"),
+            )
+            for s in self.plan.steps
+        ]
+
+    def _source(self) -> Artifact:
+        with self.display.status(f"loading model {self.pipeline.model.source}"):
+            source = self.plugins.resolve_model(self.pipeline.model, self.pipeline, cache_dir())
+        if source is None:
+            raise SlimkitError(
+                f"model: no installed plugin can load {self.pipeline.model.source!r}",
+                fix="install slimkit-transformers (`slimkit install transformers`), or set model.format for a local file",
+            )
+        source = source.with_updates(label="source")
+        self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
+        return source
+
+    def _context(self, step: PlannedStep, current: Artifact, key: str, out: Path, done: dict[str, Artifact]) -> StepContext:
+        return StepContext(
+            name=step.name,
+            index=step.index,
+            spec=step.spec,
+            technique=step.technique,
+            config=step.config,
+            input=current,
+            output_dir=out,
+            key=key,
+            pipeline=self.pipeline,
+            hardware=self.hardware,
+            device=self.plan.device,
+            run_dir=self.run_dir,
+            artifacts=dict(done),
+            progress=self.display.progress,
+        )
+
+    def _steps(self, result: RunResult) -> None:
+        assert result.source is not None
+        current = result.source
+        done: dict[str, Artifact] = {"source": current}
+        total = len(self.plan.steps)
+        for step, record in zip(self.plan.steps, result.steps, strict=True):
+            key = step_key(current.key, step)
+            record.key = key
+            final = self.run_dir / "steps" / f"{_slug(step.name)}-{key}"
+            label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"
+            manifest = final / MANIFEST
+            if manifest.is_file() and not self.force:
+                artifact = Artifact.model_validate_json(manifest.read_text(encoding="utf-8"))
+                ctx = self._context(step, current, key, artifact.path, done)
+                ctx.scratch["cached"] = True
+                self.plugins.before_step(ctx)
+                record.status, record.artifact, record.seconds = "reused", artifact, 0.0
+                self.plugins.after_step(ctx, artifact)
+                self.journal.write("step_reused", step=step.name, key=key, path=str(artifact.path))
+                self.display.line(f"↺ {label}: reused from an earlier run")
+            else:
+                artifact_or_none = self._execute(step, record, current, key, final, done, label)
+                if artifact_or_none is None:
+                    for later in result.steps[step.index :]:
+                        later.status = "skipped"
+                        later.error = f"step {step.index} ({step.name}) failed"
+                    return
+                artifact = artifact_or_none
+            done[step.name] = artifact
+            current = artifact
+
+    def _execute(
+        self,
+        step: PlannedStep,
+        record: StepRecord,
+        current: Artifact,
+        key: str,
+        final: Path,
+        done: dict[str, Artifact],
+        label: str,
+    ) -> Artifact | None:
+        for stale in final.parent.glob(f".tmp-{final.name}-*") if final.parent.exists() else []:
+            shutil.rmtree(stale, ignore_errors=True)  # scratch left by a killed run
+        started = time.perf_counter()
+        self.journal.write("step_started", step=step.name, technique=step.technique.name, key=key)
+        ctx: StepContext | None = None
+        try:
+            with atomic_dir(final) as scratch:
+                out = scratch / "model"
+                out.mkdir()
+                ctx = self._context(step, current, key, out, done)
+                self.plugins.before_step(ctx)
+                with self.display.status(f"▶ {label}"):
+                    produced = self.plugins.run_stage(ctx)
+                artifact = _relocate(produced, scratch, final)
+                (scratch / MANIFEST).write_text(artifact.model_dump_json(indent=2), encoding="utf-8")
+        except KeyboardInterrupt:
+            record.status, record.error = "interrupted", "interrupted by the user"
+            record.seconds = round(time.perf_counter() - started, 3)
+            self.journal.write("step_interrupted", step=step.name, key=key)
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded; earlier results stay usable
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            record.seconds = round(time.perf_counter() - started, 3)
+            if ctx is not None:
+                self.plugins.on_step_error(ctx, exc)
+            self.journal.write("step_failed", step=step.name, key=key, error=record.error)
+            self.display.line(f"✗ {label} failed: {record.error}")
+            return None
+        record.status, record.artifact = "done", artifact
+        record.seconds = round(time.perf_counter() - started, 3)
+        ctx.output_dir = artifact.path if artifact.path.is_dir() else artifact.path.parent
+        self.plugins.after_step(ctx, artifact)
+        self.journal.write("step_done", step=step.name, key=key, seconds=record.seconds, path=str(artifact.path))
+        self.display.line(f"✓ {label} in {record.seconds:.1f} s")
+        return artifact
+
+    def _baseline(self, result: RunResult) -> Artifact:
+        assert result.source is not None
+        if self.pipeline.baseline == "source":
+            return result.source
+        for record in result.steps:
+            if record.name == self.pipeline.baseline and record.artifact is not None:
+                return record.artifact
+        result.warnings.append(
+            f"baseline step {self.pipeline.baseline!r} did not finish; figures are relative to the source model"
+        )
+        return result.source
+
+    def _measure(self, result: RunResult) -> None:
+        baseline = self._baseline(result)
+        result.baseline = baseline
+        artifacts = [baseline, *[a for a in result.artifacts() if a.key != baseline.key]]
+        context = MeasureContext(
+            baseline=baseline,
+            pipeline=self.pipeline,
+            settings=self.pipeline.measure,
+            hardware=self.hardware,
+            device=self.plan.device,
+            run_dir=self.run_dir,
+            progress=self.display.progress,
+        )
+        self.journal.write("measure_started", artifacts=[a.label for a in artifacts])
+        with self.display.status(f"measuring {len(artifacts)} model(s)"):
+            result.metrics, result.measure_errors = self.plugins.measure(artifacts, context)
+        for plugin, error in result.measure_errors.items():
+            self.display.line(f"✗ measurer {plugin!r} failed: {error}")
+        self.journal.write("measure_done", errors=result.measure_errors)
+
+    def _write_results(self, result: RunResult, started: float) -> None:
+        data = results_document(result, seconds=time.time() - started)
+        write_json_atomic(result.results_path, data)
+        from slimkit.report import render_markdown
+
+        (self.run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
+        self.journal.write("run_finished", exit_code=result.exit_code)
+
+
+def _artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:
+    return {
+        "label": artifact.label,
+        "key": artifact.key,
+        "format": artifact.format,
+        "path": str(artifact.path),
+        "produced_by": artifact.produced_by,
+        "metadata": artifact.metadata,
+        "metrics": [m.model_dump(mode="json") | {"vs_baseline": compare(m, baseline.get(m.name))} for m in metrics],
+    }
+
+
+def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
+    baseline_metrics = {m.name: m for m in result.metrics.get(result.baseline.key, [])} if result.baseline else {}
+    artifacts = [
+        _artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()
+    ]
+    return {
+        "schema": "slimkit.results/1",
+        "pipeline": result.plan.pipeline.name,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 3),
+        "exit_code": result.exit_code,
+        "device": result.plan.device,
+        "hardware": result.plan.hardware.model_dump(mode="json"),
+        "libraries": library_versions(),
+        "measure_settings": result.plan.pipeline.measure.model_dump(mode="json"),
+        "baseline": result.baseline.label if result.baseline else None,
+        "plan": result.plan.as_dict(),
+        "steps": [s.as_dict() for s in result.steps],
+        "artifacts": artifacts,
+        "measure_errors": result.measure_errors,
+        "warnings": result.warnings,
+    }
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    plugins: Plugins | None = None,
+    hardware: Hardware | None = None,
+    force: bool = False,
+    show_progress: bool = False,
+) -> RunResult:
+    """Plan, then run. Raises PlanRefused (nothing computed) when the plan has problems."""
+    plugins = plugins or build_plugins()
+    plan = plan_pipeline(pipeline, plugins=plugins, hardware=hardware or probe(cuda=pipeline.device != "cpu"))
+    plan.raise_if_problems()
+    return Runner(plan, plugins, force=force, display=Display(show_progress)).run()

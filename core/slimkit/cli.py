@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from slimkit.errors import ExitCode, SlimkitError, SpecError
+from slimkit.errors import ExitCode, PlanRefused, SlimkitError, SpecError
 
 
 class SlimkitGroup(click.Group):
@@ -22,6 +22,11 @@ class SlimkitGroup(click.Group):
         except SpecError as exc:
             for line in exc.lines():
                 click.echo(f"Error: {line}", err=True)
+            sys.exit(exc.exit_code)
+        except PlanRefused as exc:
+            click.echo(f"Error: the pipeline cannot run: {len(exc.problems)} problem(s)", err=True)
+            for problem in exc.problems:
+                click.echo(f"problem: {problem}", err=True)
             sys.exit(exc.exit_code)
         except SlimkitError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -119,7 +124,10 @@ def techniques(stage: str | None, as_json: bool) -> None:
         produces = t.produces or "same"
         click.echo(f"{t.name} [{t.stage.value}] {'/'.join(t.consumes)} -> {produces}  ({t.plugin})")
         click.echo(f"  {t.summary}")
-        relations = [f"after {', '.join(t.after)}" if t.after else "", f"before {', '.join(t.before)}" if t.before else ""]
+        relations = [
+            f"after {', '.join(t.after)}" if t.after else "",
+            f"before {', '.join(t.before)}" if t.before else "",
+        ]
         if any(relations):
             click.echo(f"  order: {'; '.join(r for r in relations if r)}")
         hw = t.hardware

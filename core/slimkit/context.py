@@ -54,6 +54,7 @@ class StepContext:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     progress: ProgressFn = _plain_progress
     scratch: dict[str, Any] = field(default_factory=dict)
+    plugins: Any = None  # the slimkit.plugins.Plugins facade, to load predictors of any format
 
     @property
     def task(self) -> TaskSpec | None:
@@ -100,6 +101,7 @@ class MeasureContext:
     run_dir: Path
     progress: ProgressFn = _plain_progress
     scratch: dict[str, Any] = field(default_factory=dict)
+    plugins: Any = None  # the slimkit.plugins.Plugins facade, to load predictors of any format
 
     @property
     def task(self) -> TaskSpec | None:

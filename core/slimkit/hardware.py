@@ -54,7 +54,9 @@ class Hardware(BaseModel):
 
 
 def _cpuinfo() -> tuple[str, set[str], int | None]:
-    model, flags, physical = platform.processor() or platform.machine(), set(), None
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    physical: int | None = None
     path = Path("/proc/cpuinfo")
     if not path.exists():
         return model, flags, physical

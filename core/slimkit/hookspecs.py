@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -179,6 +179,26 @@ def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str,
     Returns: a mapping from ``artifact.key`` to the metrics measured for it, or None. Every
     implementation's results are merged; two plugins reporting the same metric name for one
     artifact is an error.
+
+    Added in 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+    """Load an artifact for inference behind the predictor interface that measurers time.
+
+    Fires: when a measurer (or the memory probe) needs to run a model, once per artifact.
+
+    :param artifact: the model to load; return None unless you can load its ``format``.
+    :param device: ``cpu``, ``cuda`` or ``mps``.
+    :param threads: the intra-op thread count every runtime must use, so timings compare.
+
+    Returns: an object with ``encode(texts, *, max_length, pad_to_max)`` (tokenization, never
+    timed), ``__call__(encoded) -> numpy logits``, ``facts`` (a dict: runtime, dtype, params)
+    and ``close()``; or None.
+
+    Stops at the first non-None result.
 
     Added in 0.1.
     """

@@ -21,7 +21,7 @@ from slimkit.hardware import Hardware, probe
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.registry_index import Index, load_index
 from slimkit.spec import Pipeline, StepSpec
-from slimkit.techniques import Goal, Technique
+from slimkit.techniques import Goal, Technique, error_message
 
 DEFAULT_SOURCE_FORMAT = "transformers"
 
@@ -113,9 +113,7 @@ def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple
         if missing:
             blockers.append(f"needs CPU features {', '.join(missing)}")
         if hw.cpu_features_beneficial and not any(hardware.has(f) for f in hw.cpu_features_beneficial):
-            weak.append(
-                f"this CPU lacks {' / '.join(hw.cpu_features_beneficial)}, so little speed-up is expected"
-            )
+            weak.append(f"this CPU lacks {' / '.join(hw.cpu_features_beneficial)}, so little speed-up is expected")
     if device == "cuda" and hw.min_cuda_capability:
         best = hardware.best_cuda_capability()
         if best is not None and best < hw.min_cuda_capability:
@@ -126,7 +124,12 @@ def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple
     return blockers, weak
 
 
-def requirement_problems(requirements: list[str]) -> list[str]:
+def requirement_problems(requirements: list[str], index: Index | None = None) -> list[str]:
+    """One line per PEP 508 requirement that the environment does not meet (markers respected).
+
+    A distribution missing from the environment gets ``slimkit install NAME`` as its fix when the
+    registry index knows it, else a pip command.
+    """
     problems = []
     for text in requirements:
         try:
@@ -134,10 +137,14 @@ def requirement_problems(requirements: list[str]) -> list[str]:
         except InvalidRequirement:
             problems.append(f"invalid requirement {text!r}")
             continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
         try:
             installed = md.version(req.name)
         except md.PackageNotFoundError:
-            problems.append(f"needs {text} (not installed; fix: pip install '{text}')")
+            entry = index.by_name(req.name) if index is not None else None
+            fix = f"slimkit install {entry.name}" if entry is not None else f"pip install '{text}'"
+            problems.append(f"needs {text} (not installed; fix: {fix})")
             continue
         if req.specifier and not req.specifier.contains(installed, prereleases=True):
             problems.append(f"needs {text} but {req.name} {installed} is installed")
@@ -174,6 +181,11 @@ class _Planner:
         self._required_plugins()
         resolved = self._resolve_steps()
         if None in resolved:
+            # Without every technique there is no format chain or order to check, but each
+            # resolved step's own problems (hardware, requirements, config) are still reported.
+            for i, (spec, technique) in enumerate(zip(self.pipeline.steps, resolved, strict=True), 1):
+                if technique is not None:
+                    self._check_step(_where(i, spec), spec, technique)
             return self.plan
         techniques: list[Technique] = [t for t in resolved if t is not None]
         order = list(range(len(techniques)))
@@ -190,12 +202,8 @@ class _Planner:
                 self.plan.problems.append(str(exc))
 
     def _required_plugins(self) -> None:
-        for text in self.pipeline.requires:
-            for problem in requirement_problems([text]):
-                name = Requirement(text).name if "invalid" not in problem else text
-                entry = self.index.by_name(name)
-                hint = f"; fix: slimkit install {entry.name}" if entry and "not installed" in problem else ""
-                self.plan.problems.append(f"pipeline requires plugin {problem}{hint}")
+        for problem in requirement_problems(self.pipeline.requires, self.index):
+            self.plan.problems.append(f"the pipeline {problem}")
         for record in self.plugins.problems():
             self.plan.warnings.append(f"plugin {record.name!r} is {record.status}: {record.error}")
 
@@ -203,7 +211,10 @@ class _Planner:
         namespace = name.split(".", 1)[0]
         broken = next((r for r in self.plugins.problems() if namespace in (r.name, r.distribution or "")), None)
         if broken is not None:
-            return f"{_where(i, spec)}: technique {name!r} is unavailable because plugin {broken.name!r} is {broken.status}: {broken.error}"
+            return (
+                f"{_where(i, spec)}: technique {name!r} is unavailable because plugin {broken.name!r} "
+                f"is {broken.status}: {broken.error}"
+            )
         entry = self.index.provider_of(name)
         known = ", ".join(t.name for t in self.registry.all()) or "none"
         if entry is not None:
@@ -224,7 +235,8 @@ class _Planner:
                     self.plan.problems.append(self._missing(i, spec, spec.technique))
                 elif spec.stage and spec.stage != technique.stage:
                     self.plan.problems.append(
-                        f"{_where(i, spec)}: {technique.name} is a {technique.stage.value} technique, not {spec.stage.value}"
+                        f"{_where(i, spec)}: {technique.name} is a {technique.stage.value} technique, "
+                        f"not {spec.stage.value}"
                     )
             else:
                 technique = self._pick(i, spec, fmt)
@@ -242,7 +254,8 @@ class _Planner:
                 "(fix: `slimkit plugins --available` lists plugins that do)"
             )
             return None
-        fitting, rejected = [], []
+        fitting: list[tuple[Technique, list[str]]] = []
+        rejected: list[tuple[Technique, list[str]]] = []
         for t in candidates:
             blockers, _ = hardware_fit(t, self.device, self.hardware)
             if fmt not in t.consumes:
@@ -277,7 +290,9 @@ class _Planner:
             free = sorted(j for j in remaining if not (must_precede[j] & remaining))
             if not free:
                 names = ", ".join(techniques[j].name for j in sorted(remaining))
-                self.plan.problems.append(f"order = 'auto' cannot order these steps, their relations form a cycle: {names}")
+                self.plan.problems.append(
+                    f"order = 'auto' cannot order these steps, their relations form a cycle: {names}"
+                )
                 return order + sorted(remaining)
             order.append(free[0])
             remaining.remove(free[0])
@@ -291,36 +306,57 @@ class _Planner:
             where = _where(pos, spec)
             if fmt not in technique.consumes:
                 self.plan.problems.append(self._format_problem(where, technique, fmt, pos))
-            for problem in hardware_fit(technique, self.device, self.hardware)[0]:
-                self.plan.problems.append(f"{where}: {technique.name} {problem}")
-            for weak in hardware_fit(technique, self.device, self.hardware)[1]:
-                if "speed-up" not in weak or spec.goal in (None, Goal.SPEED):
-                    self.plan.warnings.append(f"{where}: {technique.name} {weak}")
-            for problem in requirement_problems(technique.requires):
-                self.plan.problems.append(f"{where}: {technique.name} {problem}")
-            try:
-                config = technique.validate_config(spec.config)
-            except ValidationError as exc:
-                for err in exc.errors():
-                    field_name = ".".join(str(x) for x in err["loc"])
-                    msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-                    self.plan.problems.append(f"{where}: config.{field_name}: {msg}")
-                config = technique.config.model_construct(**spec.config)
+            config = self._check_step(where, spec, technique)
             reason = self._reasons.get(j + 1, "named in the pipeline")
             out = technique.output_format(fmt)
-            self.plan.steps.append(
-                PlannedStep(pos, spec.label, spec, technique, config, fmt, out, reason)
-            )
+            self.plan.steps.append(PlannedStep(pos, spec.label, spec, technique, config, fmt, out, reason))
             fmt = out
         self._relations()
 
+    def _check_step(self, where: str, spec: StepSpec, technique: Technique) -> BaseModel:
+        """A step's own problems (hardware, requirements, config); returns its config."""
+        blockers, weak = hardware_fit(technique, self.device, self.hardware)
+        for problem in blockers:
+            self.plan.problems.append(f"{where}: {technique.name} {problem}")
+        for warning in weak:
+            if "speed-up" not in warning or spec.goal in (None, Goal.SPEED):
+                self.plan.warnings.append(f"{where}: {technique.name} {warning}")
+        for problem in requirement_problems(technique.requires, self.index):
+            self.plan.problems.append(f"{where}: {technique.name} {problem}")
+        try:
+            return technique.validate_config(spec.config)
+        except ValidationError as exc:
+            bad: set[str] = set()
+            for err in exc.errors():
+                field_name = ".".join(str(x) for x in err["loc"])
+                msg = "unknown option" if err["type"] == "extra_forbidden" else error_message(err)
+                self.plan.problems.append(f"{where}: config.{field_name}: {msg}")
+                if err["loc"]:
+                    bad.add(str(err["loc"][0]))
+            # For display only (the plan is refused): the options that did validate.
+            return technique.config.model_construct(**{k: v for k, v in spec.config.items() if k not in bad})
+
     def _format_problem(self, where: str, technique: Technique, fmt: str, pos: int) -> str:
-        producers = [
-            t.name for t in self.registry.all() if t.produces in technique.consumes and fmt in t.consumes
-        ]
+        needs = " or ".join(technique.consumes)
         origin = "the model source" if pos == 1 else f"step {pos - 1}"
-        fix = f" (fix: add a step such as {' or '.join(producers)} before it)" if producers else ""
-        return f"{where}: {technique.name} needs {' or '.join(technique.consumes)} input but {origin} gives {fmt}{fix}"
+        # Fix 1: move the step before the earlier step that turned an accepted format into this one.
+        for earlier in reversed(self.plan.steps):
+            if earlier.output_format == fmt and earlier.input_format in technique.consumes:
+                fix = (
+                    f"move it before step {earlier.index} ({earlier.name}), "
+                    f"which turns {earlier.input_format} into {fmt}"
+                )
+                break
+        else:
+            # Fix 2: add a converter from this format to one it accepts.
+            producers = [t.name for t in self.registry.all() if t.produces in technique.consumes and fmt in t.consumes]
+            if producers:
+                fix = f"add a step such as {' or '.join(producers)} before it"
+            elif pos == 1:
+                fix = f"start from a model in {needs} format, or remove the step"
+            else:
+                fix = "remove the step, or choose a technique that consumes " + fmt
+        return f"{where}: {technique.name} needs {needs} input but {origin} gives {fmt} (fix: {fix})"
 
     def _relations(self) -> None:
         steps = self.plan.steps
@@ -332,7 +368,7 @@ class _Planner:
                     why = _relation_reason(t2, t1)
                     self.plan.problems.append(
                         f"step {first.index} ({first.name}) runs before step {second.index} ({second.name}), "
-                        f"but {why} (fix: reorder the steps, or set order = \"auto\")"
+                        f'but {why} (fix: reorder the steps, or set order = "auto")'
                     )
                 if any(t2.matches(r) for r in t1.conflicts) or any(t1.matches(r) for r in t2.conflicts):
                     self.plan.problems.append(

@@ -13,24 +13,26 @@ Environment:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
 import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 import pluggy
+from pydantic import ValidationError
 
 from slimkit import hookspecs
 from slimkit.artifacts import Artifact
 from slimkit.errors import PluginError
 from slimkit.metrics import Metric
-from slimkit.techniques import TechniqueRegistry
+from slimkit.techniques import TechniqueRegistry, one_line
 
 ENTRY_POINT_GROUP = "slimkit"
 LOAD_ENV = "SLIMKIT_LOAD_PLUGINS"
@@ -67,6 +69,10 @@ class PluginRecord:
         }
 
 
+def _tracing() -> bool:
+    return os.environ.get(TRACE_ENV, "") not in ("", "0")
+
+
 def selected_plugins() -> set[str] | None:
     """Names chosen by SLIMKIT_LOAD_PLUGINS; None means all."""
     value = os.environ.get(LOAD_ENV)
@@ -83,7 +89,8 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.techniques = TechniqueRegistry()
         self.records: dict[str, PluginRecord] = {}
-        if os.environ.get(TRACE_ENV):
+        self._local_paths: dict[str, Path] = {}  # local plugin name -> the file it came from
+        if _tracing():
             self._trace()
 
     # -- registration ---------------------------------------------------------------------
@@ -139,14 +146,29 @@ class Plugins:
         register = self.techniques.register_for(name, version)
         for impl in self.pm.hook.register_techniques.get_hookimpls():
             if impl.plugin_name == name:
-                impl.function(register=register)
+                try:
+                    impl.function(register=register)
+                except ValidationError as exc:  # a Technique(...) built inside the hook
+                    raise PluginError(f"plugin {name!r} declared an invalid technique: {one_line(exc)}") from None
 
-    def _record_failure(self, record: PluginRecord, exc: BaseException) -> None:
+    def _record_failure(self, record: PluginRecord, exc: BaseException, module: str | None = None) -> None:
+        """Record a plugin that could not load.
+
+        'unavailable': an import inside the plugin failed (an optional dependency is missing or too
+        old); installing the dependency fixes it. 'failed': anything else, including the plugin's
+        own module not being importable.
+        """
         missing = getattr(exc, "name", None)
-        record.status = "unavailable" if isinstance(exc, ModuleNotFoundError) and missing else "failed"
-        detail = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        own_module = bool(missing and module and (module == missing or module.startswith(f"{missing}.")))
+        record.status = "unavailable" if isinstance(exc, ImportError) and not own_module else "failed"
+        if isinstance(exc, PluginError):
+            detail = str(exc)
+        elif isinstance(exc, ValidationError):
+            detail = f"{type(exc).__name__}: {exc.title}: {one_line(exc)}"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
         record.error = detail.splitlines()[0] if detail else type(exc).__name__
-        if os.environ.get(TRACE_ENV):
+        if _tracing():
             traceback.print_exception(exc, file=sys.stderr)
         self.records[record.name] = record
 
@@ -179,32 +201,55 @@ class Plugins:
             try:
                 plugin = ep.load()
                 self.register(plugin, ep.name, origin="entry-point", distribution=dist_name, version=version)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must never take slimkit down
-                self._record_failure(record, exc)
+            except Exception as exc:  # a broken plugin must never take slimkit down
+                module = getattr(ep, "module", None)
+                self._record_failure(record, exc, module if isinstance(module, str) else None)
 
     def load_local(self, path: Path) -> PluginRecord:
         """Load a project-local plugin file named in a pipeline."""
         name = f"local:{path.stem}"
-        if name in self.records and self.records[name].status == "loaded":
-            return self.records[name]
         if not path.is_file():
             raise PluginError(f"local plugin file not found: {path}", fix="fix the path in the pipeline's 'plugins'")
-        spec = importlib.util.spec_from_file_location(f"slimkit_local_{path.stem}", path)
+        if name in self.records and self.records[name].status == "loaded":
+            earlier = self._local_paths.get(name)
+            if earlier is not None and earlier != path.resolve():
+                raise PluginError(
+                    f"local plugins {earlier} and {path} have the same name {name!r}",
+                    fix="rename one of the files",
+                )
+            return self.records[name]
+        module_name = f"slimkit_local_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise PluginError(f"cannot import local plugin {path}")
         module: ModuleType = importlib.util.module_from_spec(spec)
+        # Like a normal import: dataclasses and pydantic look the module up in sys.modules.
+        previous = sys.modules.get(module_name)
+        sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
+            # The file's content stands in for a version, so editing it invalidates finished steps.
+            version = "file-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            record = self.register(module, name, origin="local", distribution=None, version=version)
         except Exception as exc:
+            if previous is None:
+                sys.modules.pop(module_name, None)
+            else:
+                sys.modules[module_name] = previous
+            if isinstance(exc, PluginError):
+                raise
             raise PluginError(f"local plugin {path} failed to import: {type(exc).__name__}: {exc}") from None
-        return self.register(module, name, origin="local", distribution=None, version=None)
+        self._local_paths[name] = path.resolve()
+        return record
 
     def _trace(self) -> None:
-        def before(hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
             names = ", ".join(i.plugin_name for i in impls)
             print(f"[slimkit hook] {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
 
-        def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        def after(
+            outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+        ) -> None:
             exc = outcome.exception
             result = f"raised {type(exc).__name__}" if exc else f"returned {type(outcome.get_result()).__name__}"
             print(f"[slimkit hook] {hook_name} {result}", file=sys.stderr)
@@ -216,7 +261,7 @@ class Plugins:
         result = self.pm.hook.resolve_model(source=source, pipeline=pipeline, cache_dir=cache_dir)
         if result is not None and not isinstance(result, Artifact):
             raise PluginError(f"resolve_model returned {type(result).__name__}, expected slimkit.Artifact")
-        return result  # type: ignore[no-any-return]
+        return result
 
     def run_stage(self, step: Any) -> Artifact:
         """Call the step's stage hook; the plugin owning its technique must return an artifact."""
@@ -229,7 +274,9 @@ class Plugins:
                 fix=f"the plugin's {stage}() must return step.artifact() when step.owns({step.technique.name!r})",
             )
         if not isinstance(result, Artifact):
-            raise PluginError(f"step {step.name!r}: the '{stage}' hook returned {type(result).__name__}, not an Artifact")
+            raise PluginError(
+                f"step {step.name!r}: the '{stage}' hook returned {type(result).__name__}, not an Artifact"
+            )
         return result
 
     def measure(self, artifacts: Sequence[Artifact], context: Any) -> tuple[dict[str, list[Metric]], dict[str, str]]:
@@ -242,29 +289,23 @@ class Plugins:
         impls = self.pm.hook.measure.get_hookimpls()
         others = {i.plugin_name for i in impls}
         for impl in impls:
-            caller = self.pm.subset_hook_caller("measure", remove_plugins=[
-                self.pm.get_plugin(n) for n in others - {impl.plugin_name}
-            ])
+            name = impl.plugin_name
+            caller = self.pm.subset_hook_caller(
+                "measure", remove_plugins=[self.pm.get_plugin(n) for n in others - {name}]
+            )
             try:
-                results = caller(artifacts=artifacts, context=context)
-            except Exception as exc:  # noqa: BLE001 - recorded in results.json and the report
-                errors[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
-                if os.environ.get(TRACE_ENV):
+                found = _checked_metrics(name, caller(artifacts=artifacts, context=context), merged)
+            except Exception as exc:  # recorded in results.json and the report; the others still count
+                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if _tracing():
                     traceback.print_exception(exc, file=sys.stderr)
                 continue
-            for result in results:
-                for key, metrics in (result or {}).items():
-                    bucket = merged.setdefault(key, [])
-                    for metric in metrics:
-                        metric = metric if isinstance(metric, Metric) else Metric.model_validate(metric)
-                        metric = metric.model_copy(update={"source": impl.plugin_name})
-                        clash = next((m for m in bucket if m.name == metric.name), None)
-                        if clash is not None:
-                            raise PluginError(
-                                f"metric {metric.name!r} is reported by both {clash.source!r} and {impl.plugin_name!r}"
-                            )
-                        bucket.append(metric)
+            for key, metrics in found.items():
+                merged.setdefault(key, []).extend(metrics)
         return merged, errors
+
+    def load_predictor(self, artifact: Artifact, device: str, threads: int) -> Any | None:
+        return self.pm.hook.load_predictor(artifact=artifact, device=device, threads=threads)
 
     def before_step(self, step: Any) -> None:
         self.pm.hook.before_step(step=step)
@@ -281,6 +322,32 @@ class Plugins:
 
     def problems(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status in ("failed", "unavailable")]
+
+
+def _checked_metrics(
+    plugin: str, results: Sequence[Any], merged: Mapping[str, list[Metric]]
+) -> dict[str, list[Metric]]:
+    """One measurer's results, validated and tagged with its name, before any is merged.
+
+    Raises (so that the measurer is reported as failed) on a malformed result or on a metric name
+    that another measurer, or this one, already reported for the same artifact.
+    """
+    found: dict[str, list[Metric]] = {}
+    for result in results:
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise PluginError(f"measure returned {type(result).__name__}, expected a dict of artifact key -> metrics")
+        for key, metrics in result.items():
+            bucket = found.setdefault(key, [])
+            for raw in metrics:
+                metric = raw if isinstance(raw, Metric) else Metric.model_validate(raw)
+                metric = metric.model_copy(update={"source": plugin})
+                clash = next((m for m in [*merged.get(key, []), *bucket] if m.name == metric.name), None)
+                if clash is not None:
+                    raise PluginError(f"metric {metric.name!r} is reported by both {clash.source!r} and {plugin!r}")
+                bucket.append(metric)
+    return found
 
 
 def _own_version() -> str | None:

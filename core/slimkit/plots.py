@@ -1,0 +1,90 @@
+"""PNG plots from results.json: accuracy against latency and against size, Pareto front marked.
+
+matplotlib is optional (``pip install slimkit[plots]``; slimkit-transformers brings it): without
+it, reports simply have no plots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+# The accuracy figure plotted: the first of these that the run measured.
+ACCURACY_PREFERENCE = ("micro_f1", "accuracy", "macro_f1", "jaccard")
+
+
+def primary_accuracy(artifacts: list[dict[str, Any]]) -> str | None:
+    names = {m["name"] for a in artifacts for m in a["metrics"] if m.get("kind") == "accuracy"}
+    return next((n for n in ACCURACY_PREFERENCE if n in names), None)
+
+
+def primary_latency(artifacts: list[dict[str, Any]]) -> str | None:
+    names: list[str] = sorted(
+        {m["name"] for a in artifacts for m in a["metrics"] if m["name"].startswith("latency_ms.")}
+    )
+    preferred = [n for n in names if n.startswith("latency_ms.b1.")]
+    return next(iter(preferred or names), None)
+
+
+def points(artifacts: list[dict[str, Any]], x_name: str, y_name: str) -> list[tuple[str, float, float]]:
+    out = []
+    for a in artifacts:
+        by_name = {m["name"]: m.get("value") for m in a["metrics"]}
+        x, y = by_name.get(x_name), by_name.get(y_name)
+        if x is not None and y is not None:
+            out.append((a["label"], float(x), float(y)))
+    return out
+
+
+def pareto_front(pts: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Points that no other point beats on both axes (x lower is better, y higher is better)."""
+    front = []
+    for label, x, y in pts:
+        dominated = any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for _, x2, y2 in pts)
+        if not dominated:
+            front.append((label, x, y))
+    return sorted(front, key=lambda p: p[1])
+
+
+def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write the plots next to the report; return their paths (none without matplotlib or data)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return []
+    artifacts = results.get("artifacts", [])
+    y_name = primary_accuracy(artifacts)
+    if y_name is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for x_name, x_label, scale in (
+        (primary_latency(artifacts), "latency (ms, median)", 1.0),
+        ("size_bytes", "size on disk (MB)", 1e-6),
+    ):
+        if x_name is None:
+            continue
+        pts = [(lbl, x * scale, y * 100) for lbl, x, y in points(artifacts, x_name, y_name)]
+        if len(pts) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="tab:blue", zorder=3)
+        for lbl, x, y in pts:
+            ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        front = pareto_front(pts)
+        ax.plot([p[1] for p in front], [p[2] for p in front], color="tab:red", lw=1.2, ls="--",
+                label="Pareto front", zorder=2)  # fmt: skip
+        ax.set_xlabel(f"{x_label}: {x_name}")
+        ax.set_ylabel(f"{y_name} (points)")
+        ax.set_title(f"{results.get('pipeline')}: {y_name} vs {x_name}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"{y_name}-vs-{x_name.split('.')[0] if x_name == 'size_bytes' else 'latency'}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,193 @@
+"""pytest fixtures for plugin authors: tiny BERT and Llama models and a tiny labelled task.
+
+Loaded through the ``pytest11`` entry point of slimkit-transformers. Models are built from configs
+with random (seeded) weights and a small word-piece vocabulary, so tests run in seconds and need no
+hub; they are saved as normal HF folders, the shape real sources take.
+
+- ``tiny_bert``, ``tiny_llama``: folders of base models (no classification head), like hub models.
+- ``tiny_task``: a dict for a pipeline's ``task`` table over TSV files whose texts use only the
+  tiny vocabulary; 2 labels single-label (``tiny_task``) or 3 labels multi-label
+  (``tiny_multilabel_task``).
+- ``tiny_pipeline``: ``tiny_pipeline(model_dir, task, steps=[...], **fields)`` returns a pipeline
+  dict with fast measurement settings.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WORDS = [
+    "i",
+    "love",
+    "this",
+    "so",
+    "much",
+    "happy",
+    "great",
+    "joy",
+    "fun",
+    "good",
+    "nice",
+    "i",
+    "hate",
+    "this",
+    "so",
+    "much",
+    "sad",
+    "awful",
+    "anger",
+    "bad",
+    "terrible",
+    "angry",
+    "the",
+    "a",
+    "is",
+    "it",
+    "was",
+    "and",
+    "but",
+    "not",
+    "very",
+    "really",
+    "today",
+    "movie",
+    "food",
+    "day",
+]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS)]
+POSITIVE = ["love", "happy", "great", "joy", "fun", "good", "nice"]
+NEGATIVE = ["hate", "sad", "awful", "anger", "bad", "terrible", "angry"]
+FILLER = ["the", "a", "is", "it", "was", "and", "very", "really", "today", "movie", "food", "day", "i", "this"]
+
+
+def _tokenizer(folder: Path) -> Any:
+    from transformers import BertTokenizerFast
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
+def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=256, pad_token_id=0,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    _tokenizer(folder).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        pad_token_id=None, bos_token_id=2, eos_token_id=3,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer = _tokenizer(folder)
+    tokenizer.pad_token = None  # decoders come without one; slimkit must set it
+    tokenizer.eos_token = "[SEP]"
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_tiny_task(folder: Path, *, multi_label: bool, rows: int = 120, seed: int = 0) -> dict[str, Any]:
+    """TSV files (train and eval) whose label follows the words; returns the pipeline's task."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def sample() -> tuple[str, list[int]]:
+        pos, neg = rng.random() < 0.5, rng.random() < 0.5
+        if not multi_label:
+            neg = not pos
+        words = (
+            rng.sample(FILLER, 3) + (rng.sample(POSITIVE, 2) if pos else []) + (rng.sample(NEGATIVE, 2) if neg else [])
+        )
+        rng.shuffle(words)
+        if multi_label:
+            return " ".join(words), [int(pos), int(neg), int(pos and neg)]
+        return " ".join(words), [0 if pos else 1]
+
+    for split, n in (("train", rows), ("eval", rows // 3)):
+        lines = ["text\tpositive\tnegative\tmixed" if multi_label else "text\tlabel"]
+        for _ in range(n):
+            text, labels = sample()
+            lines.append("\t".join([text, *map(str, labels)]) if multi_label else f"{text}\t{labels[0]}")
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    task: dict[str, Any] = {
+        "data_files": {"train": str(folder / "train.tsv"), "eval": str(folder / "eval.tsv")},
+        "eval_split": "eval",
+        "text_column": "text",
+        "validation_fraction": 0.2,
+    }
+    if multi_label:
+        return task | {
+            "problem": "multi_label",
+            "label_columns": ["positive", "negative", "mixed"],
+            "label_format": "binary_columns",
+        }
+    return task | {"problem": "single_label", "label_column": "label", "label_format": "ids", "labels": ["pos", "neg"]}
+
+
+FAST_MEASURE = {
+    "batch_sizes": [1, 4],
+    "sequence_lengths": [16],
+    "dynamic_length": True,
+    "warmup": 1,
+    "repeats": 3,
+    "rounds": 2,
+    "threads": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return write_tiny_task(tmp_path_factory.mktemp("tiny-task"), multi_label=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_multilabel_task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return write_tiny_task(tmp_path_factory.mktemp("tiny-ml-task"), multi_label=True)
+
+
+@pytest.fixture
+def tiny_pipeline() -> Any:
+    def make(
+        model_dir: Path, task: dict[str, Any], steps: list[dict[str, Any]] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        return {
+            "name": fields.pop("name", "tiny"),
+            "model": {"source": str(model_dir)},
+            "task": task,
+            "steps": steps or [],
+            "measure": FAST_MEASURE | fields.pop("measure", {}),
+            "device": "cpu",
+            **fields,
+        }
+
+    return make

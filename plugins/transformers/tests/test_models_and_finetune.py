@@ -1,0 +1,136 @@
+"""Sources, fine-tuning and measurement on tiny BERT and Llama models (random weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from slimkit.spec import Pipeline, pipeline_from_dict
+from slimkit_transformers.models import load_classifier, resolve_source
+
+
+def _pipeline(model_dir: Path, task: dict[str, Any], tmp_path: Path) -> Pipeline:
+    return pipeline_from_dict({"name": "t", "model": str(model_dir), "task": task}, base_dir=tmp_path)
+
+
+def _snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("family", ["tiny_bert", "tiny_llama"])
+def test_source_becomes_a_classifier_folder(
+    family: str, request: pytest.FixtureRequest, tiny_task: dict[str, Any], tmp_path: Path
+) -> None:
+    from slimkit_transformers.tasks import load_task
+
+    model_dir: Path = request.getfixturevalue(family)
+    before = _snapshot(model_dir)
+    pipeline = _pipeline(model_dir, tiny_task, tmp_path)
+    task = load_task(pipeline.task, pipeline.resolve_path)  # type: ignore[arg-type]
+    artifact = resolve_source(pipeline.model, pipeline, tmp_path / "cache", task)
+    assert artifact is not None and artifact.format == "transformers"
+    assert artifact.metadata["head"] == "initialised"
+    assert artifact.metadata["decoder"] is (family == "tiny_llama")
+    again = resolve_source(pipeline.model, pipeline, tmp_path / "cache", task)
+    assert again is not None and again.key == artifact.key  # converted once, then reused
+    config = json.loads((artifact.path / "config.json").read_text())
+    assert config["id2label"] == {"0": "pos", "1": "neg"}
+    model, tokenizer = load_classifier(artifact.path)
+    assert tokenizer.pad_token is not None and model.config.pad_token_id == tokenizer.pad_token_id
+    batch = tokenizer(["i love this", "i hate this so much today"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**batch).logits
+    assert logits.shape == (2, 2)
+    assert _snapshot(model_dir) == before  # the source is never modified
+
+
+def test_head_initialisation_follows_the_seed(tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path) -> None:
+    from slimkit_transformers.tasks import load_task
+
+    heads = []
+    for seed in (0, 0, 1):
+        pipeline = pipeline_from_dict({"model": str(tiny_bert), "task": tiny_task, "seed": seed}, base_dir=tmp_path)
+        task = load_task(pipeline.task, pipeline.resolve_path)  # type: ignore[arg-type]
+        artifact = resolve_source(pipeline.model, pipeline, tmp_path / f"cache{len(heads)}", task)
+        assert artifact is not None
+        heads.append(load_classifier(artifact.path)[0].classifier.weight.detach().clone())
+    assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[0], heads[2])
+
+
+@pytest.mark.parametrize("family", ["tiny_bert", "tiny_llama"])
+def test_finetune_then_measure(
+    family: str,
+    request: pytest.FixtureRequest,
+    transformers_plugin: Any,
+    run_pipeline: Any,
+    tiny_pipeline: Any,
+    tiny_task: dict[str, Any],
+) -> None:
+    model_dir: Path = request.getfixturevalue(family)
+    steps = [{"name": "finetune", "technique": "transformers.finetune",
+              "config": {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "max_length": 16}}]  # fmt: skip
+    result = run_pipeline(tiny_pipeline(model_dir, tiny_task, steps, baseline="finetune"))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    finetuned = result.steps[0].artifact
+    assert finetuned.metadata["train_seconds"] > 0 and finetuned.metadata["optimizer_steps"] > 0
+    data = json.loads(result.results_path.read_text())
+    names = {m["name"] for m in data["artifacts"][1]["metrics"]}
+    expected = {"accuracy", "macro_f1", "agreement", "params", "nonzero_params", "size_bytes", "peak_rss_bytes",
+                "latency_ms.b1.s16", "latency_ms.b4.s16", "latency_ms.b1.dyn", "latency_ms.b4.dyn",
+                "throughput.b1.s16"}  # fmt: skip
+    assert expected <= names
+    latency = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "latency_ms.b1.s16")
+    assert latency["details"]["timed_calls"] == 6 and latency["details"]["threads"] == 1
+    assert {"p90", "p99"} <= set(latency["spread"])
+    agreement = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "agreement")
+    assert agreement["value"] == 1.0  # the baseline agrees with itself
+    assert data["baseline"] == "finetune"
+
+
+def test_partial_finetune_trains_only_head_and_last_layers(
+    transformers_plugin: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+) -> None:
+    steps = [{"name": "head-only", "technique": "transformers.finetune",
+              "config": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-2, "train_layers": 0}}]  # fmt: skip
+    result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, measure={"enabled": False}))
+    assert result.exit_code == 0
+    before, _ = load_classifier(result.source.path)
+    after, _ = load_classifier(result.steps[0].artifact.path)
+    changed = {
+        n
+        for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True)
+        if not torch.equal(a, b)
+    }
+    assert changed and all(n.startswith(("classifier", "bert.pooler")) for n in changed)
+    assert result.steps[0].artifact.metadata["trainable_params"] < sum(p.numel() for p in before.parameters())
+
+
+def test_finetune_is_seeded(
+    transformers_plugin: Any,
+    run_pipeline: Any,
+    tiny_pipeline: Any,
+    tiny_bert: Path,
+    tiny_multilabel_task: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    weights = []
+    for i in range(2):
+        steps = [{"name": "finetune", "technique": "transformers.finetune", "config": {"epochs": 1, "batch_size": 16}}]
+        pipe = tiny_pipeline(tiny_bert, tiny_multilabel_task, steps, name=f"run{i}", measure={"enabled": False},
+                             output_dir=str(tmp_path / f"run{i}"))  # fmt: skip
+        result = run_pipeline(pipe)
+        assert result.exit_code == 0
+        weights.append(load_classifier(result.steps[0].artifact.path)[0].classifier.weight.detach())
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_finetune_without_task_fails_as_a_step(transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path) -> None:
+    pipe = {"name": "no-task", "model": str(tiny_bert), "steps": [{"technique": "transformers.finetune"}],
+            "measure": {"enabled": False}}  # fmt: skip
+    result = run_pipeline(pipe)
+    assert result.exit_code == 1
+    assert "needs the pipeline's 'task'" in result.steps[0].error

@@ -1,0 +1,200 @@
+"""Metrics comparison, the Markdown report, and the atomic writes that keep runs resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimkit.artifacts import atomic_dir, disk_size, stable_hash, write_json_atomic
+from slimkit.metrics import Metric, compare
+from slimkit.report import format_cell, format_value, metric_columns, render_markdown
+
+
+def metric(**kw: Any) -> Metric:
+    return Metric.model_validate({"name": "m", "value": 1.0} | kw)
+
+
+def test_compare() -> None:
+    base_latency = metric(kind="speed", better="lower", value=10.0)
+    assert compare(metric(kind="speed", better="lower", value=4.0), base_latency) == {"ratio": 2.5}
+    assert compare(metric(kind="speed", better="higher", value=30.0), metric(value=10.0)) == {"ratio": 3.0}
+    assert compare(metric(kind="accuracy", value=0.8), metric(value=0.85)) == {"delta_points": -5.0}
+    assert compare(metric(kind="size", better="lower", value=0.0), base_latency) == {}
+    assert compare(metric(kind="info"), metric()) == {}
+    assert compare(metric(value=None), metric()) == {}
+    assert compare(metric(), None) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (None, "ms", "n/a"),
+        (2_500_000.0, "bytes", "2.50 MB"),
+        (2_500.0, "bytes", "2.5 kB"),
+        (0.8512, "fraction", "85.12"),
+        (12.345, "ms", "12.35 ms"),
+        (123.456, "items/s", "123.5 items/s"),
+        (3.0, "", "3"),
+        (7.0, "layers", "7 layers"),
+    ],
+)
+def test_format_value(value: float | None, unit: str, text: str) -> None:
+    assert format_value({"value": value, "unit": unit}) == text
+
+
+def test_format_cell() -> None:
+    latency = {"value": 10.0, "unit": "ms", "spread": {"p90": 12.0}, "vs_baseline": {"ratio": 2.0}}
+    assert format_cell(latency) == "10.00 ms (p90 12.00) · 2.00x"
+    assert format_cell({"value": 0.5, "unit": "fraction", "vs_baseline": {"delta_points": -1.5}}) == "50.00 · -1.50"
+
+
+def results(**overrides: Any) -> dict[str, Any]:
+    m = {"unit": "", "spread": {}, "vs_baseline": {}}
+    return {
+        "pipeline": "demo",
+        "device": "cpu",
+        "baseline": "source",
+        "hardware": {"cpu_model": "Test CPU", "physical_cores": 4, "cpu_flags": ["avx2"]},
+        "artifacts": [
+            {
+                "label": "source",
+                "produced_by": None,
+                "format": "toy",
+                "metadata": {},
+                "metrics": [
+                    m | {"name": "f1", "value": 0.9, "unit": "fraction", "kind": "accuracy"},
+                    m | {"name": "latency", "value": 10.0, "unit": "ms", "kind": "speed"},
+                ],
+            },
+            {
+                "label": "small|model",
+                "produced_by": "toy.round",
+                "format": "toy",
+                "metadata": {"warnings": ["accuracy fell"]},
+                "metrics": [m | {"name": "latency", "value": 5.0, "unit": "ms", "kind": "speed"}],
+            },
+        ],
+        "steps": [
+            {
+                "index": 1,
+                "name": "small|model",
+                "technique": "toy.round",
+                "plugin": "toy",
+                "plugin_version": "1.0",
+                "status": "done",
+                "seconds": 0.25,
+                "error": None,
+            },
+            {
+                "index": 2,
+                "name": "x",
+                "technique": "toy.fail",
+                "plugin": "toy",
+                "plugin_version": None,
+                "status": "skipped",
+                "seconds": None,
+                "error": "step 1 failed",
+            },
+        ],
+        "warnings": ["a warning"],
+        "measure_errors": {"extra": "ValueError: no"},
+        "libraries": {"pluggy": "1.0", "slimkit": "0.1.0"},
+    } | overrides
+
+
+def test_metric_columns_order_by_kind_then_name() -> None:
+    assert metric_columns(results()["artifacts"]) == ["latency", "f1"]
+
+
+def test_render_markdown() -> None:
+    assert render_markdown(results()) == "\n".join(
+        [
+            "# slimkit run: demo",
+            "",
+            "Device `cpu` on Test CPU (4 cores; flags: avx2). Baseline: **source**. Ratios are baseline / candidate "
+            "for latency, size and memory (higher is better); accuracy deltas are in points.",
+            "",
+            "## Results",
+            "",
+            "| model | technique | format | latency | f1 |",
+            "|---|---|---|---|---|",
+            "| source | - | toy | 10.00 ms | 90.00 |",
+            "| small\\|model | toy.round | toy | 5.00 ms | - |",
+            "",
+            "## Steps",
+            "",
+            "| # | step | technique | plugin | status | time | error |",
+            "|---|---|---|---|---|---|---|",
+            "| 1 | small\\|model | toy.round | toy 1.0 | done | 0.2 s |  |",
+            "| 2 | x | toy.fail | toy | skipped | - | step 1 failed |",
+            "",
+            "## Warnings",
+            "",
+            "- a warning",
+            "- measurer 'extra' failed: ValueError: no",
+            "- small|model: accuracy fell",
+            "",
+            "Libraries: pluggy 1.0, slimkit 0.1.0",
+            "",
+        ]
+    )
+
+
+def test_render_markdown_of_an_empty_run() -> None:
+    text = render_markdown({"pipeline": "empty"})
+    assert text.startswith("# slimkit run: empty\n\nDevice `None` on ? (? cores; flags: none).")
+    assert "## Results" not in text and "## Steps" not in text and "## Warnings" not in text
+
+
+def test_stable_hash() -> None:
+    assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
+    assert stable_hash("x", 1) != stable_hash("x", 2)
+    assert len(stable_hash("x")) == 16
+    assert len(stable_hash("x", length=8)) == 8
+
+
+def test_write_json_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "data.json"
+    write_json_atomic(path, {"p": Path("/x")})
+    assert json.loads(path.read_text()) == {"p": "/x"}
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise TypeError("cannot be written")
+
+    with pytest.raises(TypeError, match="cannot be written"):
+        write_json_atomic(path, {"x": Unprintable()})
+    assert json.loads(path.read_text()) == {"p": "/x"}  # the old file is intact
+    assert [p.name for p in path.parent.iterdir()] == ["data.json"]  # no temporary file left
+
+
+def test_atomic_dir(tmp_path: Path) -> None:
+    final = tmp_path / "steps" / "one"
+    with atomic_dir(final) as scratch:
+        assert scratch.parent == final.parent and scratch.name.startswith(".tmp-one-")
+        (scratch / "f").write_text("1")
+    assert (final / "f").read_text() == "1"
+    assert not scratch.exists()
+
+    with pytest.raises(RuntimeError), atomic_dir(final) as scratch:
+        (scratch / "f").write_text("2")
+        raise RuntimeError
+    assert (final / "f").read_text() == "1"  # the finished folder is untouched
+    assert sorted(p.name for p in final.parent.iterdir()) == ["one"]
+
+    with atomic_dir(final) as scratch:
+        (scratch / "g").write_text("3")
+    assert sorted(p.name for p in final.iterdir()) == ["g"]  # replaced as a whole
+
+
+def test_disk_size(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"x" * 5)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    assert disk_size(tmp_path) == 15
+    assert disk_size(tmp_path / "a") == 10
+    assert disk_size(tmp_path / "absent") == 0

@@ -106,7 +106,18 @@ def results(**overrides: Any) -> dict[str, Any]:
 
 
 def test_metric_columns_order_by_kind_then_name() -> None:
-    assert metric_columns(results()["artifacts"]) == ["latency", "f1"]
+    artifacts = results()["artifacts"]
+    assert metric_columns(artifacts, ("speed", "memory", "size", "accuracy")) == ["latency", "f1"]
+    assert metric_columns(artifacts, ("accuracy",)) == ["f1"]
+
+
+def test_metric_warnings_are_listed_loudly() -> None:
+    data = results()
+    data["artifacts"][1]["metrics"].append(
+        {"name": "agreement", "value": 0.1, "kind": "accuracy", "details": {"warning": "head lost"}}
+    )
+    text = render_markdown(data)
+    assert "- **small|model** (agreement): head lost" in text
 
 
 def test_render_markdown() -> None:
@@ -117,12 +128,19 @@ def test_render_markdown() -> None:
             "Device `cpu` on Test CPU (4 cores; flags: avx2). Baseline: **source**. Ratios are baseline / candidate "
             "for latency, size and memory (higher is better); accuracy deltas are in points.",
             "",
-            "## Results",
+            "## Speed, memory and size",
             "",
-            "| model | technique | format | latency | f1 |",
-            "|---|---|---|---|---|",
-            "| source | - | toy | 10.00 ms | 90.00 |",
-            "| small\\|model | toy.round | toy | 5.00 ms | - |",
+            "| model | technique | format | latency |",
+            "|---|---|---|---|",
+            "| source | - | toy | 10.00 ms |",
+            "| small\\|model | toy.round | toy | 5.00 ms |",
+            "",
+            "## Accuracy",
+            "",
+            "| model | technique | format | f1 |",
+            "|---|---|---|---|",
+            "| source | - | toy | 90.00 |",
+            "| small\\|model | toy.round | toy | - |",
             "",
             "## Steps",
             "",
@@ -146,7 +164,7 @@ def test_render_markdown() -> None:
 def test_render_markdown_of_an_empty_run() -> None:
     text = render_markdown({"pipeline": "empty"})
     assert text.startswith("# slimkit run: empty\n\nDevice `None` on ? (? cores; flags: none).")
-    assert "## Results" not in text and "## Steps" not in text and "## Warnings" not in text
+    assert "## Accuracy" not in text and "## Steps" not in text and "## Warnings" not in text
 
 
 def test_stable_hash() -> None:

@@ -89,9 +89,16 @@ def _memory_bytes() -> int | None:
         return None
 
 
+def _nvidia_driver_present() -> bool:
+    """Cheap test before importing torch (seconds) just to learn there is no GPU."""
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def _cuda_devices() -> tuple[list[CudaDevice], bool]:
     if importlib.util.find_spec("torch") is None:
         return [], False
+    if not _nvidia_driver_present():
+        return [], True
     import torch
 
     if not torch.cuda.is_available():

@@ -179,6 +179,11 @@ class _Planner:
     def run(self) -> Plan:
         self._local_plugins()
         self._required_plugins()
+        names = [s.label for s in self.pipeline.steps]
+        if self.pipeline.baseline != "source" and self.pipeline.baseline not in names:
+            self.plan.problems.append(
+                f"baseline: {self.pipeline.baseline!r} is not a step name (fix: use 'source' or one of {names})"
+            )
         resolved = self._resolve_steps()
         if None in resolved:
             # Without every technique there is no format chain or order to check, but each

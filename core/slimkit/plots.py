@@ -83,7 +83,7 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
-        path = out_dir / f"{y_name}-vs-{x_name.split('.')[0] if x_name == 'size_bytes' else 'latency'}.png"
+        path = out_dir / f"{y_name}-vs-{'size' if x_name == 'size_bytes' else 'latency'}.png"
         fig.savefig(path)
         plt.close(fig)
         written.append(path)

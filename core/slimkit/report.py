@@ -52,12 +52,39 @@ def format_cell(metric: dict[str, Any]) -> str:
     return text
 
 
-def metric_columns(artifacts: list[dict[str, Any]]) -> list[str]:
-    kinds: dict[str, str] = {}
+# Figures derivable from others, or context rather than comparison, stay in results.json only.
+HIDDEN_PREFIXES = ("throughput.",)
+
+
+def metric_columns(artifacts: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[str]:
+    """Metric names of the given kinds that the report shows, in a stable order."""
+    seen: dict[str, str] = {}
     for artifact in artifacts:
         for metric in artifact["metrics"]:
-            kinds.setdefault(metric["name"], metric.get("kind", "info"))
-    return sorted(kinds, key=lambda n: (KIND_ORDER.get(kinds[n], 9), n))
+            seen.setdefault(metric["name"], metric.get("kind", "info"))
+    names = [n for n, k in seen.items() if k in kinds and not n.startswith(HIDDEN_PREFIXES)]
+    if "nonzero_params" in names and not _any_sparse(artifacts):
+        names.remove("nonzero_params")
+    return sorted(names, key=lambda n: (KIND_ORDER.get(seen[n], 9), n))
+
+
+def _any_sparse(artifacts: list[dict[str, Any]]) -> bool:
+    for artifact in artifacts:
+        by_name = {m["name"]: m.get("value") for m in artifact["metrics"]}
+        if by_name.get("nonzero_params") not in (None, by_name.get("params")):
+            return True
+    return False
+
+
+def metric_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
+    """Warnings measurers attached to figures (e.g. a lost classification head)."""
+    notes = []
+    for artifact in artifacts:
+        for metric in artifact["metrics"]:
+            warning = (metric.get("details") or {}).get("warning")
+            if warning:
+                notes.append(f"**{artifact['label']}** ({metric['name']}): {warning}")
+    return notes
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -68,7 +95,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_markdown(results: dict[str, Any]) -> str:
     artifacts: list[dict[str, Any]] = results.get("artifacts", [])
-    columns = metric_columns(artifacts)
     out = [f"# slimkit run: {results.get('pipeline')}", ""]
     hw = results.get("hardware") or {}
     out.append(
@@ -78,9 +104,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         "accuracy deltas are in points."
     )
     out.append("")
-    if artifacts:
-        out.append("## Results")
-        out.append("")
+    for title, kinds in (("Speed, memory and size", ("speed", "memory", "size")), ("Accuracy", ("accuracy",))):
+        columns = metric_columns(artifacts, kinds)
+        if not columns:
+            continue
+        out += [f"## {title}", ""]
         rows = []
         for artifact in artifacts:
             by_name = {m["name"]: m for m in artifact["metrics"]}
@@ -90,6 +118,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
         out += _table(["model", "technique", "format", *columns], rows)
         out.append("")
+    for plot in results.get("plots", []):
+        out += [f"![{plot}]({plot})", ""]
     steps = results.get("steps", [])
     if steps:
         out.append("## Steps")
@@ -108,7 +138,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         out += _table(["#", "step", "technique", "plugin", "status", "time", "error"], rows)
         out.append("")
-    notes = list(results.get("warnings", []))
+    notes = metric_warnings(artifacts) + list(results.get("warnings", []))
     notes += [f"measurer {p!r} failed: {e}" for p, e in (results.get("measure_errors") or {}).items()]
     for artifact in artifacts:
         for flag in (artifact.get("metadata") or {}).get("warnings", []):
@@ -123,3 +153,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         out.append("Libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
         out.append("")
     return "\n".join(out)
+
+
+def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
+    """Write report.md (and its PNG plots) into the run directory; return the report's path."""
+    from slimkit.plots import render_plots
+
+    try:
+        plots = render_plots(results, run_dir)
+    except Exception as exc:
+        plots = []
+        results = results | {"warnings": [*results.get("warnings", []), f"plots not drawn: {exc}"]}
+    results = results | {"plots": [p.name for p in plots]}
+    path = run_dir / "report.md"
+    path.write_text(render_markdown(results), encoding="utf-8")
+    return path

@@ -402,9 +402,9 @@ class Runner:
     def _write_results(self, result: RunResult, started: float) -> None:
         data = results_document(result, seconds=time.time() - started)
         write_json_atomic(result.results_path, data)
-        from slimkit.report import render_markdown
+        from slimkit.report import write_report
 
-        (self.run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")
+        write_report(self.run_dir, data)
         self.journal.write("run_finished", exit_code=result.exit_code)
 
 

@@ -178,7 +178,8 @@ class Pipeline(BaseModel):
                     "give each step a unique 'name'"
                 )
             seen[step.label] = i
-        if self.baseline != "source" and self.baseline not in seen:
+        # Without steps yet (the Python builder adds them later) the planner checks the name.
+        if self.steps and self.baseline != "source" and self.baseline not in seen:
             raise ValueError(f"baseline: {self.baseline!r} is not a step name; use 'source' or one of {sorted(seen)}")
         return self
 

@@ -89,6 +89,10 @@ def test_finetune_then_measure(
     agreement = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "agreement")
     assert agreement["value"] == 1.0  # the baseline agrees with itself
     assert data["baseline"] == "finetune"
+    report = (result.run_dir / "report.md").read_text()
+    for plot in ("accuracy-vs-latency.png", "accuracy-vs-size.png"):
+        assert (result.run_dir / plot).stat().st_size > 1000
+        assert f"]({plot})" in report
 
 
 def test_partial_finetune_trains_only_head_and_last_layers(

@@ -32,6 +32,7 @@ class TorchPredictor:
         self.model, self.tokenizer = load_classifier(path, device=device)
         self.facts: dict[str, Any] = {"runtime": "torch", "dtype": str(next(self.model.parameters()).dtype)}
         self.facts |= saved_size_facts(self.model)
+        self.facts["head_checksum"] = head_checksum(self.model)
         self._torch = torch
 
     def encode(self, texts: list[str], *, max_length: int, pad_to_max: bool) -> dict[str, Any]:
@@ -54,6 +55,19 @@ class TorchPredictor:
 
     def close(self) -> None:
         del self.model
+
+
+def head_checksum(model: Any) -> float | None:
+    """Sum of |w| over the classification head: equal heads give equal sums, a re-initialised
+    head almost never does. None when the head is not a plain weight (e.g. quantized)."""
+    for name in ("classifier", "score"):
+        head = getattr(model, name, None)
+        if head is None:
+            continue
+        weights = [p for p in head.parameters() if p.is_floating_point()]
+        if weights:
+            return float(sum(p.detach().float().abs().sum().item() for p in weights))
+    return None
 
 
 def saved_threshold(path: Path, default: float) -> float:

@@ -168,9 +168,17 @@ def accuracy_metrics(
     for key, preds in predictions.items():
         agree = scores.agreement(preds, reference)
         details: dict[str, Any] = {"reference": "baseline", "chance_level": round(chance, 4)}
+        head = _head_changed(predictors[key], predictors[baseline_key])
+        if head is not None:
+            details["head_changed"] = head
         if key != baseline_key and agree <= chance + NEAR_CHANCE_MARGIN:
+            weights = {
+                True: "its head weights differ from the baseline's",
+                False: "its head weights are the baseline's",
+            }
             details["warning"] = (
-                f"predictions agree with the baseline's only {agree:.1%} of the time (chance: {chance:.1%}): "
+                f"predictions agree with the baseline's only {agree:.1%} of the time (chance: {chance:.1%}); "
+                f"{weights.get(head, 'its head weights could not be compared')}: "
                 "the classification head was probably re-initialised or lost"
             )
         out[key].append(
@@ -184,6 +192,13 @@ def accuracy_metrics(
             )
         )
     return out
+
+
+def _head_changed(candidate: Predictor, baseline: Predictor) -> bool | None:
+    a, b = candidate.facts.get("head_checksum"), baseline.facts.get("head_checksum")
+    if a is None or b is None:
+        return None
+    return bool(abs(a - b) > 1e-3 * max(abs(b), 1e-12))
 
 
 def memory_metric(artifact: Artifact, context: MeasureContext, threads: int) -> Metric:

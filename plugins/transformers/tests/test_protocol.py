@@ -59,7 +59,19 @@ def test_accuracy_agreement_and_head_loss_warning() -> None:
     assert cand["accuracy"].value == 0.4 and cand["agreement"].value == 0.4
     assert "warning" not in base["agreement"].details
     assert "re-initialised" in cand["agreement"].details["warning"]
+    assert "could not be compared" in cand["agreement"].details["warning"]
     assert cand["agreement"].details["chance_level"] == 0.4
+
+
+def test_head_change_is_reported_when_checksums_exist() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    base = FakePredictor("base", [], np.eye(3)[labels] * 5.0)
+    cand = FakePredictor("cand", [], np.tile([5.0, 0.0, 0.0], (10, 1)))
+    base.facts["head_checksum"], cand.facts["head_checksum"] = 12.5, 3.0
+    out = protocol.accuracy_metrics({"base": base, "cand": cand}, {"base": 0.5, "cand": 0.5}, _task(labels), "base")
+    agreement = next(m for m in out["cand"] if m.name == "agreement")
+    assert agreement.details["head_changed"] is True
+    assert "head weights differ" in agreement.details["warning"]
 
 
 def test_static_metrics_from_predictor_facts() -> None:

@@ -260,6 +260,19 @@ def test_changing_a_config_recomputes_that_step_and_later_ones(run: Any, toy: To
     assert toy.executed == ["toy.finetune", "q", "toy.export"]
 
 
+def test_pipelines_sharing_a_store_reuse_each_others_steps(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = toy_pipeline("first").prune("toy.prune", name="p").train("toy.finetune", name="tune")
+    run(first.model_copy(update={"store_dir": store}))
+    toy.executed.clear()
+    second = toy_pipeline("second").prune("toy.prune", name="prune-again").quantize("toy.round")
+    result = run(second.model_copy(update={"store_dir": store}))
+    assert [s.status for s in result.steps] == ["reused", "done"]
+    assert toy.executed == ["toy.round"]
+    assert result.steps[0].artifact is not None and result.steps[0].artifact.label == "prune-again"
+    assert not (result.run_dir / "steps").exists()  # finished steps live in the store only
+
+
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*")}
 

@@ -219,6 +219,7 @@ class Runner:
         self.force = force
         self.display = display
         self.run_dir = self.pipeline.run_dir.resolve()
+        self.steps_dir = self.pipeline.steps_dir.resolve()
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.hardware: Hardware = plan.hardware
 
@@ -286,6 +287,17 @@ class Runner:
             plugins=self.plugins,
         )
 
+    def _reusable(self, final: Path, key: str) -> Artifact | None:
+        """A finished step with this key: in its own folder, or under another step name (a
+        store shared between pipelines holds the same work under the name each gave it)."""
+        found = _finished(final)
+        if found is None and self.steps_dir.is_dir():
+            for other in sorted(self.steps_dir.glob(f"*-{key}")):
+                found = _finished(other)
+                if found is not None:
+                    break
+        return found
+
     def _steps(self, result: RunResult) -> None:
         assert result.source is not None
         current = result.source
@@ -294,11 +306,11 @@ class Runner:
         for step, record in zip(self.plan.steps, result.steps, strict=True):
             key = step_key(current.key, step)
             record.key = key
-            final = self.run_dir / "steps" / f"{_slug(step.name)}-{key}"
+            final = self.steps_dir / f"{_slug(step.name)}-{key}"
             label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"
-            reused = None if self.force else _finished(final)
+            reused = None if self.force else self._reusable(final, key)
             if reused is not None:
-                artifact = reused
+                artifact = reused.with_updates(key=key, label=step.name)
                 ctx = self._context(step, current, key, artifact.path, done)
                 ctx.scratch["cached"] = True
                 self.plugins.before_step(ctx)

@@ -148,6 +148,11 @@ class Pipeline(BaseModel):
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Measurement settings.")
     output_dir: Path | None = Field(default=None, description="Run directory; default runs/<name>.")
+    store_dir: Path | None = Field(
+        default=None,
+        description="Folder of finished steps, shareable between pipelines so that common steps (a "
+        "fine-tuned baseline) run once; default <output_dir>/steps.",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where steps and measurements run; 'auto' picks CUDA when present."
     )
@@ -192,6 +197,10 @@ class Pipeline(BaseModel):
     def resolve_path(self, value: str | Path) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else (self._base_dir / path)
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.resolve_path(self.store_dir) if self.store_dir else self.run_dir / "steps"
 
     @property
     def run_dir(self) -> Path:

@@ -381,3 +381,14 @@ def test_hook_tracing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert capsys.readouterr().err == (
         "[slimkit hook] before_step(step) -> []\n[slimkit hook] before_step returned list\n"
     )
+
+
+def test_hook_parameters_with_defaults_are_refused(slimkit_plugins: Any) -> None:
+    class Defaulted:
+        @hookimpl
+        def before_step(self, step=None):  # type: ignore[no-untyped-def]
+            pass
+
+    with pytest.raises(PluginError, match=r"hook 'before_step' gives parameters default values \(step\)"):
+        slimkit_plugins.register(Defaulted(), "defaulted")
+    assert "defaulted" not in slimkit_plugins.records

@@ -90,13 +90,15 @@ def plugins(show_all: bool, available: bool, as_json: bool) -> None:
         return
     from slimkit.plugins import build_plugins
 
-    records = list(build_plugins().records.values())
-    if not show_all:
-        records = [r for r in records if r.origin != "builtin" and r.status != "skipped"]
+    every = list(build_plugins().records.values())
+    records = every if show_all else [r for r in every if r.origin != "builtin" and r.status != "skipped"]
     if as_json:
         _emit_json([r.as_dict() for r in records])
         return
-    if not records:
+    skipped = [r.name for r in every if r.status == "skipped"]
+    if not records and skipped:
+        click.echo(f"No plugins loaded: SLIMKIT_LOAD_PLUGINS skips {', '.join(skipped)} (--all lists them).")
+    elif not records:
         click.echo("No plugins installed. `slimkit plugins --available` lists plugins you can install.")
     for r in records:
         version = f" {r.version}" if r.version else ""

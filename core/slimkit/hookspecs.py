@@ -5,7 +5,8 @@ hook fires; one ``:param name:`` line per argument; ``Returns:``; whether it sto
 non-None result; the version that added it.
 
 Hooks evolve only by gaining arguments. Implementations take the arguments they need by name and
-must not give them default values (pluggy never passes a value to a defaulted parameter).
+must not give them default values: pluggy treats a defaulted parameter as optional and may not pass the
+caller's value to it (pluggy #442), so slimkit refuses such plugins at registration.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ if TYPE_CHECKING:
     from slimkit.techniques import Technique
 
 PROJECT = "slimkit"
-hookspec = pluggy.HookspecMarker(PROJECT)
+_hookspec = pluggy.HookspecMarker(PROJECT)  # private: only slimkit declares hooks
 hookimpl = pluggy.HookimplMarker(PROJECT)  # re-exported as slimkit.hookimpl
 
 
 # -- Registration ---------------------------------------------------------------------------
 
 
-@hookspec
+@_hookspec
 def register_techniques(register: Callable[[Technique], None]) -> None:
     """Declare the techniques this plugin offers.
 
@@ -50,7 +51,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
 # -- Model sources --------------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> Artifact | None:
     """Turn the pipeline's model source into an artifact on disk.
 
@@ -73,7 +74,7 @@ def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> A
 # -- Stages: the plugin that owns the step's technique does the work ------------------------
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def train(step: StepContext) -> Artifact | None:
     """Fine-tune a model (to build a baseline, or to recover accuracy after pruning).
 
@@ -91,7 +92,7 @@ def train(step: StepContext) -> Artifact | None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def prune(step: StepContext) -> Artifact | None:
     """Remove weights, neurons, heads, layers or vocabulary.
 
@@ -109,7 +110,7 @@ def prune(step: StepContext) -> Artifact | None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def distill(step: StepContext) -> Artifact | None:
     """Train a smaller student to imitate the step's input model.
 
@@ -127,7 +128,7 @@ def distill(step: StepContext) -> Artifact | None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def quantize(step: StepContext) -> Artifact | None:
     """Store weights (and maybe compute) in fewer bits.
 
@@ -145,7 +146,7 @@ def quantize(step: StepContext) -> Artifact | None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def export(step: StepContext) -> Artifact | None:
     """Convert a model to a deployment format (e.g. ONNX).
 
@@ -166,7 +167,7 @@ def export(step: StepContext) -> Artifact | None:
 # -- Measurement ----------------------------------------------------------------------------
 
 
-@hookspec
+@_hookspec
 def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str, list[Metric]] | None:
     """Contribute the metrics this plugin can compute for some of the artifacts.
 
@@ -184,7 +185,7 @@ def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str,
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
     """Load an artifact for inference behind the predictor interface that measurers time.
 
@@ -207,7 +208,7 @@ def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
 # -- Lifecycle ------------------------------------------------------------------------------
 
 
-@hookspec
+@_hookspec
 def before_step(step: StepContext) -> None:
     """Observe a step about to run.
 
@@ -222,7 +223,7 @@ def before_step(step: StepContext) -> None:
     """
 
 
-@hookspec
+@_hookspec
 def after_step(step: StepContext, artifact: Artifact) -> None:
     """Observe a finished step.
 
@@ -238,7 +239,7 @@ def after_step(step: StepContext, artifact: Artifact) -> None:
     """
 
 
-@hookspec
+@_hookspec
 def on_step_error(step: StepContext, error: BaseException) -> None:
     """Observe a step that raised.
 

@@ -210,7 +210,8 @@ class _Planner:
         for problem in requirement_problems(self.pipeline.requires, self.index):
             self.plan.problems.append(f"the pipeline {problem}")
         for record in self.plugins.problems():
-            self.plan.warnings.append(f"plugin {record.name!r} is {record.status}: {record.error}")
+            state = "failed to load" if record.status == "failed" else "is unavailable"
+            self.plan.warnings.append(f"plugin {record.name!r} {state}: {record.error}")
 
     def _missing(self, i: int, spec: StepSpec, name: str) -> str:
         namespace = name.split(".", 1)[0]

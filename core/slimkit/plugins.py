@@ -141,6 +141,13 @@ class Plugins:
                     f"plugin {name!r} implements unknown hook {caller.name!r}",
                     fix="check the spelling against docs/hooks.md",
                 )
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and impl.kwargnames:
+                    raise PluginError(
+                        f"plugin {name!r}: hook {caller.name!r} gives parameters default values "
+                        f"({', '.join(impl.kwargnames)}); slimkit may then never pass them",
+                        fix="remove the defaults from the hook implementation's parameters",
+                    )
 
     def _collect_techniques(self, name: str, version: str | None) -> None:
         register = self.techniques.register_for(name, version)

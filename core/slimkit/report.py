@@ -29,7 +29,9 @@ def format_value(metric: dict[str, Any]) -> str:
     if value is None:
         return "n/a"
     if unit == "bytes":
-        return f"{value / 1e6:.2f} MB" if value >= 1e5 else f"{value / 1e3:.1f} kB"
+        if value >= 1e5:
+            return f"{value / 1e6:.2f} MB"
+        return f"{value / 1e3:.1f} kB" if value >= 1e3 else f"{int(value)} B"
     if unit == "fraction":
         return f"{value * 100:.2f}"
     if unit == "ms":

@@ -7,10 +7,8 @@ validation slice (carved from train, never the eval split), training time record
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,48 +123,46 @@ def finetune(step: StepContext) -> Artifact:
 
     steps_per_epoch = max(1, -(-len(train_ds) // cfg.batch_size))
     eval_steps = max(1, steps_per_epoch // cfg.evals_per_epoch)
-    checkpoints = Path(tempfile.mkdtemp(prefix="finetune-", dir=step.run_dir))
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=1,
-        load_best_model_at_end=True,
-        metric_for_best_model=best_metric,
-        greater_is_better=True,
-        logging_steps=max(1, eval_steps // 4),
-        seed=seed,
-        data_seed=seed,
-        report_to=[],
-        use_cpu=step.device == "cpu",
-        dataloader_num_workers=0,
-        save_only_model=True,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
-    )
-    started = time.perf_counter()
-    try:
+    # Checkpoints (for early stopping) live in a temporary folder, removed even when training fails.
+    with tempfile.TemporaryDirectory(prefix="finetune-", dir=step.run_dir) as checkpoints:
+        args = TrainingArguments(
+            output_dir=str(checkpoints),
+            num_train_epochs=cfg.epochs,
+            max_steps=cfg.max_steps or -1,
+            learning_rate=cfg.learning_rate,
+            per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.eval_batch_size,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            save_strategy="steps",
+            save_steps=eval_steps,
+            save_total_limit=1,
+            load_best_model_at_end=True,
+            metric_for_best_model=best_metric,
+            greater_is_better=True,
+            logging_steps=max(1, eval_steps // 4),
+            seed=seed,
+            data_seed=seed,
+            report_to=[],
+            use_cpu=step.device == "cpu",
+            dataloader_num_workers=0,
+            save_only_model=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=val_ds,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=compute_metrics,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+        )
+        started = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - started
         val_logits = trainer.predict(val_ds).predictions
-    finally:
-        shutil.rmtree(checkpoints, ignore_errors=True)
     threshold = task.threshold
     if task.multi_label and step.task.tune_threshold:
         threshold = scores.tune_threshold(val_logits, task.validation.labels)

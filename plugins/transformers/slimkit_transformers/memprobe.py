@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--plugin", action="append", default=[], help="plugin module to register (repeatable)")
     args = parser.parse_args(argv)
 
     import torch
@@ -35,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     from slimkit.plugins import build_plugins
 
     torch.set_num_threads(args.threads)
-    plugins = build_plugins()
+    import importlib
+
+    plugins = build_plugins(entry_points=not args.plugin)
+    for module in args.plugin:
+        plugins.register(importlib.import_module(module), module.rsplit(".", 1)[-1], origin="test")
     artifact = Artifact.model_validate_json(args.artifact)
     rss_imports = _rss_now()
     predictor = plugins.load_predictor(artifact, args.device, args.threads)

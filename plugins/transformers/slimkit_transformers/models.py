@@ -148,7 +148,8 @@ def _build_classifier(
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(weights, trust_remote_code=source.trust_remote_code)
-    facts: dict[str, Any] = {"model_type": config.model_type, "decoder": is_decoder(config)}
+    decoder = is_decoder(config) if source.family == "auto" else source.family == "decoder"
+    facts: dict[str, Any] = {"model_type": config.model_type, "decoder": decoder}
     kwargs: dict[str, Any] = {"trust_remote_code": source.trust_remote_code, "dtype": torch.float32}
     if task is not None:
         same_labels = list((config.id2label or {}).values()) == task.labels

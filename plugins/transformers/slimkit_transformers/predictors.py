@@ -49,8 +49,8 @@ class TorchPredictor:
     def __call__(self, inputs: dict[str, Any]) -> np.ndarray:
         with self._torch.inference_mode():
             logits = self.model(**inputs).logits
-        if self.device != "cpu":
-            self._torch.cuda.synchronize()
+        if self.device.startswith("cuda"):
+            self._torch.cuda.synchronize()  # CUDA kernels run asynchronously; time the finished work
         return logits.float().cpu().numpy()  # type: ignore[no-any-return]
 
     def close(self) -> None:

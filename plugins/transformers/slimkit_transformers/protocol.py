@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from slimkit.artifacts import Artifact
@@ -34,6 +35,9 @@ Predictor = Any  # encode(texts, max_length=, pad_to_max=) -> inputs; __call__(i
 EVAL_BATCH = 32
 DISTINCT_BATCHES = 4  # timed calls cycle over a few different real batches
 NEAR_CHANCE_MARGIN = 0.05
+# A reference that gives one answer for this share of rows has not learned the task: agreement
+# with it means nothing, and the report says so about the baseline instead.
+DEGENERATE_SHARE = 0.9
 
 
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -171,7 +175,12 @@ def accuracy_metrics(
         head = _head_changed(predictors[key], predictors[baseline_key])
         if head is not None:
             details["head_changed"] = head
-        if key != baseline_key and agree <= chance + NEAR_CHANCE_MARGIN:
+        if key == baseline_key and chance >= DEGENERATE_SHARE:
+            details["warning"] = (
+                f"the baseline gives the same prediction for {chance:.1%} of eval rows: it has not learned the "
+                "task (train longer, or check the labels), so deltas against it mean little"
+            )
+        elif key != baseline_key and chance < DEGENERATE_SHARE and agree <= chance + NEAR_CHANCE_MARGIN:
             weights = {
                 True: "its head weights differ from the baseline's",
                 False: "its head weights are the baseline's",
@@ -201,6 +210,19 @@ def _head_changed(candidate: Predictor, baseline: Predictor) -> bool | None:
     return bool(abs(a - b) > 1e-3 * max(abs(b), 1e-12))
 
 
+def plugin_modules(plugins: Any) -> list[str]:
+    """Importable modules of the plugins registered now, for the memory probe to register too (it
+    must load the same formats even when entry points are off, as under test)."""
+    if plugins is None:
+        return []
+    names = []
+    for name, plugin in plugins.pm.list_name_plugin():
+        record = plugins.records.get(name)
+        if isinstance(plugin, ModuleType) and record is not None and record.origin in ("entry-point", "test"):
+            names.append(plugin.__name__)
+    return names
+
+
 def memory_metric(artifact: Artifact, context: MeasureContext, threads: int) -> Metric:
     """Peak RSS of a fresh process that loads the artifact and runs the largest timed batch."""
     batch = max(context.settings.batch_sizes)
@@ -210,6 +232,8 @@ def memory_metric(artifact: Artifact, context: MeasureContext, threads: int) -> 
         "--artifact", artifact.model_dump_json(), "--batch", str(batch), "--length", str(length),
         "--threads", str(threads), "--device", context.device,
     ]  # fmt: skip
+    for module in plugin_modules(context.plugins):
+        command += ["--plugin", module]
     env = dict(os.environ)
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, check=False)
     if proc.returncode != 0:
@@ -256,13 +280,17 @@ def measure(
     if not predictors:
         return {}
     out: dict[str, list[Metric]] = {k: static_metrics(p) for k, p in predictors.items()}
+    if task is None:
+        note = "the pipeline has no task: latency and accuracy need its eval texts, so only sizes were measured"
+        for metrics in out.values():
+            metrics.append(Metric(name="measurement_scope", value=None, details={"warning": note}))
     if task is not None and settings.accuracy:
         default = saved_threshold(context.baseline.path, task.threshold)
         by_key = {a.key: a for a in artifacts}
         thresholds = {k: saved_threshold(by_key[k].path, default) for k in predictors}
         for key, metrics in accuracy_metrics(predictors, thresholds, task, context.baseline.key).items():
             out[key] += metrics
-    if settings.latency:
+    if settings.latency and task is not None:
         for key, metrics in latency_metrics(predictors, task, context, threads).items():
             out[key] += metrics
     for predictor in predictors.values():

@@ -111,18 +111,26 @@ def data_dir() -> Path | None:
     return None
 
 
-def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None, Path | None]:
-    """The task with its preset's values filled in (explicit fields win), the hub fallback, and
-    the folder that the preset's relative paths are resolved against."""
+def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None]:
+    """The task with its preset's values filled in (explicit fields win) and the hub fallback.
+
+    The preset's files are made absolute under the data folder; without a data folder they are
+    dropped and the hub dataset is used. The user's own relative paths stay relative to the
+    pipeline file.
+    """
     if task.preset is None:
-        return task, None, None
+        return task, None
     if task.preset not in PRESETS:
         raise SlimkitError(f"task.preset: unknown preset {task.preset!r}", fix=f"use one of {', '.join(PRESETS)}")
     preset = dict(PRESETS[task.preset])
     hub = preset.pop("hub")
+    root = data_dir()
+    files = preset.pop("data_files")
+    preset["data_files"] = {split: str(root / f) for split, f in files.items()} if root else {}
+    if "labels_file" in preset:
+        preset["labels_file"] = str(root / preset["labels_file"]) if root else None
     explicit = task.model_dump(exclude_unset=True, exclude={"preset"})
-    merged = TaskSpec.model_validate(preset | explicit | {"preset": task.preset})
-    return merged, hub, data_dir()
+    return TaskSpec.model_validate(preset | explicit | {"preset": task.preset}), hub
 
 
 def _read_table(path: Path, has_header: bool | None) -> Any:
@@ -148,11 +156,11 @@ def _read_table(path: Path, has_header: bool | None) -> Any:
     )
 
 
-def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, base: Path | None, resolve: Any) -> dict[str, Any]:
+def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> dict[str, Any]:
     """Split name -> pandas DataFrame, from local files when they exist, else from the hub."""
     files = spec.data_files
-    if files and (base is not None or spec.preset is None):
-        paths = {split: (base / f if base is not None else resolve(f)) for split, f in files.items()}
+    if files:
+        paths = {split: resolve(f) for split, f in files.items()}
         if all(p.is_file() for p in paths.values()):
             return {split: _read_table(p, spec.has_header) for split, p in paths.items()}
         if spec.preset is None:
@@ -181,11 +189,11 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, base: Path | None, 
     return {split: loaded[split].to_pandas() for split in loaded}
 
 
-def _label_names(spec: TaskSpec, base: Path | None, resolve: Any) -> list[str] | None:
+def _label_names(spec: TaskSpec, resolve: Any) -> list[str] | None:
     if spec.labels:
         return list(spec.labels)
     if spec.labels_file:
-        path = base / spec.labels_file if base is not None else resolve(spec.labels_file)
+        path = resolve(spec.labels_file)
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if spec.label_columns:
         return list(spec.label_columns)
@@ -286,15 +294,15 @@ def load_task(task: TaskSpec, resolve: Any = Path) -> TaskData:
 @lru_cache(maxsize=4)
 def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
     task = TaskSpec.model_validate_json(task_json)
-    spec, hub, base = merged_spec(task)
-    frames = _load_frames(spec, hub, base, resolve)
+    spec, hub = merged_spec(task)
+    frames = _load_frames(spec, hub, resolve)
     problem = spec.problem or ("multi_label" if spec.label_columns else "single_label")
     train_name = spec.train_split if spec.train_split in frames else "train"
     eval_name = spec.eval_split if spec.eval_split in frames else (hub or {}).get("eval_split", spec.eval_split)
     for needed in (train_name, eval_name):
         if needed not in frames:
             raise SlimkitError(f"task: split {needed!r} not found (have: {', '.join(frames)})")
-    names = _label_names(spec, base, resolve)
+    names = _label_names(spec, resolve)
     train, names = _to_split(frames[train_name], spec, names, problem)
     evaluation, _ = _to_split(frames[eval_name], spec, names, problem)
     train, validation = _carve(train, spec.validation_fraction, spec.seed)

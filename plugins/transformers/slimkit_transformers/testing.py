@@ -67,9 +67,10 @@ FILLER = ["the", "a", "is", "it", "was", "and", "very", "really", "today", "movi
 def _tokenizer(folder: Path) -> Any:
     from transformers import BertTokenizerFast
 
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    # from_pretrained reads vocab.txt in transformers 4 and 5 alike; the constructor does not:
+    # transformers 5 ignores `vocab_file` and builds a 5-token vocabulary (every word [UNK]).
+    return BertTokenizerFast.from_pretrained(folder, do_lower_case=True)
 
 
 def build_tiny_bert(folder: Path, seed: int = 0) -> Path:

@@ -86,6 +86,8 @@ def test_finetune_then_measure(
     latency = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "latency_ms.b1.s16")
     assert latency["details"]["timed_calls"] == 6 and latency["details"]["threads"] == 1
     assert {"p90", "p99"} <= set(latency["spread"])
+    rss = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "peak_rss_bytes")
+    assert rss["value"] > rss["details"]["rss_after_imports_bytes"] > 0  # probed in a fresh process
     agreement = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "agreement")
     assert agreement["value"] == 1.0  # the baseline agrees with itself
     assert data["baseline"] == "finetune"
@@ -138,3 +140,13 @@ def test_finetune_without_task_fails_as_a_step(transformers_plugin: Any, run_pip
     result = run_pipeline(pipe)
     assert result.exit_code == 1
     assert "needs the pipeline's 'task'" in result.steps[0].error
+
+
+def test_measuring_without_a_task_keeps_sizes_and_says_why(
+    transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path
+) -> None:
+    result = run_pipeline({"name": "sizes", "model": str(tiny_bert), "measure": {"latency": False}})
+    assert result.exit_code == 0
+    names = {m.name: m for m in result.metrics[result.source.key]}
+    assert {"params", "size_bytes", "measurement_scope"} <= set(names)
+    assert "no task" in names["measurement_scope"].details["warning"]

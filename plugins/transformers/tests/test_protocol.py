@@ -74,6 +74,17 @@ def test_head_change_is_reported_when_checksums_exist() -> None:
     assert "head weights differ" in agreement.details["warning"]
 
 
+def test_a_baseline_that_learned_nothing_is_flagged_not_its_candidates() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    constant = np.tile([5.0, 0.0, 0.0], (10, 1))
+    base, cand = FakePredictor("base", [], constant), FakePredictor("cand", [], constant)
+    out = protocol.accuracy_metrics({"base": base, "cand": cand}, {"base": 0.5, "cand": 0.5}, _task(labels), "base")
+    base_agreement = next(m for m in out["base"] if m.name == "agreement")
+    cand_agreement = next(m for m in out["cand"] if m.name == "agreement")
+    assert "has not learned the task" in base_agreement.details["warning"]
+    assert "warning" not in cand_agreement.details
+
+
 def test_static_metrics_from_predictor_facts() -> None:
     metrics = {m.name: m.value for m in protocol.static_metrics(FakePredictor("x", []))}
     assert metrics == {"params": 10.0, "nonzero_params": 5.0, "embedding_share": 0.5}

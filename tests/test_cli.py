@@ -112,6 +112,12 @@ distribution = "slimkit-remote"
 path = "plugins/remote"
 summary = "Not in this checkout."
 install_args = ["--no-deps"]
+
+[[plugin]]
+name = "old"
+distribution = "slimkit-old"
+summary = "Needs a library whose own dependencies cannot install."
+no_deps = ["oldlib==1.0"]
 """
     )
     monkeypatch.setenv("SLIMKIT_REGISTRY", str(path))
@@ -175,8 +181,11 @@ def test_plugins_available_reads_the_registry(registry: Path) -> None:
         f"{'':<14} techniques: fast.quantize; hardware: cpu, avx512_vnni",
         f"{'remote':<14} {'slimkit-remote':<22} Not in this checkout.",
         f"{'':<14} techniques: ; hardware: ",
+        f"{'old':<14} {'slimkit-old':<22} Needs a library whose own dependencies cannot install.",
+        f"{'':<14} techniques: ; hardware: ",
     ]
-    assert [e["name"] for e in json.loads(invoke("plugins", "--available", "--json").stdout)] == ["fast", "remote"]
+    listed = [e["name"] for e in json.loads(invoke("plugins", "--available", "--json").stdout)]
+    assert listed == ["fast", "remote", "old"]
 
 
 def test_plugins_available_without_a_registry() -> None:
@@ -404,9 +413,12 @@ def test_install_dry_run(registry: Path) -> None:
     assert (
         invoke("install", "remote", "--dry-run").stdout == f"{sys.executable} -m pip install --no-deps slimkit-remote\n"
     )
+    assert invoke("install", "old", "--dry-run").stdout == (
+        f"{sys.executable} -m pip install slimkit-old\n{sys.executable} -m pip install --no-deps oldlib==1.0\n"
+    )
     result = invoke("install", "nope", "--dry-run")
     assert result.exit_code == 2
-    assert result.stderr == "Error: no plugin named 'nope' in the registry index (known: fast, remote)\n"
+    assert result.stderr == "Error: no plugin named 'nope' in the registry index (known: fast, remote, old)\n"
 
 
 def test_invalid_registry_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -257,17 +257,17 @@ def schema(technique: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the pip command without running it.")
 def install(name: str, dry_run: bool) -> None:
     """Install a plugin named in the registry index (from this checkout when run from one)."""
-    from slimkit.registry_index import install_command, load_index
+    from slimkit.registry_index import install_commands, load_index
 
     index = load_index()
     entry = index.by_name(name)
     if entry is None:
         known = ", ".join(e.name for e in index.plugin) or "none"
         raise SlimkitError(f"no plugin named {name!r} in the registry index (known: {known})")
-    command = install_command(entry, index)
-    click.echo(" ".join(command))
-    if not dry_run:
-        sys.exit(subprocess.call(command))
+    for command in install_commands(entry, index):
+        click.echo(" ".join(command))
+        if not dry_run and (code := subprocess.call(command)) != 0:
+            sys.exit(code)
 
 
 def main() -> None:

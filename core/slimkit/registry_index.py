@@ -31,6 +31,10 @@ class IndexEntry(BaseModel):
     install_args: list[str] = Field(
         default_factory=list, description="Extra pip arguments needed to install it (e.g. '--no-deps')."
     )
+    no_deps: list[str] = Field(
+        default_factory=list,
+        description="Requirements installed afterwards with --no-deps (their declared dependencies cannot install).",
+    )
 
 
 class Index(BaseModel):
@@ -82,9 +86,14 @@ def load_index(path: Path | None = None) -> Index:
     return index.model_copy(update={"root": root})
 
 
-def install_command(entry: IndexEntry, index: Index) -> list[str]:
-    """pip arguments: the checkout's folder when slimkit runs from a checkout, else the name."""
+def install_commands(entry: IndexEntry, index: Index) -> list[list[str]]:
+    """pip commands: the checkout's folder when slimkit runs from a checkout, else the name; then
+    the requirements that must skip their own dependencies."""
     target = entry.distribution
     if entry.path and index.root is not None and (index.root / entry.path / "pyproject.toml").is_file():
         target = str(index.root / entry.path)
-    return [sys.executable, "-m", "pip", "install", *entry.install_args, target]
+    pip = [sys.executable, "-m", "pip", "install"]
+    commands = [[*pip, *entry.install_args, target]]
+    if entry.no_deps:
+        commands.append([*pip, "--no-deps", *entry.no_deps])
+    return commands

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,7 +81,7 @@ def freeze_all_but(model: Any, train_layers: int | None) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _dataset(split: Any, tokenizer: Any, max_length: int, multi_label: bool) -> Any:
+def encode_split(split: Any, tokenizer: Any, max_length: int, multi_label: bool) -> Any:
     from datasets import Dataset
 
     labels = split.labels.tolist()
@@ -97,8 +98,50 @@ def _dataset(split: Any, tokenizer: Any, max_length: int, multi_label: bool) -> 
     return ds
 
 
+def training_arguments(
+    cfg: Any, *, seed: int, device: str, output_dir: Path, train_rows: int, best_metric: str, **overrides: Any
+) -> Any:
+    """The Trainer's arguments for a slimkit training step: evaluation and checkpoints ``evals_per_epoch``
+    times an epoch, the best checkpoint kept (early stopping), seeded, no reporting integrations.
+
+    ``cfg`` needs FinetuneConfig's training fields (epochs, max_steps, learning_rate, batch_size,
+    eval_batch_size, weight_decay, warmup_ratio, evals_per_epoch); other training techniques
+    (distillation) reuse it so that their runs compare with fine-tuning like for like.
+    """
+    from transformers import TrainingArguments
+
+    steps_per_epoch = max(1, -(-train_rows // cfg.batch_size))
+    eval_steps = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=True,
+        logging_steps=max(1, eval_steps // 4),
+        seed=seed,
+        data_seed=seed,
+        report_to=[],
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        save_only_model=True,
+        **overrides,
+    )
+
+
 def finetune(step: StepContext) -> Artifact:
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     from slimkit_transformers import scores
     from slimkit_transformers.models import load_classifier, set_threads
@@ -112,8 +155,8 @@ def finetune(step: StepContext) -> Artifact:
     threads = set_threads(step.pipeline.measure.threads)
     model, tokenizer = load_classifier(step.input.path, device=step.device)
     trainable = freeze_all_but(model, cfg.train_layers)
-    train_ds = _dataset(task.train, tokenizer, cfg.max_length, task.multi_label)
-    val_ds = _dataset(task.validation, tokenizer, cfg.max_length, task.multi_label)
+    train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
+    val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
     best_metric = "micro_f1" if task.multi_label else "accuracy"
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
@@ -121,35 +164,12 @@ def finetune(step: StepContext) -> Artifact:
         preds = scores.predict(logits, task.multi_label, task.threshold)
         return scores.classification_scores(labels, preds, task.multi_label)
 
-    steps_per_epoch = max(1, -(-len(train_ds) // cfg.batch_size))
-    eval_steps = max(1, steps_per_epoch // cfg.evals_per_epoch)
     # Checkpoints (for early stopping) live in a temporary folder, removed even when training fails.
     with tempfile.TemporaryDirectory(prefix="finetune-", dir=step.run_dir) as checkpoints:
-        args = TrainingArguments(
-            output_dir=str(checkpoints),
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps or -1,
-            learning_rate=cfg.learning_rate,
-            per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.eval_batch_size,
-            weight_decay=cfg.weight_decay,
-            warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
-            eval_strategy="steps",
-            eval_steps=eval_steps,
-            save_strategy="steps",
-            save_steps=eval_steps,
-            save_total_limit=1,
-            load_best_model_at_end=True,
-            metric_for_best_model=best_metric,
-            greater_is_better=True,
-            logging_steps=max(1, eval_steps // 4),
-            seed=seed,
-            data_seed=seed,
-            report_to=[],
-            use_cpu=step.device == "cpu",
-            dataloader_num_workers=0,
-            save_only_model=True,
-        )
+        args = training_arguments(
+            cfg, seed=seed, device=step.device, output_dir=Path(checkpoints), train_rows=len(train_ds),
+            best_metric=best_metric,
+        )  # fmt: skip
         trainer = Trainer(
             model=model,
             args=args,

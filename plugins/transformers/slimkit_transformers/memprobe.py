@@ -1,7 +1,7 @@
 """Peak resident memory of one model, in a fresh process: ``python -m slimkit_transformers.memprobe``.
 
 Loads the artifact through the ``load_predictor`` hook (so any installed format works), runs one
-batch of real-length inputs, and prints one JSON line with ``peak_rss_bytes`` (ru_maxrss) and the
+batch of real-length inputs, and prints one JSON line with ``peak_rss_bytes`` (VmHWM, else ru_maxrss) and the
 RSS before loading (imports alone), so readers can tell the model's share.
 """
 
@@ -18,6 +18,23 @@ def _rss_now() -> int:
         import os
 
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory.
+
+    Linux keeps ru_maxrss across fork and exec, so in a child of a large process it reports the
+    parent's RSS at fork time; VmHWM belongs to the new address space and starts from zero at exec.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "The quick brown fox jumps over the lazy dog. " * 40
     encoded = predictor.encode([text] * args.batch, max_length=args.length, pad_to_max=True)
     predictor(encoded)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = _peak_rss()
     print(json.dumps({"peak_rss_bytes": peak, "rss_after_imports_bytes": rss_imports}))
     return 0
 

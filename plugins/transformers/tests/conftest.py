@@ -8,12 +8,8 @@ SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Only the plugins a test registers; converted sources cached per test.
-    monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "")
-    monkeypatch.setenv("SLIMKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+def _isolated(offline_slimkit: None) -> None:
+    """Only the plugins a test registers; no hub; caches per test."""
 
 
 @pytest.fixture

@@ -1,0 +1,240 @@
+"""``onnx.export``: a transformers classifier to an ONNX graph, checked against torch on real texts.
+
+The graph takes the tokenizer's arrays (``input_ids``, ``attention_mask`` and, for BERT-class
+models, ``token_type_ids``) with dynamic batch and sequence axes, and returns ``logits``. After
+export, ONNX Runtime and torch run the same eval texts; logits that differ beyond the tolerance
+fail the step with the figures. Tokenizer, label config and task facts are saved beside the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slimkit.errors import SlimkitError
+from slimkit_onnx import graph
+from slimkit_onnx.configs import ExportConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+    import torch
+
+    from slimkit.artifacts import Artifact
+    from slimkit.context import StepContext
+
+INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+LARGE_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with margin: larger weights go to external data
+
+
+def _load(path: Path, attn_implementation: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from slimkit_transformers.models import load_tokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, attn_implementation=attn_implementation, dtype=torch.float32
+    )
+    tokenizer = load_tokenizer(path)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    return model.eval(), tokenizer
+
+
+def graph_inputs(model: Any, tokenizer: Any) -> list[str]:
+    """The tokenizer outputs that the model's forward accepts, in the wrapper's argument order."""
+    produced = set(tokenizer("a", return_tensors="np").keys())
+    accepted = set(inspect.signature(model.forward).parameters)
+    names = [n for n in INPUT_ORDER if n in produced and n in accepted]
+    if names[:2] != ["input_ids", "attention_mask"]:
+        raise SlimkitError(f"onnx.export: the tokenizer must give input_ids and attention_mask (gives {names})")
+    return names
+
+
+def _wrapper(model: Any) -> torch.nn.Module:
+    """The classifier as positional (input_ids, attention_mask[, token_type_ids]) -> logits."""
+    import torch
+
+    takes_cache = "use_cache" in inspect.signature(model.forward).parameters
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            if takes_cache:
+                kwargs["use_cache"] = False
+            return self.model(**kwargs).logits  # type: ignore[no-any-return]
+
+    return Logits().eval()
+
+
+def export_graph(
+    module: torch.nn.Module, args: tuple[Any, ...], path: Path, names: list[str], exporter: str, opset: int, large: bool
+) -> None:
+    """torch.onnx.export with dynamic batch and sequence axes on every input."""
+    import torch
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+        if exporter == "torchscript":
+            axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+            torch.onnx.export(
+                module, args, str(path), input_names=names, output_names=["logits"], dynamic_axes=axes,
+                opset_version=opset, do_constant_folding=True, dynamo=False,
+            )  # fmt: skip
+        else:
+            dim = torch.export.Dim.DYNAMIC
+            shapes = {n: {0: dim, 1: dim} for n in names}
+            program = torch.onnx.export(
+                module, args, input_names=names, output_names=["logits"], dynamic_shapes=shapes,
+                opset_version=opset, dynamo=True, optimize=True, verbose=False,
+            )  # fmt: skip
+            if program is None:
+                raise SlimkitError("onnx.export: the dynamo exporter returned no program")
+            program.save(str(path), external_data=large)
+
+
+def _head_tensors(model: Any) -> dict[str, Any]:
+    """The head's float parameters, chosen exactly as the torch predictor's head checksum does."""
+    for attr in ("classifier", "score"):
+        head = getattr(model, attr, None)
+        if head is None:
+            continue
+        found = {f"{attr}.{n}": p.detach().float().numpy() for n, p in head.named_parameters() if p.is_floating_point()}
+        if found:
+            return found
+    return {}
+
+
+def head_initializers(model: Any, onnx_model: onnx.ModelProto) -> list[str]:
+    """Names of the graph initializers that hold the classification head (same values, maybe transposed)."""
+    inits = {i.name: i for i in onnx_model.graph.initializer}
+    names: list[str] = []
+    for name, value in _head_tensors(model).items():
+        match = graph.find_initializer(inits, value, prefer=name, taken=names)
+        if match is None:
+            return []
+        names.append(match)
+    return names
+
+
+def export(step: StepContext) -> Artifact:
+    import onnx
+    import torch
+
+    from slimkit_transformers.models import is_decoder, saved_size_facts
+
+    cfg: ExportConfig = step.config  # type: ignore[assignment]
+    source = step.input.path
+    out = step.output_dir
+    opset = cfg.opset or (17 if cfg.exporter == "torchscript" else 18)
+    model, tokenizer = _load(source, cfg.attn_implementation)
+    names = graph_inputs(model, tokenizer)
+    texts, origin = graph.check_texts(step, cfg.check_examples)
+    sample = tokenizer(texts[:2], padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
+    args = tuple(sample[n] for n in names)
+    size = saved_size_facts(model)
+    large = size["params"] * 4 > LARGE_BYTES
+    path = out / graph.MODEL_FILE
+    started = time.perf_counter()
+    try:
+        export_graph(_wrapper(model), args, path, names, cfg.exporter, opset, large)
+    except SlimkitError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise SlimkitError(
+            f"onnx.export: torch.onnx.export ({cfg.exporter}, opset {opset}) failed: {type(exc).__name__}: {first}",
+            fix="try exporter = 'dynamo' or 'torchscript', or another opset",
+        ) from exc
+    export_seconds = time.perf_counter() - started
+
+    tokenizer.save_pretrained(out)
+    model.config.save_pretrained(out)
+    if (graph.folder_of(source) / graph.TASK_FILE).is_file():
+        shutil.copy2(graph.folder_of(source) / graph.TASK_FILE, out / graph.TASK_FILE)
+
+    module = _wrapper(model)
+    session = graph.open_session(path)
+    if graph.input_names(session) != names:
+        raise SlimkitError(f"onnx.export: the graph's inputs are {graph.input_names(session)}, expected {names}")
+
+    def reference(inputs: dict[str, Any]) -> np.ndarray:
+        with torch.inference_mode():
+            return module(*(torch.from_numpy(inputs[n]) for n in names)).numpy()  # type: ignore[no-any-return]
+
+    batches = [
+        graph.encode(tokenizer, b, names, max_length=cfg.max_length, pad_to_max=False)
+        for b in graph.check_batches(texts)
+    ]
+    parity = graph.compare_outputs(
+        reference, graph.session_runner(session), batches, multi_label=graph.is_multi_label(out),
+        threshold=graph.threshold_of(out), atol=cfg.atol, rtol=cfg.rtol,
+    )  # fmt: skip
+    parity["inputs"] = origin
+    del session
+    if not parity["within_tolerance"]:
+        raise SlimkitError(
+            graph.outside_tolerance_message("onnx.export: ONNX Runtime and torch", parity),
+            fix="export with exporter = 'torchscript' and attn_implementation = 'eager', or loosen atol",
+        )
+
+    onnx_model = onnx.load(str(path), load_external_data=not large)
+    head = head_initializers(model, onnx_model) if not large else []
+    counts = graph.op_counts(onnx_model)
+    manifest = {
+        "onnx_file": graph.MODEL_FILE,
+        "input_names": names,
+        "output_names": ["logits"],
+        "precision": "float32",
+        "exporter": cfg.exporter,
+        "opset": opset,
+        "attn_implementation": cfg.attn_implementation,
+        "model_type": model.config.model_type,
+        "decoder": is_decoder(model.config),
+        "params": size["params"],
+        "embedding_share": size["embedding_share"],
+        "head_initializers": head,
+        "head_checksum": graph.head_checksum(onnx_model, head),
+        "history": ["onnx.export"],
+    }
+    graph.write_manifest(out, manifest)
+    return step.artifact(
+        onnx_file=graph.MODEL_FILE,
+        exporter=cfg.exporter,
+        opset=opset,
+        attn_implementation=cfg.attn_implementation,
+        input_names=names,
+        precision="float32",
+        export_seconds=round(export_seconds, 2),
+        parity=parity,
+        op_counts=counts,
+        head_initializers=head,
+        graph_bytes=path.stat().st_size,
+        versions=_versions(),
+    )
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    found = {}
+    for name in ("torch", "onnx", "onnxruntime", "onnxscript", "transformers"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            found[name] = md.version(name)
+    return found

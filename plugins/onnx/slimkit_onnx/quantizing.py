@@ -1,0 +1,257 @@
+"""``onnx.quantize-dynamic`` and ``onnx.quantize-static``: int8 graphs with onnxruntime.quantization.
+
+- Dynamic: weights stored in int8, activations quantized on the fly per call (MatMulInteger,
+  QAttention, QEmbedLayerNormalization). No calibration data.
+- Static: QDQ format, activation ranges calibrated on batches of the task's training texts
+  (MinMax, Entropy or Percentile); ONNX Runtime fuses the QDQ pairs into integer kernels at load.
+
+Both leave the classification head in float (its nodes are excluded), fail when nothing was
+quantized, and record how often the int8 graph's predictions agree with the input graph's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slimkit.errors import SlimkitError
+from slimkit_onnx import graph
+from slimkit_onnx.configs import EMBEDDING_OPS, DynamicQuantConfig, StaticQuantConfig
+
+if TYPE_CHECKING:
+    import onnx
+
+    from slimkit.artifacts import Artifact
+    from slimkit.context import StepContext
+
+
+@contextlib.contextmanager
+def _quiet_preprocessing_advice() -> Iterator[None]:
+    """quantize_dynamic logs advice to run shape inference first on the root logger at every call;
+    the static path does run it, and the dynamic one does not need it."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider")
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _op_types(requested: list[str] | None, default: list[str], embeddings: bool, present: dict[str, int]) -> list[str]:
+    if requested is not None:
+        return requested
+    wanted = default + (EMBEDDING_OPS if embeddings else [])
+    return [op for op in wanted if op in present]
+
+
+def int8_weight_share(model: onnx.ModelProto) -> float:
+    """Share of weight elements (initializers with more than one element) stored in 8 bits."""
+    import numpy as np
+    from onnx import TensorProto
+
+    eight = {TensorProto.INT8, TensorProto.UINT8}
+    total = small = 0
+    for init in model.graph.initializer:
+        n = int(np.prod(init.dims)) if init.dims else 1
+        if n <= 1 or init.data_type in (TensorProto.INT64, TensorProto.INT32):
+            continue
+        total += n
+        small += n if init.data_type in eight else 0
+    return round(small / total, 4) if total else 0.0
+
+
+def _finish(
+    step: StepContext,
+    before: onnx.ModelProto,
+    manifest: dict[str, Any],
+    target: Path,
+    precision: str,
+    check_examples: int,
+    facts: dict[str, Any],
+) -> Artifact:
+    """Checks and records shared by both quantizers."""
+    import onnx
+
+    after = onnx.load(str(target))
+    counts = graph.op_counts(after)
+    integer = graph.integer_ops(counts)
+    if not integer:
+        raise SlimkitError(
+            f"{step.technique.name}: no op was quantized (op types {facts.get('op_types')}; the graph has "
+            f"{', '.join(list(graph.op_counts(before))[:12])})",
+            fix="set op_types to op types the graph contains",
+        )
+    graph.copy_sidecars(step.input.path, step.output_dir)
+    head = graph.relocate_head(before, after, manifest.get("head_initializers", []))
+    agreement = graph.compare_graphs(step, step.input.path, target, check_examples)
+    graph.write_manifest(
+        step.output_dir,
+        manifest
+        | {
+            "onnx_file": graph.MODEL_FILE,
+            "precision": precision,
+            "head_initializers": head,
+            "head_checksum": graph.head_checksum(after, head),
+            "history": [*manifest.get("history", []), step.technique.name],
+        },
+    )
+    return step.artifact(
+        onnx_file=graph.MODEL_FILE,
+        precision=precision,
+        integer_ops=integer,
+        op_counts=counts,
+        int8_weight_share=int8_weight_share(after),
+        head_kept_float=bool(head) and graph.head_checksum(after, head) is not None,
+        agreement_with_input=agreement,
+        graph_bytes=target.stat().st_size,
+        **facts,
+    )
+
+
+def quantize_dynamic(step: StepContext) -> Artifact:
+    import onnx
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    cfg: DynamicQuantConfig = step.config  # type: ignore[assignment]
+    source = graph.model_file(step.input.path)
+    manifest = graph.read_manifest(step.input.path)
+    before = onnx.load(str(source))
+    ops = _op_types(cfg.op_types, ["MatMul", "Attention"], cfg.quantize_embeddings, graph.op_counts(before))
+    head = graph.head_nodes(before, manifest.get("head_initializers", []))
+    # The dynamic quantizer first rewrites each Gemm as <name>_MatMul + <name>_Add; exclude those too.
+    excluded = [name + suffix for name in head for suffix in ("", "_MatMul", "_Add")]
+    target = step.output_dir / graph.MODEL_FILE
+    weight_type = QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8
+    started = time.perf_counter()
+    with _quiet_preprocessing_advice():
+        ort_quantize_dynamic(
+            str(source), str(target), op_types_to_quantize=ops, per_channel=cfg.per_channel,
+            reduce_range=cfg.reduce_range, weight_type=weight_type,
+            nodes_to_exclude=excluded, use_external_data_format=graph.has_external_data(before),
+            # The optimiser's contrib ops (e.g. SkipLayerNormalization) carry no type information;
+            # without a default the quantizer stops with "Unable to find data type for weight_name".
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )  # fmt: skip
+    facts = {
+        "op_types": ops,
+        "per_channel": cfg.per_channel,
+        "weight_type": cfg.weight_type,
+        "reduce_range": cfg.reduce_range,
+        "quantize_embeddings": cfg.quantize_embeddings,
+        "excluded_nodes": head,
+        "quantize_seconds": round(time.perf_counter() - started, 2),
+    }
+    return _finish(step, before, manifest, target, "int8-dynamic", cfg.check_examples, facts)
+
+
+def calibration_texts(step: StepContext, n: int) -> list[str]:
+    """A seeded sample of the task's training texts (never eval texts)."""
+    import numpy as np
+
+    from slimkit_transformers.tasks import load_task
+
+    if step.task is None:
+        raise SlimkitError(
+            f"step {step.name!r}: onnx.quantize-static calibrates on the task's training data, and the pipeline "
+            "has no task",
+            fix="add a [task] table, or use onnx.quantize-dynamic",
+        )
+    texts = load_task(step.task, step.pipeline.resolve_path).train.texts
+    picked = np.random.default_rng(step.seed).permutation(len(texts))[:n]
+    return [texts[i] for i in sorted(picked)]
+
+
+def quantize_static(step: StepContext) -> Artifact:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from slimkit_transformers.models import load_tokenizer
+
+    cfg: StaticQuantConfig = step.config  # type: ignore[assignment]
+    source = graph.model_file(step.input.path)
+    manifest = graph.read_manifest(step.input.path)
+    before = onnx.load(str(source))
+    names = [i.name for i in before.graph.input]
+    ops = _op_types(cfg.op_types, ["MatMul", "Attention"], cfg.quantize_embeddings, graph.op_counts(before))
+    excluded = graph.head_nodes(before, manifest.get("head_initializers", []))
+    tokenizer = load_tokenizer(graph.folder_of(step.input.path))
+    texts = calibration_texts(step, cfg.calibration_examples)
+    # Equal shapes in every batch: the histogram calibrators (entropy, percentile) stack them.
+    size = min(cfg.calibration_batch_size, len(texts))
+    texts = texts[: len(texts) // size * size]
+    longest = max(len(ids) for ids in tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"])
+    batches = [
+        graph.encode(tokenizer, texts[i : i + size], names, max_length=longest, pad_to_max=True)
+        for i in range(0, len(texts), size)
+    ]
+
+    class Batches(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.pending = iter(batches)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.pending, None)
+
+        def rewind(self) -> None:
+            self.pending = iter(batches)
+
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[cfg.calibration_method]
+    large = graph.has_external_data(before)
+    target = step.output_dir / graph.MODEL_FILE
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="onnx-static-", dir=step.run_dir) as tmp:
+        # Symbolic shape inference gives the quantizer the activation types of contrib ops (fused
+        # Attention, SkipLayerNormalization); without it their activations stay in float.
+        prepared = Path(tmp) / "prepared.onnx"
+        try:
+            # When inference is incomplete ORT dumps the graph (and its weights) into the working
+            # directory before raising; keep that litter inside the temporary folder.
+            with contextlib.chdir(tmp):
+                quant_pre_process(
+                    str(source.resolve()), str(prepared.resolve()), skip_optimization=True, save_as_external_data=large
+                )
+            preprocessed = True
+        except Exception as exc:  # shape inference does not know every op; quantize the graph as it is
+            step.log(f"shape inference failed ({type(exc).__name__}: {exc}); quantizing without it")
+            prepared, preprocessed = source, False
+        with _quiet_preprocessing_advice():
+            ort_quantize_static(
+                str(prepared), str(target), Batches(), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
+                per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                activation_type=QuantType.QUInt8 if cfg.activation_type == "quint8" else QuantType.QInt8,
+                weight_type=QuantType.QInt8, nodes_to_exclude=excluded, use_external_data_format=large,
+                calibrate_method=method,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "CalibPercentile": cfg.percentile},
+            )  # fmt: skip
+    facts = {
+        "op_types": ops,
+        "calibration_method": cfg.calibration_method,
+        "calibration_examples": len(texts),
+        "calibration_batches": len(batches),
+        "calibration_length": longest,
+        "calibration_split": "train",
+        "per_channel": cfg.per_channel,
+        "activation_type": cfg.activation_type,
+        "reduce_range": cfg.reduce_range,
+        "quantize_embeddings": cfg.quantize_embeddings,
+        "shape_inference": preprocessed,
+        "excluded_nodes": excluded,
+        "quantize_seconds": round(time.perf_counter() - started, 2),
+    }
+    return _finish(step, before, manifest, target, "int8-static-qdq", cfg.check_examples, facts)

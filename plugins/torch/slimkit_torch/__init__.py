@@ -1,0 +1,171 @@
+"""slimkit-torch: techniques that act on a PyTorch model rather than on a deployment format.
+
+- ``torch.magnitude-prune``: unstructured L1 pruning with ``torch.nn.utils.prune``, made permanent.
+  Dense kernels run no faster on zeros; it is declared (and measured) as giving no speed-up.
+- ``torch.structured-prune``: removes FFN neurons, attention heads and whole layers, so matrices
+  really shrink; the result is a normal HF folder whose config matches the new shapes.
+- ``torch.dynamic-int8``: int8 Linear weights with dynamic activation quantization, on x86 CPUs.
+  Writes the ``torch-int8`` format, which this plugin loads for measurement.
+- ``torch.half``: bfloat16 or float16 weights and compute.
+
+Hooks stay cheap to import: torch, transformers, torch-pruning and torchao load inside the
+functions that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import slimkit
+from slimkit import Artifact, StepContext, Technique
+from slimkit_torch.config import DynamicInt8Config, HalfConfig, MagnitudePruneConfig, StructuredPruneConfig
+
+FORMAT = "transformers"
+INT8_FORMAT = "torch-int8"
+MAGNITUDE = "torch.magnitude-prune"
+STRUCTURED = "torch.structured-prune"
+INT8 = "torch.dynamic-int8"
+HALF = "torch.half"
+
+__all__ = [
+    "HALF",
+    "INT8",
+    "INT8_FORMAT",
+    "MAGNITUDE",
+    "STRUCTURED",
+    "load_predictor",
+    "prune",
+    "quantize",
+    "register_techniques",
+]
+
+
+@slimkit.hookimpl
+def register_techniques(register: Callable[[Technique], None]) -> None:
+    register(
+        Technique(
+            name=MAGNITUDE,
+            stage="prune",
+            summary="Set the smallest weights to zero (unstructured L1, global or per layer) with "
+            "torch.nn.utils.prune, made permanent. No speed-up: the matrices stay dense.",
+            consumes=[FORMAT],
+            produces=FORMAT,
+            goals=[],
+            before=["quantize", "export"],
+            hardware={
+                "devices": ["cpu", "cuda", "mps"],
+                "speedup_devices": [],
+                "notes": "Zeros in dense matrices: dense kernels run no faster and the saved file is no smaller; "
+                "a later fine-tuning step (transformers.finetune) regrows the zeros. "
+                "Use torch.structured-prune for speed.",
+            },
+            requires=["torch>=2.2", "transformers>=4.45"],
+            config=MagnitudePruneConfig,
+            needs_pickle=False,
+        )
+    )
+    register(
+        Technique(
+            name=STRUCTURED,
+            stage="prune",
+            summary="Remove FFN neurons, attention heads and whole layers (by weight magnitude or gradients on "
+            "training texts), so the matrices shrink; saves a normal HF folder with a matching config.",
+            consumes=[FORMAT],
+            produces=FORMAT,
+            goals=["speed", "size", "memory"],
+            before=["quantize", "export"],
+            hardware={
+                "devices": ["cpu", "cuda", "mps"],
+                "notes": "Accuracy drops with what is removed; fine-tune afterwards (transformers.finetune) to "
+                "recover it, before any quantization.",
+            },
+            requires=["torch>=2.2", "transformers>=4.45", "torch-pruning>=1.5"],
+            config=StructuredPruneConfig,
+            needs_pickle=False,
+        )
+    )
+    register(
+        Technique(
+            name=INT8,
+            stage="quantize",
+            summary="int8 Linear weights with dynamic per-batch activation quantization (torch.ao quantize_dynamic "
+            "or torchao quantize_), on CPU; the classification head stays float32.",
+            consumes=[FORMAT],
+            produces=INT8_FORMAT,
+            goals=["speed", "size", "memory"],
+            # Quantized weights take no gradient and nothing here re-exports them: train, prune and
+            # distill first.
+            after=["train", "prune", "distill"],
+            conflicts=[HALF],
+            hardware={
+                "devices": ["cpu"],
+                "cpu_arch": ["x86_64", "AMD64"],
+                "cpu_features_required": ["avx2"],
+                "cpu_features_beneficial": ["avx512_vnni"],
+                "notes": "fbgemm int8 kernels on x86; fast with avx512_vnni (VNNI dot products), "
+                "little gain without it.",
+            },
+            requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.12"],
+            config=DynamicInt8Config,
+            # torch.load(weights_only=True): a restricted unpickler that builds tensors only.
+            needs_pickle=False,
+        )
+    )
+    register(
+        Technique(
+            name=HALF,
+            stage="quantize",
+            summary="Cast weights and compute to bfloat16 (or float16); saves a normal HF folder that reloads "
+            "in that dtype.",
+            consumes=[FORMAT],
+            produces=FORMAT,
+            goals=["speed", "size", "memory"],
+            after=["train", "prune", "distill"],
+            conflicts=[INT8],
+            hardware={
+                "devices": ["cpu", "cuda", "mps"],
+                "cpu_features_beneficial": ["avx512_bf16", "amx_bf16"],
+                "notes": "bf16 is fast on CPUs with avx512_bf16 or AMX and on CUDA, slower than fp32 elsewhere; "
+                "fp16 is fast on CUDA and slow on most CPUs.",
+            },
+            requires=["torch>=2.2", "transformers>=4.45"],
+            config=HalfConfig,
+            needs_pickle=False,
+        )
+    )
+
+
+@slimkit.hookimpl
+def prune(step: StepContext) -> Artifact | None:
+    if step.owns(MAGNITUDE):
+        from slimkit_torch.magnitude import magnitude_prune
+
+        return magnitude_prune(step)
+    if step.owns(STRUCTURED):
+        from slimkit_torch.structured import structured_prune
+
+        return structured_prune(step)
+    return None
+
+
+@slimkit.hookimpl
+def quantize(step: StepContext) -> Artifact | None:
+    if step.owns(INT8):
+        from slimkit_torch.int8 import dynamic_int8
+
+        return dynamic_int8(step)
+    if step.owns(HALF):
+        from slimkit_torch.half import half
+
+        return half(step)
+    return None
+
+
+@slimkit.hookimpl
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+    if artifact.format != INT8_FORMAT:
+        return None
+    from slimkit_torch.int8 import Int8Predictor
+
+    return Int8Predictor(artifact.path, device=device)

@@ -1,0 +1,101 @@
+"""Config models of the four techniques (pydantic only, so that importing the plugin stays cheap)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MagnitudePruneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sparsity: float = Field(gt=0, lt=1, description="Share of the targeted weights set to zero, e.g. 0.5.")
+    scope: Literal["global", "layer"] = Field(
+        default="global",
+        description="'global' ranks all targeted weights together (layers end up with different sparsity); "
+        "'layer' removes the same share from every weight matrix.",
+    )
+    include_embeddings: bool = Field(
+        default=False, description="Also prune the embedding matrices (by default only Linear layers are pruned)."
+    )
+    prune_head: bool = Field(
+        default=False, description="Also prune the classification head (and pooler); by default they stay intact."
+    )
+
+
+class StructuredPruneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ffn_ratio: float = Field(
+        default=0.0, ge=0, lt=1, description="Share of FFN neurons removed from every layer, e.g. 0.5."
+    )
+    heads: int = Field(
+        default=0,
+        ge=0,
+        description="Attention heads removed from every layer. Needs a config with an explicit head_dim "
+        "(Llama, Mistral, Qwen2/3); with grouped-query attention, a multiple of num_key_value_heads "
+        "(the same number of query heads leaves each key/value group).",
+    )
+    layers: int = Field(
+        default=0,
+        ge=0,
+        description="Whole layers removed: those whose output differs least from their input on the "
+        "calibration texts (block influence).",
+    )
+    layer_indices: list[int] | None = Field(
+        default=None, description="Remove exactly these layers (0-based) instead of choosing 'layers' of them."
+    )
+    importance: Literal["magnitude", "gradient"] = Field(
+        default="gradient",
+        description="How neurons and heads are ranked: 'magnitude' (squared L2 norm of their weights) or "
+        "'gradient' (first-order Taylor |w * dL/dw|, summed over calibration batches of the task's "
+        "training texts with the classification loss).",
+    )
+    calibration_batches: int = Field(
+        default=8, ge=1, description="Batches of training texts for gradient importance and layer selection."
+    )
+    batch_size: int = Field(default=16, ge=1, description="Calibration batch size.")
+    max_length: int = Field(default=128, ge=8, description="Calibration texts are truncated to this many tokens.")
+
+    @model_validator(mode="after")
+    def _something_to_remove(self) -> StructuredPruneConfig:
+        if self.layer_indices is not None and self.layers:
+            raise ValueError("give either 'layers' (how many) or 'layer_indices' (which), not both")
+        if not (self.ffn_ratio or self.heads or self.layers or self.layer_indices):
+            raise ValueError("nothing to remove: set ffn_ratio, heads, layers or layer_indices")
+        return self
+
+
+class DynamicInt8Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["torch-ao-legacy", "torchao"] = Field(
+        default="torch-ao-legacy",
+        description="'torch-ao-legacy': torch.ao.quantization.quantize_dynamic (fbgemm kernels, fast in eager "
+        "mode, deprecated by PyTorch); 'torchao': torchao's quantize_ with Int8DynamicActivationInt8WeightConfig "
+        "(maintained; slower than fp32 on CPU unless compiled, see compile).",
+    )
+    per_channel: bool = Field(
+        default=True,
+        description="torch-ao-legacy: one weight scale per output channel (keeps accuracy) instead of one per "
+        "matrix. torchao always uses per-channel weights and per-token activations.",
+    )
+    compile: bool = Field(
+        default=True,
+        description="torchao: run the model under torch.compile when it is loaded for inference (its int8 "
+        "matmuls are fused only then; compiling takes a minute or more per input shape on a small CPU).",
+    )
+    quantize_head: bool = Field(
+        default=False, description="Also quantize the classification head; by default it stays float32."
+    )
+
+
+class HalfConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["bfloat16", "float16"] = Field(
+        default="bfloat16",
+        description="bfloat16 (fast on CPUs with avx512_bf16/AMX and on CUDA) or float16 (fast on CUDA, slow "
+        "on most CPUs).",
+    )

@@ -1,0 +1,104 @@
+"""The options of ``distill.kd``: which student, which teacher, and how the losses are mixed.
+
+Imports only pydantic and slimkit_transformers.finetune (itself light), so that the plugin's
+top-level module stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from slimkit_transformers.finetune import FinetuneConfig
+
+
+class StudentSpec(BaseModel):
+    """Where the student starts: a model (the teacher by default), then optionally fewer of its layers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep every k-th transformer layer, counted down from the top so that the last one (the one "
+        "the head was trained on) stays: 6 layers with k=2 keep layers 1, 3, 5 (0-based).",
+    )
+    layers: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="Keep these layers instead (0-based, strictly increasing), e.g. [0, 2, 5].",
+    )
+    from_step: str | None = Field(
+        default=None,
+        description="Start from an earlier artifact of the pipeline ('source' or a step name), e.g. a "
+        "structurally pruned teacher, instead of the teacher itself.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="Start from another model: hub id, local folder or packaged short name. It gets the "
+        "task's labels and a seeded head; a different tokenizer is fine (texts are tokenized for each model).",
+    )
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> StudentSpec:
+        if self.from_step is not None and self.model is not None:
+            raise ValueError("give 'from_step' or 'model', not both")
+        if self.keep_every is not None and self.layers is not None:
+            raise ValueError("give 'keep_every' or 'layers', not both")
+        if self.layers is not None and (
+            any(i < 0 for i in self.layers) or any(b <= a for a, b in zip(self.layers, self.layers[1:], strict=False))
+        ):
+            raise ValueError("'layers' must be 0-based indices in strictly increasing order")
+        return self
+
+    @property
+    def origin(self) -> str:
+        """What the student starts from, in words for the artifact's metadata."""
+        if self.from_step is not None:
+            return f"step:{self.from_step}"
+        if self.model is not None:
+            return f"model:{self.model}"
+        return "teacher"
+
+
+def _half_depth() -> StudentSpec:
+    return StudentSpec(keep_every=2)
+
+
+class DistillConfig(FinetuneConfig):
+    """Training options are those of ``transformers.finetune``; the rest say what is distilled how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str | None = Field(
+        default=None,
+        description="None: the model that enters the step is the teacher. A step name (or 'source') uses that "
+        "earlier artifact instead, e.g. the fine-tuned model when a pruning step runs in between.",
+    )
+    student: StudentSpec = Field(
+        default_factory=_half_depth,
+        description="The student: {keep_every = k} or {layers = [...]} of the teacher (default: every 2nd "
+        "layer), {from_step = '<step>'} or {model = '<hub id or path>'}, optionally with layers chosen.",
+    )
+    alpha: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the distillation loss; the hard-label loss gets 1 - alpha. 0 is ordinary "
+        "fine-tuning of the student (no teacher pass at all).",
+    )
+    temperature: float = Field(
+        default=2.0,
+        gt=0.0,
+        description="Softens both models' outputs in the distillation loss (softmax or sigmoid of logits / T); "
+        "the loss is scaled by T^2 so its gradients keep their size.",
+    )
+    hidden_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Weight of hidden-state matching: MSE between each student layer's output and the teacher "
+        "layer it maps to, through a learned projection when widths differ. 0 turns it off. Needs both models "
+        "to tokenize alike.",
+    )
+    teacher_batch_size: int = Field(
+        default=64, ge=1, description="Batch size of the single teacher pass whose outputs are cached."
+    )

@@ -24,7 +24,8 @@ class SlimkitGroup(click.Group):
                 click.echo(f"Error: {line}", err=True)
             sys.exit(exc.exit_code)
         except PlanRefused as exc:
-            click.echo(f"Error: the pipeline cannot run: {len(exc.problems)} problem(s)", err=True)
+            what = "study" if ctx.invoked_subcommand == "study" else "pipeline"
+            click.echo(f"Error: the {what} cannot run: {len(exc.problems)} problem(s)", err=True)
             for problem in exc.problems:
                 click.echo(f"problem: {problem}", err=True)
             sys.exit(exc.exit_code)
@@ -55,6 +56,7 @@ def cli() -> None:
       slimkit plan pipeline.toml      check a pipeline before any compute
       slimkit run pipeline.toml       run it; results.json and report.md in runs/<name>
       slimkit report runs/<name>      print the report of a run again
+      slimkit study study.toml        compare many variants, choose one within an accuracy budget
 
     \b
     Environment:
@@ -166,9 +168,13 @@ def _print_plan(plan: Any) -> None:
             f"{s.input_format} -> {s.output_format}  ({s.technique.plugin})"
         )
         click.echo(f"     {s.reason}")
-    for w in plan.warnings:
+    _print_notes(plan.warnings, plan.problems)
+
+
+def _print_notes(warnings: list[str], problems: list[str]) -> None:
+    for w in warnings:
         click.echo(f"warning: {w}")
-    for p in plan.problems:
+    for p in problems:
         click.echo(f"problem: {p}", err=True)
 
 
@@ -220,6 +226,79 @@ def run(pipeline_file: Path, force: bool, output: Path | None, as_json: bool, qu
         _emit_json(data)
     else:
         click.echo(render_markdown(data))
+        click.echo(f"Results: {result.results_path}")
+    sys.exit(result.exit_code)
+
+
+def _print_study_plan(study_plan: Any) -> None:
+    study = study_plan.study
+    click.echo(
+        f"Study {study.name!r}: {len(study_plan.variants)} variant(s), strategy {study.search.strategy}, "
+        f"objective {study.search.objective}, budget {study.search.budget.max_drop_points:g} point(s)"
+    )
+    for v in study_plan.variants:
+        state = "ok" if not v.problems else f"{len(v.problems)} problem(s)"
+        click.echo(f"  {v.name}: {' -> '.join(s.label for s in v.pipeline.steps) or '(source)'}  [{state}]")
+    warnings: list[str] = []
+    for v in study_plan.variants:
+        warnings += [w for w in v.warnings if w not in warnings]
+    _print_notes(warnings, study_plan.problems)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_only", is_flag=True, help="Validate and plan every variant; build nothing.")
+@click.option("--force", is_flag=True, help="Rebuild every variant and recompute its steps.")
+@click.option("--remeasure", is_flag=True, help="Measure again even when the same models were measured.")
+@click.option("--skip-invalid", is_flag=True, help="Run the variants that can run; list the others as invalid.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Study directory (default runs/<name>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def study(
+    study_file: Path,
+    plan_only: bool,
+    force: bool,
+    remeasure: bool,
+    skip_invalid: bool,
+    output: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Run a compression study: build every variant, measure all in one session, choose one.
+
+    Variants share finished steps through the step store; running the command again resumes and
+    builds only what is missing. Writes results.json and report.md (with plots) to runs/<name>.
+    Exit codes: 0 done; 1 a variant or a measurer failed; 2 bad input; 3 a variant cannot run
+    (use --skip-invalid to run the others).
+    """
+    from slimkit.study import load_study
+
+    spec = load_study(study_file)
+    if output is not None:
+        spec = spec.model_copy(update={"output_dir": output.resolve()})
+    if plan_only:
+        from slimkit.study_runner import plan_study
+
+        study_plan = plan_study(spec)
+        if as_json:
+            _emit_json(study_plan.as_dict())
+        else:
+            _print_study_plan(study_plan)
+            if study_plan.ok:
+                click.echo("Every variant can run.")
+        if not study_plan.ok:
+            sys.exit(ExitCode.PLAN_REFUSED)
+        return
+    from slimkit.report import render_markdown
+    from slimkit.study_runner import run_study
+
+    result = run_study(
+        spec, force=force, remeasure=remeasure, skip_invalid=skip_invalid, show_progress=not quiet and not as_json
+    )
+    if as_json:
+        _emit_json(result.results)
+    else:
+        click.echo(render_markdown(result.results))
         click.echo(f"Results: {result.results_path}")
     sys.exit(result.exit_code)
 

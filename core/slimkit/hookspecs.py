@@ -205,6 +205,29 @@ def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
     """
 
 
+# -- Studies --------------------------------------------------------------------------------
+
+
+@_hookspec(firstresult=True)
+def make_executor(name: str, options: dict[str, Any]) -> Any | None:
+    """Provide the executor that builds a study's variants (for example on a cluster).
+
+    Fires: once per study run, with the study file's ``[executor]`` entry; the built-in ``local``
+    executor is used when no plugin answers for ``name = "local"``.
+
+    :param name: the executor the study file names.
+    :param options: the study file's ``executor.options``, as written.
+
+    Returns: an object with ``name`` and ``run(jobs, context)`` yielding a
+    :class:`slimkit.executors.VariantOutcome` per :class:`slimkit.executors.VariantJob` as each
+    finishes (see slimkit.executors), or None when ``name`` is not yours.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
 # -- Lifecycle ------------------------------------------------------------------------------
 
 

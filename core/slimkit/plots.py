@@ -74,6 +74,10 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="tab:blue", zorder=3)
         for lbl, x, y in pts:
             ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        chosen = [p for p in pts if p[0] == (results.get("selection") or {}).get("chosen")]
+        if chosen:
+            ax.scatter([chosen[0][1]], [chosen[0][2]], marker="*", s=220, color="tab:orange", zorder=4,
+                       label=f"chosen: {chosen[0][0]}")  # fmt: skip
         front = pareto_front(pts)
         ax.plot([p[1] for p in front], [p[2] for p in front], color="tab:red", lw=1.2, ls="--",
                 label="Pareto front", zorder=2)  # fmt: skip

@@ -314,6 +314,9 @@ class Plugins:
     def load_predictor(self, artifact: Artifact, device: str, threads: int) -> Any | None:
         return self.pm.hook.load_predictor(artifact=artifact, device=device, threads=threads)
 
+    def make_executor(self, name: str, options: dict[str, Any]) -> Any | None:
+        return self.pm.hook.make_executor(name=name, options=options)
+
     def before_step(self, step: Any) -> None:
         self.pm.hook.before_step(step=step)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from slimkit.errors import SlimkitError
 
+STUDY_SCHEMA = "slimkit.study/1"
 KIND_ORDER = {"speed": 0, "memory": 1, "size": 2, "accuracy": 3, "info": 4}
 
 
@@ -96,12 +97,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
+    if results.get("schema") == STUDY_SCHEMA:
+        return render_study_markdown(results)
     artifacts: list[dict[str, Any]] = results.get("artifacts", [])
     out = [f"# slimkit run: {results.get('pipeline')}", ""]
-    hw = results.get("hardware") or {}
     out.append(
-        f"Device `{results.get('device')}` on {hw.get('cpu_model', '?')} ({hw.get('physical_cores', '?')} cores; "
-        f"flags: {', '.join(hw.get('cpu_flags', [])) or 'none'}). Baseline: **{results.get('baseline')}**. "
+        f"{_machine(results)}. Baseline: **{results.get('baseline')}**. "
         "Ratios are baseline / candidate for latency, size and memory (higher is better); "
         "accuracy deltas are in points."
     )
@@ -140,21 +141,152 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         out += _table(["#", "step", "technique", "plugin", "status", "time", "error"], rows)
         out.append("")
-    notes = metric_warnings(artifacts) + list(results.get("warnings", []))
-    notes += [f"measurer {p!r} failed: {e}" for p, e in (results.get("measure_errors") or {}).items()]
-    for artifact in artifacts:
-        for flag in (artifact.get("metadata") or {}).get("warnings", []):
-            notes.append(f"{artifact['label']}: {flag}")
+    notes = _notes(results)
     if notes:
         out.append("## Warnings")
         out.append("")
         out += [f"- {n}" for n in notes]
         out.append("")
+    return "\n".join(out + _libraries(results))
+
+
+def _libraries(results: dict[str, Any]) -> list[str]:
     libs = results.get("libraries") or {}
-    if libs:
-        out.append("Libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())))
+    return ["Libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())), ""] if libs else []
+
+
+def _machine(results: dict[str, Any]) -> str:
+    hw = results.get("hardware") or {}
+    return (
+        f"Device `{results.get('device')}` on {hw.get('cpu_model', '?')} ({hw.get('physical_cores', '?')} cores; "
+        f"flags: {', '.join(hw.get('cpu_flags', [])) or 'none'})"
+    )
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    """Every warning of a run or study: measurers', the run's, measurer failures, artifacts' own."""
+    artifacts = results.get("artifacts", [])
+    notes = metric_warnings(artifacts) + list(results.get("warnings", []))
+    notes += [f"measurer {p!r} failed: {e}" for p, e in (results.get("measure_errors") or {}).items()]
+    for artifact in artifacts:
+        for flag in (artifact.get("metadata") or {}).get("warnings", []):
+            notes.append(f"{artifact['label']}: {flag}")
+    return notes
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    config = step.get("config") or {}
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
+    return f"{step.get('name') or step.get('technique')} ({step.get('technique') or step.get('stage')}" + (
+        f": {options})" if options else ")"
+    )
+
+
+def _seconds(variant: dict[str, Any]) -> str:
+    seconds = variant.get("build_seconds")
+    if seconds is None:
+        return "-"
+    text = f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 60:.1f} min"
+    unknown = variant.get("steps_of_unknown_time") or 0
+    return text + (f" + {unknown} step(s) built outside the study" if unknown else "")
+
+
+def render_study_markdown(results: dict[str, Any]) -> str:
+    """The study report: every variant, the chosen one and why, Pareto front, machine, warnings."""
+    artifacts: list[dict[str, Any]] = results.get("artifacts", [])
+    variants: list[dict[str, Any]] = results.get("variants", [])
+    search = results.get("search") or {}
+    selection = results.get("selection") or {}
+    model = (results.get("model") or {}).get("source", "?")
+    task = results.get("task") or {}
+    out = [f"# slimkit study: {results.get('study')}", ""]
+    out.append(
+        f"Model `{model}`" + (f", task `{task.get('preset') or task.get('dataset')}`" if task else "") + ". "
+        f"{_machine(results)}. Baseline: **{results.get('baseline')}**"
+        + (" (" + " → ".join(_step_text(s) for s in results.get("base", [])) + ")" if results.get("base") else "")
+        + ". Every figure below comes from one measurement session of all variants; ratios are "
+        "baseline / variant for latency, size and memory (higher is better); accuracy deltas are in points."
+    )
+    out.append("")
+    out += ["## Chosen variant", ""]
+    budget = search.get("budget") or {}
+    accuracy = selection.get("accuracy") or budget.get("metric") or "?"
+    out.append(
+        f"Objective: **{selection.get('objective') or search.get('objective')}**; budget: at most "
+        f"{budget.get('max_drop_points', '?')} point(s) of **{accuracy}** below the baseline."
+    )
+    out.append("")
+    if selection.get("chosen"):
+        out.append(f"**{selection['chosen']}**: {selection.get('reason', '')}.")
+    else:
+        out.append(f"**No variant chosen**: {selection.get('reason') or 'nothing was measured'}.")
+    if selection.get("pareto_front"):
+        out += ["", "Pareto front (objective vs accuracy): " + ", ".join(selection["pareto_front"]) + "."]
+    out.append("")
+    columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
+    by_label = {a["label"]: a for a in artifacts}
+    chosen = selection.get("chosen")
+    front = set(selection.get("pareto_front") or [])
+    rows = []
+    for v in variants:
+        artifact = by_label.get(v["name"])
+        if artifact is None:
+            continue
+        metrics = {m["name"]: m for m in artifact["metrics"]}
+        mark = " ★" if v["name"] == chosen else (" ◆" if v["name"] in front else "")
+        rows.append(
+            [v["name"] + mark, " → ".join(v.get("blocks") or []) or "(base steps)", artifact["format"]]
+            + [format_cell(metrics[c]) if c in metrics else "-" for c in columns]
+            + [_seconds(v)]
+        )
+    if rows:
+        out += ["## Variants", "", "★ chosen, ◆ on the Pareto front.", ""]
+        out += _table(["variant", "blocks", "format", *columns, "build time"], rows)
         out.append("")
-    return "\n".join(out)
+    for plot in results.get("plots", []):
+        out += [f"![{plot}]({plot})", ""]
+    unmeasured = [v for v in variants if v["name"] not in by_label]
+    if unmeasured:
+        out += ["## Variants without figures", ""]
+        out += _table(
+            ["variant", "blocks", "status", "why"],
+            [[v["name"], " → ".join(v.get("blocks") or []), v["status"], v.get("note") or ""] for v in unmeasured],
+        )
+        out.append("")
+    recipes = [v for v in variants if v.get("config")]
+    if recipes:
+        out += ["## Recipes", "", "Steps each variant adds after the base steps.", ""]
+        out += [f"- **{v['name']}**: " + " → ".join(_step_text(s) for s in v["config"]) for v in recipes]
+        out.append("")
+    out += ["## Search", ""]
+    stopped = (
+        " The time budget ran out; variants not started are listed above."
+        if search.get("stopped_by_time_budget")
+        else ""
+    )
+    time_budget = search.get("time_budget_s")
+    out.append(
+        f"Strategy `{search.get('strategy')}`: {search.get('built', 0)} of {search.get('total', 0)} variant(s) built"
+        + (f" within a time budget of {time_budget:g} s" if time_budget else "")
+        + f"; executor `{results.get('executor')}`; the study took {results.get('seconds', 0):.1f} s.{stopped}"
+    )
+    out.append("")
+    notes = _notes(results)
+    if notes:
+        out += ["## Warnings", ""]
+        out += [f"- {n}" for n in notes]
+        out.append("")
+    settings = results.get("measure_settings") or {}
+    if settings:
+        out += ["## Measurement", ""]
+        out.append(
+            "Measured in one session, blocks rotated round-robin across models: batch sizes "
+            f"{settings.get('batch_sizes')}, sequence lengths {settings.get('sequence_lengths')}, "
+            f"{settings.get('warmup')} warm-up and {settings.get('repeats')} timed calls per block, "
+            f"{settings.get('rounds')} round(s), threads {settings.get('threads') or 'physical cores'}."
+        )
+        out.append("")
+    return "\n".join(out + _libraries(results))
 
 
 def write_report(run_dir: Path, results: dict[str, Any]) -> Path:

@@ -420,7 +420,7 @@ class Runner:
         self.journal.write("run_finished", exit_code=result.exit_code)
 
 
-def _artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:
+def artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:
     return {
         "label": artifact.label,
         "key": artifact.key,
@@ -434,7 +434,7 @@ def _artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[st
 
 def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
     baseline_metrics = {m.name: m for m in result.metrics.get(result.baseline.key, [])} if result.baseline else {}
-    artifacts = [_artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()]
+    artifacts = [artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()]
     return {
         "schema": "slimkit.results/1",
         "pipeline": result.plan.pipeline.name,

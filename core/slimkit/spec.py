@@ -122,7 +122,35 @@ class MeasureSpec(BaseModel):
     latency: bool = Field(default=True, description="Time inference.")
 
 
-class Pipeline(BaseModel):
+class FileBased(BaseModel):
+    """A file's model (pipeline or study): relative paths resolve against the file's folder, and
+    results go to ``output_dir`` (default runs/<name>) with a step store in ``store_dir``."""
+
+    if TYPE_CHECKING:  # declared by each subclass, in its own field order
+        name: str
+        output_dir: Path | None
+        store_dir: Path | None
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the file are resolved against (the file's folder)."""
+        return self._base_dir
+
+    def resolve_path(self, value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self._base_dir / path)
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.resolve_path(self.store_dir) if self.store_dir else self.run_dir / "steps"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve_path(self.output_dir) if self.output_dir else Path.cwd() / "runs" / self.name
+
+
+class Pipeline(FileBased):
     """A pipeline: model, task, steps, measurement and where results go.
 
     Build it from a file (:func:`load_pipeline`) or in Python::
@@ -164,8 +192,6 @@ class Pipeline(BaseModel):
         default_factory=list, description="Project-local plugin files (Python modules) loaded for this pipeline."
     )
 
-    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
-
     @model_validator(mode="before")
     @classmethod
     def _model_shorthand(cls, data: Any) -> Any:
@@ -187,24 +213,6 @@ class Pipeline(BaseModel):
         if self.steps and self.baseline != "source" and self.baseline not in seen:
             raise ValueError(f"baseline: {self.baseline!r} is not a step name; use 'source' or one of {sorted(seen)}")
         return self
-
-    # Paths -------------------------------------------------------------------------------
-    @property
-    def base_dir(self) -> Path:
-        """Folder that relative paths in the pipeline are resolved against (the file's folder)."""
-        return self._base_dir
-
-    def resolve_path(self, value: str | Path) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else (self._base_dir / path)
-
-    @property
-    def steps_dir(self) -> Path:
-        return self.resolve_path(self.store_dir) if self.store_dir else self.run_dir / "steps"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.resolve_path(self.output_dir) if self.output_dir else Path.cwd() / "runs" / self.name
 
     # Python builder ----------------------------------------------------------------------
     def step(
@@ -284,8 +292,8 @@ def pipeline_from_dict(data: Any, *, base_dir: Path | None = None, source: str |
     return pipeline
 
 
-def load_pipeline(path: str | Path) -> Pipeline:
-    """Read a pipeline from a TOML, YAML or JSON file; every problem is reported at once."""
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The table at the top of a TOML, YAML or JSON file; SpecError (one line) when it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"no such file: {path}"], source=None)
@@ -308,7 +316,13 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise SpecError([f"cannot parse: {exc}".replace("\n", " ")], source=str(path)) from None
     if not isinstance(data, dict):
         raise SpecError(["the file must hold a table/mapping at the top level"], source=str(path))
-    return pipeline_from_dict(data, base_dir=path.resolve().parent, source=str(path))
+    return data
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read a pipeline from a TOML, YAML or JSON file; every problem is reported at once."""
+    data = read_spec_file(path)
+    return pipeline_from_dict(data, base_dir=Path(path).resolve().parent, source=str(path))
 
 
 def pipeline_json_schema() -> dict[str, Any]:

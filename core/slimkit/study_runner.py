@@ -1,0 +1,481 @@
+"""Run a study: plan every variant, build them through an executor, measure all in one session.
+
+Layout of a study directory::
+
+    study.json          the study as run
+    journal.jsonl       one JSON line per event
+    state.json          each finished variant's outcome, screened accuracies, the last measurement
+    variants/NNN-name/  each variant's own run folder (pipeline.json, journal, results.json)
+    steps/              the step store shared by every variant (unless store_dir says otherwise)
+    results.json        every variant, every figure, the search and the chosen variant
+    report.md, *.png    the report made from results.json
+
+Resuming: a variant whose outcome is in state.json (same pipeline, artifact still on disk) is not
+built again; a variant interrupted half-way resumes from its finished steps through the store. The
+measurement is reused only when the same artifacts were measured with the same settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimkit.artifacts import Artifact, stable_hash, write_json_atomic
+from slimkit.context import MeasureContext
+from slimkit.errors import ExitCode, PlanRefused
+from slimkit.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
+from slimkit.hardware import Hardware, probe
+from slimkit.metrics import Metric
+from slimkit.planner import Plan, plan_pipeline
+from slimkit.plugins import Plugins, build_plugins
+from slimkit.runner import Display, Journal, artifact_entry, library_versions
+from slimkit.search import Search, accuracy_metric, select
+from slimkit.study import BASELINE, Study, Variant, expand
+
+SCHEMA = "slimkit.study/1"
+STATE_FILE = "state.json"
+
+
+@dataclass
+class StudyResult:
+    run_dir: Path
+    results: dict[str, Any]
+
+    @property
+    def results_path(self) -> Path:
+        return self.run_dir / "results.json"
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.results.get("exit_code", ExitCode.OK))
+
+
+@dataclass
+class StudyPlan:
+    """Every variant of a study with its plan's problems and warnings; nothing computed."""
+
+    study: Study
+    variants: list[Variant]
+    plans: dict[str, Plan] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"variant {v.name}: {p}" for v in self.variants for p in v.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study.name,
+            "ok": self.ok,
+            "strategy": self.study.search.strategy,
+            "variants": [v.as_dict() for v in self.variants],
+            "problems": self.problems,
+        }
+
+
+def plan_study(study: Study, *, plugins: Plugins | None = None, hardware: Hardware | None = None) -> StudyPlan:
+    """Expand and plan every variant. Never raises for a variant's problems: see ``problems``."""
+    plugins = plugins or build_plugins()
+    hardware = hardware or probe(cuda=study.device != "cpu")
+    variants = expand(study)
+    result = StudyPlan(study=study, variants=variants)
+    for variant in variants:
+        plan = plan_pipeline(variant.pipeline, plugins=plugins, hardware=hardware)
+        variant.problems, variant.warnings = list(plan.problems), list(plan.warnings)
+        result.plans[variant.name] = plan
+    return result
+
+
+class _State:
+    """state.json: what a rerun must not do again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = {}  # a damaged state only costs reuse; the step store still has the work
+        self.outcomes: dict[str, dict[str, Any]] = data.get("outcomes", {})
+        self.screened: dict[str, dict[str, float]] = data.get("screened", {})
+        self.step_seconds: dict[str, float] = data.get("step_seconds", {})
+        self.measurement: dict[str, Any] = data.get("measurement", {})
+
+    def save(self) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "outcomes": self.outcomes,
+                "screened": self.screened,
+                "step_seconds": self.step_seconds,
+                "measurement": self.measurement,
+            },
+        )
+
+    def finished(self, job: VariantJob) -> VariantOutcome | None:
+        entry = self.outcomes.get(job.name)
+        if not entry or entry.get("fingerprint") != _fingerprint(job) or entry["outcome"]["status"] != "done":
+            return None
+        outcome = VariantOutcome.from_dict(entry["outcome"])
+        return outcome if outcome.artifact is not None and outcome.artifact.path.exists() else None
+
+    def record(self, job: VariantJob, outcome: VariantOutcome) -> None:
+        self.outcomes[job.name] = {"fingerprint": _fingerprint(job), "outcome": outcome.as_dict()}
+        for step in outcome.steps:
+            if step.get("status") == "done" and step.get("key") and step.get("seconds") is not None:
+                self.step_seconds[step["key"]] = step["seconds"]
+        self.save()
+
+
+def _fingerprint(job: VariantJob) -> str:
+    return stable_hash(job.pipeline, job.base_dir)
+
+
+class StudyRunner:
+    def __init__(
+        self,
+        study_plan: StudyPlan,
+        plugins: Plugins,
+        hardware: Hardware,
+        *,
+        executor: Executor,
+        force: bool,
+        remeasure: bool,
+        display: Display,
+        show_progress: bool,
+        clock: Callable[[], float],
+    ) -> None:
+        self.plan = study_plan
+        self.study = study_plan.study
+        self.plugins = plugins
+        self.hardware = hardware
+        self.executor = executor
+        self.force = force
+        self.remeasure = remeasure
+        self.display = display
+        self.show_progress = show_progress
+        self.clock = clock
+        self.run_dir = self.study.run_dir.resolve()
+        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.state = _State(self.run_dir / STATE_FILE)
+        self.outcomes: dict[str, VariantOutcome] = {}
+        self.status: dict[str, str] = {}  # variant -> built | reused | failed | refused | skipped | not run | invalid
+        self.notes: dict[str, str] = {}
+        self.stopped_by_time = False
+
+    # -- building -------------------------------------------------------------------------
+    def _job(self, variant: Variant) -> VariantJob:
+        return VariantJob(
+            name=variant.name,
+            pipeline=variant.pipeline.model_dump(mode="json"),
+            base_dir=str(variant.pipeline.base_dir),
+            force=self.force,
+        )
+
+    def _take(self, variant: Variant, outcome: VariantOutcome, reused: bool, done: int, total: int) -> None:
+        self.outcomes[variant.name] = outcome
+        label = f"[{done}/{total}] {variant.name}"
+        if reused:
+            self.status[variant.name] = "reused"
+            self.display.line(f"↺ {label}: built in an earlier run")
+            return
+        self.status[variant.name] = "built" if outcome.status == "done" else outcome.status
+        if outcome.error:
+            self.notes[variant.name] = outcome.error
+        self.journal.write("variant_finished", variant=variant.name, status=outcome.status, error=outcome.error)
+        if outcome.status == "done":
+            computed = sum(1 for s in outcome.steps if s.get("status") == "done")
+            self.display.line(f"✓ {label}: {computed} step(s) computed, {len(outcome.steps) - computed} reused")
+        else:
+            self.display.line(f"✗ {label}: {outcome.error}")
+
+    def build(self) -> None:
+        valid = [v for v in self.plan.variants if not v.problems]
+        for v in self.plan.variants:
+            if v.problems:
+                self.status[v.name], self.notes[v.name] = "invalid", "; ".join(v.problems)
+        search = Search(valid, self.study.search)
+        budget = self.study.search.time_budget_s
+        deadline = None if budget is None else self.clock() + budget
+        total, done = len(valid), 0
+        while batch := search.next_batch():
+            pending: list[tuple[Variant, VariantJob]] = []
+            for variant in batch:
+                job = self._job(variant)
+                found = None if self.force else self.state.finished(job)
+                if found is not None:
+                    done += 1
+                    self._take(variant, found, True, done, total)
+                else:
+                    pending.append((variant, job))
+            by_name = {v.name: v for v, _ in pending}
+            if pending and not self._over(deadline):
+                for v, _ in pending:
+                    self.journal.write("variant_queued", variant=v.name)
+                outcomes: Iterator[VariantOutcome] = self.executor.run(
+                    [j for _, j in pending],
+                    ExecutorContext(plugins=self.plugins, hardware=self.hardware, show_progress=self.show_progress),
+                )
+                try:
+                    for outcome in outcomes:
+                        done += 1
+                        variant = by_name[outcome.name]
+                        self.state.record(self._job(variant), outcome)
+                        self._take(variant, outcome, False, done, total)
+                        if self._over(deadline):
+                            break
+                finally:
+                    close = getattr(outcomes, "close", None)
+                    if close is not None:
+                        close()
+            for v, _ in pending:
+                if v.name not in self.outcomes:
+                    self.stopped_by_time = True
+                    self.status[v.name] = "not run"
+                    self.notes[v.name] = f"the time budget of {budget:g} s ran out before it started"
+            if self.stopped_by_time:
+                for v in valid:
+                    if v.name not in self.status and v.name not in search.skipped:
+                        self.status[v.name] = "not run"
+                        self.notes[v.name] = f"the time budget of {budget:g} s ran out before it started"
+                break
+            if search.screens:
+                self._screen(batch, search)
+        for name, why in search.skipped.items():
+            self.status.setdefault(name, "skipped")
+            self.notes.setdefault(name, why)
+
+    def _over(self, deadline: float | None) -> bool:
+        return deadline is not None and self.clock() >= deadline
+
+    # -- measuring ------------------------------------------------------------------------
+    def _artifacts(self) -> list[Artifact]:
+        """The baseline first, then each built variant's final artifact, labelled by variant."""
+        out: list[Artifact] = []
+        seen: set[str] = set()
+        for variant in self.plan.variants:
+            outcome = self.outcomes.get(variant.name)
+            if outcome is None or outcome.artifact is None or outcome.artifact.key in seen:
+                continue
+            seen.add(outcome.artifact.key)
+            artifact = outcome.artifact.with_updates(label=variant.name)
+            out.insert(0, artifact) if variant.name == BASELINE else out.append(artifact)
+        return out
+
+    def _context(self, baseline: Artifact, settings: Any) -> MeasureContext:
+        base_variant = next(v for v in self.plan.variants if v.name == BASELINE)
+        pipeline = base_variant.pipeline.model_copy(update={"measure": settings})
+        return MeasureContext(
+            baseline=baseline,
+            pipeline=pipeline,
+            settings=settings,
+            hardware=self.hardware,
+            device=self.plan.plans[BASELINE].device,
+            run_dir=self.run_dir,
+            progress=self.display.progress,
+            plugins=self.plugins,
+        )
+
+    def _screen(self, batch: list[Variant], search: Search) -> None:
+        """Accuracy only, for the search to decide what to build next; not reported as figures."""
+        base = self.outcomes.get(BASELINE)
+        if base is None or base.artifact is None:
+            return
+        fresh = [
+            self.outcomes[v.name].artifact.with_updates(label=v.name)  # type: ignore[union-attr]
+            for v in batch
+            if v.name in self.outcomes and self.outcomes[v.name].artifact is not None
+        ]
+        todo = [a for a in fresh if a.key not in self.state.screened]
+        if base.artifact.key not in self.state.screened:
+            todo.insert(0, base.artifact.with_updates(label=BASELINE))
+        if todo:
+            settings = self.study.measure.model_copy(update={"latency": False, "dynamic_length": False})
+            with self.display.status(f"screening accuracy of {len(todo)} model(s)"):
+                found, _ = self.plugins.measure(todo, self._context(base.artifact, settings))
+            for a in todo:
+                self.state.screened[a.key] = {
+                    m.name: m.value for m in found.get(a.key, []) if m.kind == "accuracy" and m.value is not None
+                }
+            self.state.save()
+        names = {n for s in self.state.screened.values() for n in s}
+        fake = [{"metrics": [{"name": n, "kind": "accuracy"} for n in names]}]
+        metric = accuracy_metric(self.study.search.budget.metric, fake)
+        base_value = self.state.screened.get(base.artifact.key, {}).get(metric or "")
+        for a in fresh:
+            value = self.state.screened.get(a.key, {}).get(metric or "")
+            loss = None if value is None or base_value is None else (base_value - value) * 100
+            search.observe(a.label, loss)
+
+    def measure(self) -> tuple[list[Artifact], dict[str, list[Metric]], dict[str, str]]:
+        artifacts = self._artifacts()
+        if not self.study.measure.enabled or not artifacts or artifacts[0].label != BASELINE:
+            return artifacts, {}, {}
+        keys = [a.key for a in artifacts]
+        settings_hash = stable_hash(self.study.measure.model_dump(mode="json"))
+        cached = self.state.measurement
+        if not self.remeasure and cached.get("keys") == keys and cached.get("settings") == settings_hash:
+            self.display.line(f"↺ measurement of {len(artifacts)} model(s) reused from an earlier run")
+            metrics = {k: [Metric.model_validate(m) for m in ms] for k, ms in cached["metrics"].items()}
+            return artifacts, metrics, dict(cached.get("errors", {}))
+        self.journal.write("measure_started", artifacts=[a.label for a in artifacts])
+        with self.display.status(f"measuring {len(artifacts)} model(s) in one session"):
+            metrics, errors = self.plugins.measure(artifacts, self._context(artifacts[0], self.study.measure))
+        for plugin, error in errors.items():
+            self.display.line(f"✗ measurer {plugin!r} failed: {error}")
+        self.state.measurement = {
+            "keys": keys,
+            "settings": settings_hash,
+            "metrics": {k: [m.model_dump(mode="json") for m in ms] for k, ms in metrics.items()},
+            "errors": errors,
+        }
+        self.state.save()
+        self.journal.write("measure_done", errors=errors)
+        return artifacts, metrics, errors
+
+    # -- results --------------------------------------------------------------------------
+    def _build_seconds(self, outcome: VariantOutcome | None) -> tuple[float | None, int]:
+        """Seconds to build the variant from the source (shared steps counted), and steps of unknown time."""
+        if outcome is None or outcome.status != "done":
+            return None, 0
+        total, unknown = 0.0, 0
+        for step in outcome.steps:
+            seconds = self.state.step_seconds.get(step.get("key") or "")
+            if seconds is None:
+                unknown += 1
+            else:
+                total += seconds
+        return round(total, 3), unknown
+
+    def results(self, started: float) -> dict[str, Any]:
+        artifacts, metrics, errors = self.measure()
+        base_metrics = {m.name: m for m in metrics.get(artifacts[0].key, [])} if artifacts else {}
+        entries = [artifact_entry(a, metrics.get(a.key, []), base_metrics) for a in artifacts]
+        baseline = BASELINE if artifacts and artifacts[0].label == BASELINE else None
+        selection = select(entries, BASELINE, self.study.search) if baseline else None
+        variants = []
+        for v in self.plan.variants:
+            outcome = self.outcomes.get(v.name)
+            seconds, unknown = self._build_seconds(outcome)
+            variants.append(
+                v.as_dict()
+                | {
+                    "status": self.status.get(v.name, "not run"),
+                    "note": self.notes.get(v.name),
+                    "key": outcome.artifact.key if outcome and outcome.artifact else None,
+                    "format": outcome.artifact.format if outcome and outcome.artifact else None,
+                    "build_seconds": seconds,
+                    "steps_of_unknown_time": unknown,
+                    "step_records": outcome.steps if outcome else [],
+                    "config": [s for b in v.blocks for s in b.steps],
+                }
+            )
+        warnings = self._warnings(entries)
+        failed = [v["name"] for v in variants if v["status"] in ("failed", "refused")]
+        exit_code = ExitCode.STEP_FAILED if failed or errors or baseline is None else ExitCode.OK
+        return {
+            "schema": SCHEMA,
+            "study": self.study.name,
+            "pipeline": self.study.name,  # so generic readers (plots) title it
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - started, 3),
+            "exit_code": exit_code,
+            "device": self.plan.plans[BASELINE].device if BASELINE in self.plan.plans else None,
+            "hardware": self.hardware.model_dump(mode="json"),
+            "libraries": library_versions(),
+            "model": self.study.model.model_dump(mode="json"),
+            "task": self.study.task.model_dump(mode="json", exclude_unset=True) if self.study.task else None,
+            "base": [s.model_dump(mode="json", exclude_unset=True) for s in self.study.base],
+            "measure_settings": self.study.measure.model_dump(mode="json"),
+            "executor": self.executor.name,
+            "baseline": baseline,
+            "search": {
+                "strategy": self.study.search.strategy,
+                "objective": self.study.search.objective,
+                "budget": self.study.search.budget.model_dump(mode="json"),
+                "time_budget_s": self.study.search.time_budget_s,
+                "stopped_by_time_budget": self.stopped_by_time,
+                "built": sum(1 for s in self.status.values() if s in ("built", "reused")),
+                "total": len(self.plan.variants),
+            },
+            "selection": selection.as_dict() if selection else None,
+            "variants": variants,
+            "artifacts": entries,
+            "measure_errors": errors,
+            "warnings": warnings,
+        }
+
+    def _warnings(self, entries: list[dict[str, Any]]) -> list[str]:
+        seen: dict[str, list[str]] = {}  # warning -> variants it concerns, each said once
+        for v in self.plan.variants:
+            outcome = self.outcomes.get(v.name)
+            for w in [*v.warnings, *(outcome.warnings if outcome else [])]:
+                if v.name not in seen.setdefault(w, []):
+                    seen[w].append(v.name)
+        notes = [w if names == [BASELINE] else f"{w} (in {', '.join(names)})" for w, names in seen.items()]
+        for entry in entries[1:]:
+            for m in entry["metrics"]:
+                ratio = (m.get("vs_baseline") or {}).get("ratio")
+                if m["name"].startswith("latency_ms.b1.") and ratio is not None and ratio < 1.05:
+                    notes.append(
+                        f"{entry['label']}: no speed-up at batch 1 on this hardware ({ratio:.2f}x the baseline)"
+                    )
+        if not entries or entries[0]["label"] != BASELINE:
+            notes.append("the baseline was not built, so nothing was measured or compared")
+        return notes
+
+
+def run_study(
+    study: Study,
+    *,
+    plugins: Plugins | None = None,
+    hardware: Hardware | None = None,
+    force: bool = False,
+    remeasure: bool = False,
+    skip_invalid: bool = False,
+    show_progress: bool = False,
+    executor: Executor | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> StudyResult:
+    """Plan, build, measure, choose, report. Raises PlanRefused (nothing built) when a variant
+    cannot run, unless ``skip_invalid``; the baseline must always be valid."""
+    plugins = plugins or build_plugins()
+    hardware = hardware or probe(cuda=study.device != "cpu")
+    study_plan = plan_study(study, plugins=plugins, hardware=hardware)
+    base = next(v for v in study_plan.variants if v.name == BASELINE)
+    if base.problems or (study_plan.problems and not skip_invalid):
+        raise PlanRefused(study_plan.problems)
+    executor = executor or make_executor(study.executor.name, study.executor.options, plugins)
+    display = Display(show_progress)
+    runner = StudyRunner(
+        study_plan,
+        plugins,
+        hardware,
+        executor=executor,
+        force=force,
+        remeasure=remeasure,
+        display=display,
+        show_progress=show_progress,
+        clock=clock,
+    )
+    runner.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(runner.run_dir / "study.json", study.model_dump(mode="json"))
+    runner.journal.write("study_started", study=study.name, variants=len(study_plan.variants), force=force)
+    started = time.time()
+    runner.build()
+    data = runner.results(started)
+    write_json_atomic(runner.run_dir / "results.json", data)
+    from slimkit.report import write_report
+
+    write_report(runner.run_dir, data)
+    runner.journal.write("study_finished", exit_code=data["exit_code"])
+    return StudyResult(run_dir=runner.run_dir, results=data)

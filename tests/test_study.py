@@ -6,6 +6,7 @@ depends on the weights, so that choices and Pareto fronts are exact.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -231,6 +232,11 @@ def test_grid_study_builds_shares_steps_and_measures_once(
          "prune[threshold=0.05]+round+export", "prune[threshold=0.5]+round+export"]
     )  # fmt: skip
     assert results["exit_code"] == 0
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert sorted(p.name for p in (tmp_path / "study").glob("*.png")) == [
+            "nonzero_share-vs-latency.png",
+            "nonzero_share-vs-size.png",
+        ]
     report = (tmp_path / "study" / "report.md").read_text()
     assert "**export**: export has the best" in report
     assert all(f"| {name}" in report for name in variants)

@@ -52,7 +52,8 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     if importlib.util.find_spec("matplotlib") is None:
         return []
     artifacts = results.get("artifacts", [])
-    y_name = primary_accuracy(artifacts)
+    # A study plots the accuracy metric its budget is about.
+    y_name = (results.get("selection") or {}).get("accuracy") or primary_accuracy(artifacts)
     if y_name is None:
         return []
     import matplotlib

@@ -137,7 +137,10 @@ class _State:
 
 
 def _fingerprint(job: VariantJob) -> str:
-    return stable_hash(job.pipeline, job.base_dir)
+    # Without the run folder's name, which holds the variant's position: adding a variant to the
+    # study must not make the finished ones look new.
+    recipe = {k: v for k, v in job.pipeline.items() if k not in ("name", "output_dir")}
+    return stable_hash(recipe, job.base_dir)
 
 
 class StudyRunner:

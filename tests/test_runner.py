@@ -14,7 +14,7 @@ from slimkit.artifacts import MANIFEST
 from slimkit.errors import PlanRefused, SlimkitError
 from slimkit.hardware import Hardware
 from slimkit.runner import RunResult
-from slimkit.spec import Pipeline, pipeline_from_dict
+from slimkit.spec import Pipeline, TaskSpec, pipeline_from_dict
 from toy_plugin import ToyPlugin
 
 SOURCE = "toy:0.1,0.5,-0.3,0.04"
@@ -271,6 +271,22 @@ def test_pipelines_sharing_a_store_reuse_each_others_steps(run: Any, toy: ToyPlu
     assert toy.executed == ["toy.round"]
     assert result.steps[0].artifact is not None and result.steps[0].artifact.label == "prune-again"
     assert not (result.run_dir / "steps").exists()  # finished steps live in the store only
+
+
+def test_a_step_on_other_data_or_seed_is_not_reused(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
+    # Same source, technique and config, but a training step reads the task's data and the seed.
+    store = tmp_path / "store"
+    base = toy_pipeline("a").train("toy.finetune", name="tune").model_copy(update={"store_dir": store})
+    run(base)
+    other_seed = base.model_copy(update={"name": "b", "seed": 1})
+    other_task = base.model_copy(update={"name": "c", "task": TaskSpec(preset="some-task", max_train_examples=10)})
+    for pipeline in (other_seed, other_task):
+        toy.executed.clear()
+        result = run(pipeline)
+        assert [s.status for s in result.steps] == ["done"], pipeline.name
+        assert toy.executed == ["tune"]
+    toy.executed.clear()
+    assert [s.status for s in run(base.model_copy(update={"name": "d"})).steps] == ["reused"]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -79,9 +79,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "step"
 
 
-def step_key(input_key: str, step: PlannedStep) -> str:
+def step_key(input_key: str, step: PlannedStep, pipeline: Pipeline) -> str:
+    """What a step's output depends on: its input, the technique and its version, the config, and the
+    pipeline's task and seed (training, calibration and vocabulary pruning read the task's data)."""
+    data = {"task": pipeline.task.model_dump(mode="json") if pipeline.task else None, "seed": pipeline.seed}
     return stable_hash(
-        input_key, step.technique.name, step.technique.plugin_version, step.config.model_dump(mode="json")
+        input_key, step.technique.name, step.technique.plugin_version, step.config.model_dump(mode="json"), data
     )
 
 
@@ -304,7 +307,7 @@ class Runner:
         done: dict[str, Artifact] = {"source": current}
         total = len(self.plan.steps)
         for step, record in zip(self.plan.steps, result.steps, strict=True):
-            key = step_key(current.key, step)
+            key = step_key(current.key, step, self.pipeline)
             record.key = key
             final = self.steps_dir / f"{_slug(step.name)}-{key}"
             label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"

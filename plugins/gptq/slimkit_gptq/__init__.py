@@ -1,0 +1,70 @@
+"""slimkit-gptq: GPTQ weight quantization of decoder classifiers through GPTQModel.
+
+- ``gptq.quantize``: 2/3/4/8-bit GPTQ with a group size, calibrated on the task's training texts.
+  Writes the ``gptq`` format (a GPTQModel checkpoint of the sequence classifier), which this
+  plugin loads for measurement.
+
+GPTQModel (ModelCloud), not auto-gptq: auto-gptq is archived, does not import with transformers 5
+and refuses to quantize without CUDA; GPTQModel is its maintained successor and quantizes and runs
+on CPU. GPTQModel loads causal LMs; this plugin gives its model definitions the
+sequence-classification loader, so the decoder layers are quantized and the ``score`` head is
+carried over in float32 (checked bit for bit after reloading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import slimkit
+from slimkit import Artifact, StepContext, Technique
+from slimkit_gptq.config import GptqConfig
+
+FORMAT = "gptq"
+QUANTIZE = "gptq.quantize"
+
+__all__ = ["FORMAT", "QUANTIZE", "load_predictor", "quantize", "register_techniques"]
+
+
+@slimkit.hookimpl
+def register_techniques(register: Callable[[Technique], None]) -> None:
+    register(
+        Technique(
+            name=QUANTIZE,
+            stage="quantize",
+            summary="GPTQ 2/3/4/8-bit weights of a decoder classifier (Llama, Qwen, Mistral, ...) with GPTQModel, "
+            "calibrated on the task's training texts; the classification head stays float32.",
+            consumes=["transformers"],
+            produces=FORMAT,
+            goals=["size", "memory"],
+            after=["train", "prune", "distill"],
+            conflicts=["quantize"],
+            hardware={
+                "devices": ["cpu", "cuda"],
+                "speedup_devices": ["cuda"],
+                "notes": "on CPU GPTQModel's torch kernels dequantize the weights at every call: smaller, "
+                "but not faster than float32; fast kernels (Marlin, ExLlama) are CUDA-only.",
+            },
+            requires=["gptqmodel>=7.6", "torch>=2.8", "transformers>=5.14"],
+            config=GptqConfig,
+            needs_pickle=False,
+        )
+    )
+
+
+@slimkit.hookimpl
+def quantize(step: StepContext) -> Artifact | None:
+    if not step.owns(QUANTIZE):
+        return None
+    from slimkit_gptq.quant import gptq_quantize
+
+    return gptq_quantize(step)
+
+
+@slimkit.hookimpl
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+    if artifact.format != FORMAT:
+        return None
+    from slimkit_gptq.quant import GptqPredictor
+
+    return GptqPredictor(artifact.path, device=device, threads=threads)

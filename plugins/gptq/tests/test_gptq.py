@@ -1,0 +1,94 @@
+"""gptq.quantize on the tiny Llama classifier: quantized layers, the head, reloading, predictions, refusals."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from slimkit.hardware import Hardware
+from slimkit.planner import plan_pipeline
+from slimkit.spec import pipeline_from_dict
+from slimkit_gptq.quant import group_size_problem
+
+needs_gptqmodel = pytest.mark.skipif(find_spec("gptqmodel") is None, reason="GPTQModel is not installed")
+TEXTS = ["i love this movie so much", "sad awful day", "the food was not very good but fun", "joy"]
+TINY = {"bits": 4, "group_size": 32, "calibration_samples": 8, "calibration_tokens": 16}
+SMOLLM2 = {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9, "head_dim": 64}
+
+
+@needs_gptqmodel
+def test_quantized_model_reloads_predicts_and_keeps_the_head(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+) -> None:
+    import torch
+
+    from slimkit_transformers.predictors import TorchPredictor
+
+    steps = [{"name": "q4", "technique": "gptq.quantize", "config": TINY}]
+    result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, steps, measure={"enabled": False}))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    artifact = result.steps[0].artifact
+    assert artifact.format == "gptq" and artifact.metadata["quantized_linears"] == 2 * 7
+    assert artifact.metadata["calibration_sequences"] == 8
+
+    predictor = plugins.load_predictor(artifact, "cpu", 1)
+    reference = TorchPredictor(result.source.path)
+    head = predictor.model.score
+    assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
+    assert torch.equal(head.weight, reference.model.score.weight)
+    assert predictor.facts["head_checksum"] == reference.facts["head_checksum"] == artifact.metadata["head_checksum"]
+    assert predictor.facts["params"] == reference.facts["params"] and predictor.facts["dtype"] == "int4 g32"
+    encoded = predictor.encode(TEXTS, max_length=32, pad_to_max=False)
+    logits = predictor(encoded)
+    assert logits.shape == (4, 2) and np.isfinite(logits).all()
+    expected = reference(reference.encode(TEXTS, max_length=32, pad_to_max=False))
+    np.testing.assert_allclose(logits, expected, atol=0.1)
+
+
+@needs_gptqmodel
+def test_group_size_that_does_not_divide_is_refused_before_any_work(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+) -> None:
+    steps = [{"name": "q4", "technique": "gptq.quantize", "config": TINY | {"group_size": 64}}]
+    result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, steps, measure={"enabled": False}))
+    assert result.exit_code == 1
+    assert result.steps[0].error.endswith(
+        "step 1 (q4): config.group_size: 64 does not divide the model's hidden_size 32, attention width "
+        "(num_attention_heads * head_dim) 32 (fits: 32 or -1)"
+    )
+
+
+def test_group_size_check_on_smollm2_dimensions() -> None:
+    assert group_size_problem(64, SMOLLM2) is None and group_size_problem(32, SMOLLM2) is None
+    assert group_size_problem(-1, SMOLLM2) is None
+    assert group_size_problem(128, SMOLLM2) == (
+        "128 does not divide the model's hidden_size 576, attention width (num_attention_heads * head_dim) 576 "
+        "(fits: 32, 64 or -1)"
+    )
+    assert group_size_problem(96, SMOLLM2 | {"intermediate_size": 1504}) == (
+        "96 does not divide the model's intermediate_size 1504 (fits: 32 or -1); hidden size 576"
+    )
+
+
+def _plan(slimkit_plugins: Any, steps: list[dict[str, Any]], device: str = "cpu") -> Any:
+    hardware = Hardware(cpu_model="test CPU", arch="x86_64", logical_cores=2, physical_cores=2,
+                        cpu_flags=["avx2"], memory_bytes=8 << 30)  # fmt: skip
+    pipeline = pipeline_from_dict({"model": "unused", "device": device, "steps": steps})
+    return plan_pipeline(pipeline, plugins=slimkit_plugins, hardware=hardware)
+
+
+def test_plan_time_refusals_and_warnings(plugins: Any, slimkit_plugins: Any) -> None:
+    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize", "config": {"group_size": 0}}])
+    assert plan.problems == [
+        "step 1 (q): config.group_size: must be -1 (per output channel) or a positive number of weights"
+    ]
+    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize", "config": {"bits": 5}}])
+    assert plan.problems == ["step 1 (q): config.bits: Input should be 2, 3, 4 or 8"]
+    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize"}], device="mps")
+    assert "step 1 (q): gptq.quantize runs on cpu, cuda, not mps" in plan.problems
+    plan = _plan(slimkit_plugins, [{"name": "q", "stage": "quantize", "goal": "speed"}])
+    assert any("gptq.quantize gives no speed-up on cpu" in w for w in plan.warnings)

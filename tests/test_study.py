@@ -461,3 +461,9 @@ def test_cli_plan_and_run(tmp_path: Path) -> None:
     ]
     shown = runner.invoke(cli, ["report", str(tmp_path / "study")])
     assert shown.exit_code == 0 and "# slimkit study: toy-study" in shown.output
+    hurried = runner.invoke(
+        cli, ["study", "--skip-invalid", "--json", "--time-budget", "1e-9", "-o", str(tmp_path / "hurried"), str(path)]
+    )
+    stopped = json.loads(hurried.output)  # out of time before the first variant: nothing built, exit 1
+    assert hurried.exit_code == 1 and stopped["search"]["stopped_by_time_budget"] is True
+    assert [v["status"] for v in stopped["variants"]] == ["not run", "not run", "invalid"]

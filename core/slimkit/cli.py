@@ -252,6 +252,12 @@ def _print_study_plan(study_plan: Any) -> None:
 @click.option("--remeasure", is_flag=True, help="Measure again even when the same models were measured.")
 @click.option("--skip-invalid", is_flag=True, help="Run the variants that can run; list the others as invalid.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Study directory (default runs/<name>).")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop starting new variants after this long (overrides search.time_budget_s); the best so far is reported.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def study(
@@ -261,6 +267,7 @@ def study(
     remeasure: bool,
     skip_invalid: bool,
     output: Path | None,
+    time_budget: float | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -276,6 +283,8 @@ def study(
     spec = load_study(study_file)
     if output is not None:
         spec = spec.model_copy(update={"output_dir": output.resolve()})
+    if time_budget is not None:
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"time_budget_s": time_budget})})
     if plan_only:
         from slimkit.study_runner import plan_study
 

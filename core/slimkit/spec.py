@@ -75,7 +75,11 @@ class TaskSpec(BaseModel):
         default=0.1, ge=0.0, lt=1.0, description="Seeded slice of the train split used for early stopping."
     )
     seed: int = Field(default=0, description="Seed of the validation slice and of subsampling.")
-    max_train_examples: int | None = Field(default=None, gt=0, description="Seeded subsample of train (quick runs).")
+    max_train_examples: int | None = Field(
+        default=None,
+        gt=0,
+        description="Seeded subsample of train (quick runs); the validation slice shrinks in proportion.",
+    )
     max_eval_examples: int | None = Field(default=None, gt=0, description="First N rows of the eval split.")
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Multi-label decision threshold on sigmoids.")
     tune_threshold: bool = Field(

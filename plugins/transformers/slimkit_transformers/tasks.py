@@ -307,6 +307,11 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
     evaluation, _ = _to_split(frames[eval_name], spec, names, problem)
     train, validation = _carve(train, spec.validation_fraction, spec.seed)
     train = _subsample(train, spec.max_train_examples, spec.seed)
+    if spec.max_train_examples is not None:
+        # The validation slice keeps its share of the subsample: a full-size slice would make every
+        # evaluation of a quick run cost more than its training.
+        share = spec.validation_fraction / (1 - spec.validation_fraction)
+        validation = _subsample(validation, max(1, round(spec.max_train_examples * share)), spec.seed)
     return TaskData(
         name=spec.preset or str(spec.dataset or "task"),
         problem=problem,

@@ -1,13 +1,13 @@
 """LLM weight quantization benchmark (issue 7): SmolLM2-135M fine-tuned as a 7-class GoEmotions-Ekman
 classifier (examples/smollm2-ekman.toml), quantized six ways, all measured in one session.
 
-    .venv/bin/python bench/llm_quant.py [--quick] [--eval-rows N] [--no-gptq]
+    .venv/bin/python bench/llm_quant.py [--quick] [--eval-rows N] [--no-gptq] [--build-only]
 
 1. Finds the fine-tuned baseline in runs/smollm2-ekman/results.json, or runs
    examples/smollm2-ekman.toml first (measurement off) to make it. With --quick and no baseline
    yet, a 10-step fine-tune on 200 texts stands in (figures then say nothing about accuracy).
 2. Runs one pipeline per candidate from that model (measurement off):
-   "bf16" torch.half; "torch-int8" torch.dynamic-int8; "bnb-int8" bnb.int8; "bnb-nf4" bnb.4bit
+   "bf16" torch.half; "torch-int8" torch.dynamic-int8 (legacy backend); "bnb-int8" bnb.int8; "bnb-nf4" bnb.4bit
    (nf4, double quantization, bf16 compute); "gptq-4bit" gptq.quantize (4 bits, group 64,
    calibration packed from the training texts). GPTQModel runs with GPTQMODEL_CPU_WORKERS=2.
 3. Measures the baseline and every candidate in one measure() call (blocks rotated round-robin):
@@ -38,7 +38,8 @@ SIZE_TARGET, ACCURACY_GAP_POINTS = 3.0, 1.5
 SHAPES = ("b1.s64", "b8.s64")
 CANDIDATES: dict[str, dict[str, Any]] = {
     "bf16": {"technique": "torch.half", "config": {"dtype": "bfloat16"}},
-    "torch-int8": {"technique": "torch.dynamic-int8"},
+    # The legacy backend: torchao's (the default) compiles per input shape, minutes for 30 layers here.
+    "torch-int8": {"technique": "torch.dynamic-int8", "config": {"backend": "torch-ao-legacy"}},
     "bnb-int8": {"technique": "bnb.int8"},
     "bnb-nf4": {"technique": "bnb.4bit", "config": {"quant_type": "nf4", "double_quant": True}},
     "gptq-4bit": {"technique": "gptq.quantize", "config": {"bits": 4, "group_size": 64}},
@@ -108,6 +109,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke check: 100 eval rows, few repeats")
     parser.add_argument("--eval-rows", type=int, default=None, help="first N dev rows (default: all; quick: 100)")
     parser.add_argument("--no-gptq", action="store_true", help="skip GPTQ (its calibration takes minutes)")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build the candidates and stop (measure later, on a quiet machine)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")  # GPTQModel refuses fewer than 2 workers
 
@@ -125,6 +129,9 @@ def main() -> None:
         if result.exit_code != 0:
             sys.exit(f"pipeline {pipeline.name} failed: {[s.error for s in result.steps if s.error]}")
         results[name] = result
+    if args.build_only:
+        print(f"built {len(results)} candidate(s); run again without --build-only to measure them")
+        return
     first = next(iter(results.values()))
     baseline = first.source.with_updates(label="fp32")
     candidates = [r.steps[-1].artifact.with_updates(label=n) for n, r in results.items()]

@@ -108,6 +108,15 @@ def quantized_modules(model: Any) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, BaseQuantLinear)]
 
 
+def _log_into(folder: Path) -> None:
+    """GPTQModel 7.6 writes per-layer quantization logs to ``./logs`` under whatever the working
+    directory is, with no option to move them; point that module constant at the run folder."""
+    from gptqmodel.looper import loop_processor
+
+    if hasattr(loop_processor, "_PROJECT_LOG_DIR"):
+        loop_processor._PROJECT_LOG_DIR = folder.resolve()
+
+
 def gptq_quantize(step: StepContext) -> Artifact:
     import torch
 
@@ -138,6 +147,7 @@ def gptq_quantize(step: StepContext) -> Artifact:
     definition = classifier_definition(model_type)
     # float32 throughout: GPTQModel's CPU default (bfloat16) would round the head's weights.
     model = definition.from_pretrained(str(step.input.path), quantize_config=qconfig, dtype=torch.float32)
+    _log_into(step.run_dir / "gptq-logs")
     model.quantize(samples, batch_size=cfg.batch_size)  # type: ignore[attr-defined]
     model.save(str(step.output_dir))
     tokenizer.save_pretrained(step.output_dir)  # with slimkit's pad token

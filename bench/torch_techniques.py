@@ -9,9 +9,9 @@ PyTorch-native techniques, every variant measured against the fp32 baseline in o
    run) and, from its finetune step, one-step pipelines for the other candidates, all with
    measurement off:
    - "magnitude-50%": torch.magnitude-prune, global, sparsity 0.5 (no speed-up expected);
-   - "int8": torch.dynamic-int8 with the default backend (torch.ao quantize_dynamic, per-channel);
+   - "int8": torch.dynamic-int8 with the legacy backend (torch.ao quantize_dynamic, per-channel);
    - "int8-torchao": torch.dynamic-int8 with torchao's quantize_ under torch.compile (the
-     maintained path; compiling adds minutes to the session; --no-torchao skips it);
+     default, maintained path; compiling adds minutes to the session; --no-torchao skips it);
    - "bf16": torch.half.
 2. Measures the baseline and every candidate in one measure() call (blocks rotated round-robin):
    accuracy on the whole dev split, latency at batch 1 and 32 (seq 128), size on disk.
@@ -60,7 +60,7 @@ def _pipelines(path: Path, quick: bool, torchao: bool) -> dict[str, Any]:
     finetune = next(s for s in data["steps"] if s["technique"] == "transformers.finetune")
     extra: dict[str, dict[str, Any]] = {
         "magnitude-50%": {"technique": "torch.magnitude-prune", "config": {"sparsity": 0.5}},
-        "int8": {"technique": "torch.dynamic-int8"},
+        "int8": {"technique": "torch.dynamic-int8", "config": {"backend": "torch-ao-legacy"}},
         "int8-torchao": {"technique": "torch.dynamic-int8", "config": {"backend": "torchao", "compile": True}},
         "bf16": {"technique": "torch.half", "config": {"dtype": "bfloat16"}},
     }

@@ -70,11 +70,11 @@ class StructuredPruneConfig(BaseModel):
 class DynamicInt8Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["torch-ao-legacy", "torchao"] = Field(
-        default="torch-ao-legacy",
-        description="'torch-ao-legacy': torch.ao.quantization.quantize_dynamic (fbgemm kernels, fast in eager "
-        "mode, deprecated by PyTorch); 'torchao': torchao's quantize_ with Int8DynamicActivationInt8WeightConfig "
-        "(maintained; slower than fp32 on CPU unless compiled, see compile).",
+    backend: Literal["torchao", "torch-ao-legacy"] = Field(
+        default="torchao",
+        description="'torchao' (default): torchao's quantize_ with Int8DynamicActivationInt8WeightConfig, the "
+        "maintained API, run under torch.compile (see compile); 'torch-ao-legacy': "
+        "torch.ao.quantization.quantize_dynamic (fbgemm kernels, fast in eager mode, deprecated by PyTorch).",
     )
     per_channel: bool = Field(
         default=True,

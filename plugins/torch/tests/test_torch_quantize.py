@@ -38,7 +38,8 @@ def test_legacy_int8_modules_and_reload(
 
     from slimkit_torch.int8 import Int8Predictor
 
-    result = _run(run_pipeline, tiny_pipeline, request.getfixturevalue(family), tiny_task, "torch.dynamic-int8", {})
+    result = _run(run_pipeline, tiny_pipeline, request.getfixturevalue(family), tiny_task, "torch.dynamic-int8",
+                  {"backend": "torch-ao-legacy"})  # fmt: skip
     artifact = result.steps[0].artifact
     assert artifact.format == "torch-int8" and artifact.metadata["backend"] == "torch-ao-legacy"
     assert {p.name for p in artifact.path.iterdir()} >= {"config.json", "model-int8.pt", "slimkit-int8.json"}
@@ -78,7 +79,7 @@ def test_torchao_int8_tensors_and_reload(
 def test_quantize_head_when_asked(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
-    config = {"quantize_head": True, "per_channel": False}
+    config = {"backend": "torch-ao-legacy", "quantize_head": True, "per_channel": False}
     artifact = _run(run_pipeline, tiny_pipeline, tiny_bert, tiny_task, "torch.dynamic-int8", config).steps[0].artifact
     manifest = json.loads((artifact.path / "slimkit-int8.json").read_text())
     assert "classifier" in manifest["modules"] and "bert.pooler.dense" in manifest["modules"]

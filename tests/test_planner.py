@@ -230,6 +230,16 @@ def test_cuda_capability(plan: Any, register_plugin: Any) -> None:
     assert plan(toy_pipeline({"technique": "hw.q"}, device="cpu"), hardware=old_gpu).device == "cpu"
 
 
+def test_a_device_the_machine_lacks_is_refused(plan: Any, hw: Hardware) -> None:
+    checked = hw.model_copy(update={"cuda_checked": True})
+    result = plan(toy_pipeline({"technique": "toy.prune"}, device="cuda"), hardware=checked)
+    assert "device: 'cuda' was asked, but this machine has no CUDA device" in result.problems[0]
+    unchecked = plan(toy_pipeline({"technique": "toy.prune"}, device="cuda"), hardware=hw)
+    assert not any("device:" in p for p in unchecked.problems)
+    assert any("cannot be checked" in w for w in unchecked.warnings)
+    assert any("'mps' needs an Apple-silicon Mac" in p for p in plan(toy_pipeline(device="mps"), hardware=hw).problems)
+
+
 def write_index(tmp_path: Path) -> Path:
     path = tmp_path / "registry" / "plugins.toml"
     path.parent.mkdir()

@@ -10,6 +10,7 @@ import pytest
 
 from slimkit.artifacts import atomic_dir, disk_size, stable_hash, write_json_atomic
 from slimkit.metrics import Metric, compare
+from slimkit.plots import primary_latency
 from slimkit.report import format_cell, format_value, metric_columns, render_markdown
 
 
@@ -161,10 +162,38 @@ def test_render_markdown() -> None:
     )
 
 
+def test_render_markdown_says_how_it_was_timed() -> None:
+    settings = {"batch_sizes": [1], "sequence_lengths": [128], "warmup": 5, "repeats": 20, "rounds": 3}
+    data = results(measure_settings=settings)
+    latency = data["artifacts"][0]["metrics"][1]
+    latency |= {"name": "latency_ms.b1.s128", "details": {"threads": 2, "omp_wait_policy": "PASSIVE"}}
+    text = render_markdown(data)
+    assert (
+        "## Measurement\n\nMeasured in one session, blocks rotated round-robin across models: batch sizes [1], "
+        "sequence lengths [128], 5 warm-up and 20 timed calls per block, 3 round(s), 2 thread(s), "
+        "OMP_WAIT_POLICY PASSIVE.\n"
+    ) in text
+    assert "## Measurement" not in render_markdown(results(measure_settings=settings | {"latency": False}))
+
+
 def test_render_markdown_of_an_empty_run() -> None:
     text = render_markdown({"pipeline": "empty"})
     assert text.startswith("# slimkit run: empty\n\nDevice `None` on ? (? cores; flags: none).")
     assert "## Accuracy" not in text and "## Steps" not in text and "## Warnings" not in text
+
+
+@pytest.mark.parametrize(
+    ("names", "chosen"),
+    [
+        (["b1.dyn", "b1.s128", "b32.s128", "b1.s64"], "b1.s128"),  # padded before real length, longest first
+        (["b32.s128", "b1.dyn"], "b1.dyn"),  # batch 1 first
+        (["b32.s128", "b8.s64"], "b8.s64"),  # smallest batch first
+        ([], None),
+    ],
+)
+def test_primary_latency_prefers_batch_one_padded(names: list[str], chosen: str | None) -> None:
+    artifacts = [{"metrics": [{"name": f"latency_ms.{n}"} for n in names] + [{"name": "micro_f1"}]}]
+    assert primary_latency(artifacts) == (chosen and f"latency_ms.{chosen}")
 
 
 def test_stable_hash() -> None:

@@ -9,6 +9,7 @@ Every problem is collected; none stops the others from being found.
 from __future__ import annotations
 
 import importlib.metadata as md
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,9 +177,21 @@ class _Planner:
         )
 
     # Each method appends to self.plan.problems / warnings and never raises for user errors.
+    def _device_present(self) -> None:
+        """A device the pipeline names must exist here: CUDA checked through torch, MPS by platform."""
+        fix = "(fix: device = 'cpu', or 'auto' to use a GPU when there is one)"
+        if self.device == "cuda" and not self.hardware.cuda:
+            if self.hardware.cuda_checked:
+                self.plan.problems.append(f"device: 'cuda' was asked, but this machine has no CUDA device {fix}")
+            else:
+                self.plan.warnings.append("device: 'cuda' was asked, but without torch installed it cannot be checked")
+        if self.device == "mps" and (self.hardware.arch != "arm64" or sys.platform != "darwin"):
+            self.plan.problems.append(f"device: 'mps' needs an Apple-silicon Mac, this is {self.hardware.arch} {fix}")
+
     def run(self) -> Plan:
         self._local_plugins()
         self._required_plugins()
+        self._device_present()
         names = [s.label for s in self.pipeline.steps]
         if self.pipeline.baseline != "source" and self.pipeline.baseline not in names:
             self.plan.problems.append(

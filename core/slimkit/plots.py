@@ -20,11 +20,20 @@ def primary_accuracy(artifacts: list[dict[str, Any]]) -> str | None:
 
 
 def primary_latency(artifacts: list[dict[str, Any]]) -> str | None:
-    names: list[str] = sorted(
-        {m["name"] for a in artifacts for m in a["metrics"] if m["name"].startswith("latency_ms.")}
-    )
-    preferred = [n for n in names if n.startswith("latency_ms.b1.")]
-    return next(iter(preferred or names), None)
+    """The latency figure to plot and optimise: the smallest batch at the longest padded length (``b1.s128``).
+
+    Padded lengths come first because they are the figures users compare across runs and papers;
+    the real-length figure (``b1.dyn``) depends on the eval texts.
+    """
+    names = {m["name"] for a in artifacts for m in a["metrics"] if m["name"].startswith("latency_ms.")}
+
+    def rank(name: str) -> tuple[int, int, int, str]:
+        shape = [*name.removeprefix("latency_ms.").split("."), ""]
+        batch = int(shape[0][1:]) if shape[0][1:].isdigit() else 1 << 30
+        padded = shape[1].startswith("s") and shape[1][1:].isdigit()
+        return (-batch, int(padded), int(shape[1][1:]) if padded else 0, name)
+
+    return max(names, key=rank, default=None)
 
 
 def points(artifacts: list[dict[str, Any]], x_name: str, y_name: str) -> list[tuple[str, float, float]]:

@@ -147,7 +147,33 @@ def render_markdown(results: dict[str, Any]) -> str:
         out.append("")
         out += [f"- {n}" for n in notes]
         out.append("")
+    out += _measurement(results)
     return "\n".join(out + _libraries(results))
+
+
+def _measurement(results: dict[str, Any]) -> list[str]:
+    """How the figures were timed: settings, and the threads the measurers recorded using."""
+    settings = results.get("measure_settings") or {}
+    if not settings or not (settings.get("enabled", True) and settings.get("latency", True)):
+        return []
+    used = sorted(
+        {
+            f"{d['threads']} thread(s), OMP_WAIT_POLICY {d.get('omp_wait_policy', 'default')}"
+            for a in results.get("artifacts", [])
+            for m in a["metrics"]
+            if m["name"].startswith("latency_ms.") and "threads" in (d := m.get("details") or {})
+        }
+    )
+    threads = "; ".join(used) or f"threads {settings.get('threads') or 'physical cores'}"
+    return [
+        "## Measurement",
+        "",
+        "Measured in one session, blocks rotated round-robin across models: batch sizes "
+        f"{settings.get('batch_sizes')}, sequence lengths {settings.get('sequence_lengths')}, "
+        f"{settings.get('warmup')} warm-up and {settings.get('repeats')} timed calls per block, "
+        f"{settings.get('rounds')} round(s), {threads}.",
+        "",
+    ]
 
 
 def _libraries(results: dict[str, Any]) -> list[str]:
@@ -276,16 +302,7 @@ def render_study_markdown(results: dict[str, Any]) -> str:
         out += ["## Warnings", ""]
         out += [f"- {n}" for n in notes]
         out.append("")
-    settings = results.get("measure_settings") or {}
-    if settings:
-        out += ["## Measurement", ""]
-        out.append(
-            "Measured in one session, blocks rotated round-robin across models: batch sizes "
-            f"{settings.get('batch_sizes')}, sequence lengths {settings.get('sequence_lengths')}, "
-            f"{settings.get('warmup')} warm-up and {settings.get('repeats')} timed calls per block, "
-            f"{settings.get('rounds')} round(s), threads {settings.get('threads') or 'physical cores'}."
-        )
-        out.append("")
+    out += _measurement(results)
     return "\n".join(out + _libraries(results))
 
 

@@ -150,8 +150,18 @@ def eval_logits(predictor: Predictor, texts: list[str], max_length: int = 128) -
 
 
 def accuracy_metrics(
-    predictors: dict[str, Predictor], thresholds: dict[str, float], task: TaskData, baseline_key: str
+    predictors: dict[str, Predictor],
+    thresholds: dict[str, float],
+    task: TaskData,
+    baseline_key: str,
+    untrained: frozenset[str] = frozenset(),
 ) -> dict[str, list[Metric]]:
+    """Accuracy of each predictor on the eval split, and its agreement with the baseline.
+
+    ``untrained``: keys of models whose head was freshly initialised on purpose (a source model
+    given the task's labels): near-chance agreement is expected of them and gets a note, not the
+    alarm meant for a step that lost its head.
+    """
     from slimkit_transformers import scores
 
     out: dict[str, list[Metric]] = {}
@@ -180,6 +190,8 @@ def accuracy_metrics(
                 f"the baseline gives the same prediction for {chance:.1%} of eval rows: it has not learned the "
                 "task (train longer, or check the labels), so deltas against it mean little"
             )
+        elif key in untrained:
+            details["note"] = "the source model's head is new (not yet trained on this task): a reference, not a result"
         elif key != baseline_key and chance < DEGENERATE_SHARE and agree <= chance + NEAR_CHANCE_MARGIN:
             weights = {
                 True: "its head weights differ from the baseline's",
@@ -288,7 +300,8 @@ def measure(
         default = saved_threshold(context.baseline.path, task.threshold)
         by_key = {a.key: a for a in artifacts}
         thresholds = {k: saved_threshold(by_key[k].path, default) for k in predictors}
-        for key, metrics in accuracy_metrics(predictors, thresholds, task, context.baseline.key).items():
+        untrained = frozenset(a.key for a in artifacts if a.metadata.get("head") == "initialised")
+        for key, metrics in accuracy_metrics(predictors, thresholds, task, context.baseline.key, untrained).items():
             out[key] += metrics
     if settings.latency and task is not None:
         for key, metrics in latency_metrics(predictors, task, context, threads).items():

@@ -74,6 +74,19 @@ def test_head_change_is_reported_when_checksums_exist() -> None:
     assert "head weights differ" in agreement.details["warning"]
 
 
+def test_a_source_with_a_new_head_gets_a_note_not_the_alarm() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    base = FakePredictor("base", [], np.eye(3)[labels] * 5.0)
+    source = FakePredictor("source", [], np.tile([5.0, 0.0, 0.0], (10, 1)))
+    thresholds = {"base": 0.5, "source": 0.5}
+    out = protocol.accuracy_metrics(
+        {"base": base, "source": source}, thresholds, _task(labels), "base", untrained=frozenset({"source"})
+    )
+    agreement = next(m for m in out["source"] if m.name == "agreement")
+    assert "warning" not in agreement.details
+    assert "head is new" in agreement.details["note"]
+
+
 def test_a_baseline_that_learned_nothing_is_flagged_not_its_candidates() -> None:
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     constant = np.tile([5.0, 0.0, 0.0], (10, 1))

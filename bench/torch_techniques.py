@@ -158,9 +158,14 @@ def main() -> None:
     header = ["variant", "micro-F1", "Δ pts", "agree %", "b1 ms", "b32 ms", "b1 x", "b32 x", "MB", "params M"]
     print(_common.table(header, rows))
 
-    rec, mag, int8 = figures["structured+recovery"], figures["magnitude-50%"], figures["int8"]
+    rec, mag = figures["structured+recovery"], figures["magnitude-50%"]
+    # Both int8 backends are held to the target: the default (torchao) when it was built, and the legacy one.
     targets = {
-        f"int8 b1 speed-up >= {INT8_TARGET}x": int8["speedup"]["b1.s128"] >= INT8_TARGET,
+        f"{name} b1 speed-up >= {INT8_TARGET}x": figures[name]["speedup"]["b1.s128"] >= INT8_TARGET
+        for name in ("int8-torchao", "int8")
+        if name in figures
+    }
+    targets |= {
         f"structured+recovery b1 speed-up >= {PRUNE_TARGET}x": rec["speedup"]["b1.s128"] >= PRUNE_TARGET,
         f"structured+recovery b32 speed-up >= {PRUNE_TARGET}x": rec["speedup"]["b32.s128"] >= PRUNE_TARGET,
         f"structured+recovery within {F1_GAP_POINTS} point of micro-F1": rec["micro_f1_delta_points"] >= -F1_GAP_POINTS,

@@ -52,10 +52,11 @@ def check_group_size(step: StepContext) -> None:
 
 
 def _workers() -> None:
-    # GPTQModel sizes its CPU worker pool from this variable; unset it oversubscribes small machines.
+    # GPTQModel sizes its CPU worker pool from this variable; unset it oversubscribes small machines,
+    # and it refuses fewer than 2 workers (a 1-core machine still gets 2).
     from slimkit.hardware import probe
 
-    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(probe(cuda=False).physical_cores))
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, probe(cuda=False).physical_cores)))
 
 
 def classifier_definition(model_type: str) -> Any:

@@ -89,8 +89,8 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
         Technique(
             name=INT8,
             stage="quantize",
-            summary="int8 Linear weights with dynamic per-batch activation quantization (torch.ao quantize_dynamic "
-            "or torchao quantize_), on CPU; the classification head stays float32.",
+            summary="int8 Linear weights with dynamic per-batch activation quantization (torchao quantize_ under "
+            "torch.compile, or the legacy torch.ao quantize_dynamic), on CPU; the classification head stays float32.",
             consumes=[FORMAT],
             produces=INT8_FORMAT,
             goals=["speed", "size", "memory"],
@@ -103,10 +103,10 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
                 "cpu_arch": ["x86_64", "AMD64"],
                 "cpu_features_required": ["avx2"],
                 "cpu_features_beneficial": ["avx512_vnni"],
-                "notes": "fbgemm int8 kernels on x86; fast with avx512_vnni (VNNI dot products), "
-                "little gain without it.",
+                "notes": "x86 int8 kernels (torchao's compiled int8 matmuls; fbgemm for the legacy backend); "
+                "fast with avx512_vnni (VNNI dot products), little gain without it.",
             },
-            requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.12"],
+            requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.18"],
             config=DynamicInt8Config,
             # torch.load(weights_only=True): a restricted unpickler that builds tensors only.
             needs_pickle=False,

@@ -26,6 +26,33 @@ SEMEVAL_LABELS = [
     "optimism", "pessimism", "sadness", "surprise", "trust",
 ]  # fmt: skip
 
+GOEMOTIONS_LABELS = [
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity",
+    "desire", "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear",
+    "gratitude", "grief", "joy", "love", "nervousness", "optimism", "pride", "realization", "relief",
+    "remorse", "sadness", "surprise", "neutral",
+]  # fmt: skip
+EKMAN_LABELS = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+# GoEmotions' own mapping of its 28 labels onto Ekman's 6 emotions plus neutral (the dataset's
+# ekman_mapping.json). Applied to the hub's `simplified` config it gives exactly the rows and
+# labels of ../shared/data/goemotions/ekman (checked on both splits).
+EKMAN_GROUPS = {
+    "anger": ["anger", "annoyance", "disapproval"],
+    "disgust": ["disgust"],
+    "fear": ["fear", "nervousness"],
+    "joy": ["admiration", "amusement", "approval", "caring", "desire", "excitement", "gratitude", "joy", "love",
+            "optimism", "pride", "relief"],
+    "sadness": ["disappointment", "embarrassment", "grief", "remorse", "sadness"],
+    "surprise": ["confusion", "curiosity", "realization", "surprise"],
+    "neutral": ["neutral"],
+}  # fmt: skip
+TO_EKMAN = {GOEMOTIONS_LABELS.index(o): EKMAN_LABELS.index(e) for e, group in EKMAN_GROUPS.items() for o in group}
+GOEMOTIONS_HUB = {
+    "dataset": "google-research-datasets/go_emotions",
+    "dataset_config": "simplified",
+    "eval_split": "validation",
+}
+
 # Each preset is a TaskSpec written as a dict. Local paths are relative to the data folder
 # (SLIMKIT_DATA_DIR, or ../shared/data next to the project); `hub` gives the same task online.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -49,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "label_format": "separated_ids",
         "labels_file": "goemotions/original/labels.txt",
         "has_header": False,
-        "hub": {"dataset": "google-research-datasets/go_emotions", "dataset_config": "simplified"},
+        "hub": GOEMOTIONS_HUB | {"labels": GOEMOTIONS_LABELS},
     },
     "goemotions-ekman": {
         "problem": "single_label",
@@ -61,7 +88,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "labels_file": "goemotions/ekman/labels.txt",
         "filter": "single_label",
         "has_header": False,
-        "hub": None,  # the Ekman mapping is not a hub config; build it from `goemotions` locally
+        # The hub has no Ekman config: its `simplified` labels are mapped onto Ekman's on loading.
+        "hub": GOEMOTIONS_HUB | {"labels": EKMAN_LABELS, "label_map": TO_EKMAN},
     },
 }
 HEADERLESS_COLUMNS = ["text", "labels", "id"]  # GoEmotions' TSV layout
@@ -128,7 +156,10 @@ def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None]:
     files = preset.pop("data_files")
     preset["data_files"] = {split: str(root / f) for split, f in files.items()} if root else {}
     if "labels_file" in preset:
-        preset["labels_file"] = str(root / preset["labels_file"]) if root else None
+        labels_file = root / preset["labels_file"] if root else None
+        preset["labels_file"] = str(labels_file) if labels_file and labels_file.is_file() else None
+        if preset["labels_file"] is None and hub and hub.get("labels"):
+            preset["labels"] = hub["labels"]  # the hub's names, in the order of its label ids
     explicit = task.model_dump(exclude_unset=True, exclude={"preset"})
     return TaskSpec.model_validate(preset | explicit | {"preset": task.preset}), hub
 
@@ -186,7 +217,17 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
             f"task: cannot load hub dataset {dataset!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
             fix=f"point task.data_files at local files or set {DATA_ENV}",
         ) from None
-    return {split: loaded[split].to_pandas() for split in loaded}
+    frames = {split: loaded[split].to_pandas() for split in loaded}
+    label_map = (hub or {}).get("label_map")
+    if label_map and spec.label_column:
+        for frame in frames.values():
+            frame[spec.label_column] = [map_label_ids(ids, label_map) for ids in frame[spec.label_column]]
+    return frames
+
+
+def map_label_ids(ids: Any, label_map: dict[int, int]) -> list[int]:
+    """A row's label ids through a many-to-one mapping, each mapped label once, in order."""
+    return sorted({label_map[int(i)] for i in ids})
 
 
 def _label_names(spec: TaskSpec, resolve: Any) -> list[str] | None:

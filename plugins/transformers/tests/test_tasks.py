@@ -110,3 +110,38 @@ def test_goemotions_presets_on_shared_data() -> None:
     ekman = load_task(TaskSpec(preset="goemotions-ekman"))
     assert ekman.problem == "single_label" and ekman.num_labels == 7
     assert len(ekman.train) + len(ekman.validation) == 39555  # rows with exactly one label
+
+
+def _fake_go_emotions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, str | None]]:
+    """No shared data, and a hub that serves go_emotions/simplified as the datasets library would."""
+    import datasets
+
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(tmp_path / "no-data"))
+    rows = {
+        "text": ["so happy", "how annoying", "wow, really?", "meh", "scared and nervous", "sad but grateful"],
+        "labels": [[17], [3], [26, 7], [27], [14, 19], [25, 15]],  # joy; annoyance; surprise+curiosity; ...
+        "id": ["a", "b", "c", "d", "e", "f"],
+    }
+    asked: list[tuple[str, str | None]] = []
+
+    def load_dataset(name: str, config: str | None = None) -> datasets.DatasetDict:
+        asked.append((name, config))
+        split = datasets.Dataset.from_dict(rows)
+        return datasets.DatasetDict(train=split, validation=split, test=split)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return asked
+
+
+def test_goemotions_presets_from_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    asked = _fake_go_emotions(monkeypatch, tmp_path)
+    multi = load_task(TaskSpec(preset="goemotions", validation_fraction=0.0))
+    assert asked == [("google-research-datasets/go_emotions", "simplified")]
+    assert multi.num_labels == 28 and multi.labels[17] == "joy" and multi.labels[-1] == "neutral"
+    assert len(multi.eval) == 6  # the hub's validation split is the eval split
+    ekman = load_task(TaskSpec(preset="goemotions-ekman", validation_fraction=0.0))
+    assert ekman.labels == ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+    # Mapped onto Ekman's labels; "sad but grateful" (sadness + joy) is not single-label and is dropped.
+    assert dict(zip(ekman.eval.texts, ekman.eval.labels.tolist(), strict=True)) == {
+        "so happy": 3, "how annoying": 0, "wow, really?": 6, "meh": 4, "scared and nervous": 2,
+    }  # fmt: skip

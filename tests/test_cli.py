@@ -378,6 +378,16 @@ def test_report_errors(tmp_path: Path) -> None:
     result = invoke("report", tmp_path)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {tmp_path / 'results.json'} is not a results file: ")
+    (tmp_path / "results.json").write_text('{"steps": 5, "artifacts": "x"}')
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {tmp_path}: results.json does not have the shape slimkit writes (")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_techniques_refuses_an_unknown_stage() -> None:
+    result = invoke("techniques", "--stage", "bogus")
+    assert result.exit_code == 2 and "'bogus' is not one of 'train', 'prune'" in result.stderr
 
 
 def test_schema() -> None:

@@ -491,10 +491,17 @@ def test_a_refused_plan_computes_nothing(run: Any, toy: ToyPlugin, tmp_path: Pat
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_source_no_plugin_can_load(run: Any, toy: ToyPlugin) -> None:
+def test_a_source_no_plugin_can_load(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
     pipeline = Pipeline(name="nosrc", model={"source": "nowhere/model", "format": "toy"}, device="cpu")
     with pytest.raises(SlimkitError, match=r"^model: no installed plugin can load 'nowhere/model'"):
         run(pipeline.prune("toy.prune"))
+    # The failure is on record, not only on the terminal.
+    run_dir = tmp_path / "runs" / "nosrc"
+    results = read_json(run_dir / "results.json")
+    assert results["exit_code"] == 2 and results["error"].startswith("model: no installed plugin can load")
+    assert [e["event"] for e in journal(run_dir)][-2:] == ["source_failed", "run_finished"]
+    assert "the run stopped: model: no installed plugin" in (run_dir / "report.md").read_text()
+    assert toy.calls == []
 
 
 def test_after_step_sees_the_final_folder(run: Any, toy: ToyPlugin, register_plugin: Any) -> None:

@@ -291,3 +291,12 @@ def test_schema_describes_pipeline_files() -> None:
     assert set(schema["$defs"]["StepSpec"]["properties"]) == {"name", "technique", "stage", "goal", "config"}
     assert schema["required"] == ["model"]
     json.dumps(schema)  # serialisable as it is
+
+
+def test_a_pipeline_built_in_python_gives_one_line_per_problem() -> None:
+    with pytest.raises(SpecError) as info:
+        Pipeline(name="bad name", model="m", steps=[{"technique": "toy.round", "confg": {}}])
+    assert info.value.problems == [
+        "name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
+        "step 1 (toy.round): confg: unknown field (check the spelling; `slimkit schema` lists the fields)",
+    ]

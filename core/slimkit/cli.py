@@ -112,7 +112,11 @@ def plugins(show_all: bool, available: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--stage", help="Only techniques of this stage (train, prune, distill, quantize, export).")
+@click.option(
+    "--stage",
+    type=click.Choice(["train", "prune", "distill", "quantize", "export"]),
+    help="Only techniques of this stage.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with each config's JSON Schema).")
 def techniques(stage: str | None, as_json: bool) -> None:
     """List installed techniques with their formats, ordering and hardware."""
@@ -320,7 +324,17 @@ def report(run_dir: Path, as_json: bool) -> None:
     from slimkit.report import load_results, render_markdown
 
     data = load_results(run_dir)
-    click.echo(json.dumps(data, indent=2) if as_json else render_markdown(data))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    try:
+        text = render_markdown(data)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a JSON object of another shape
+        raise SlimkitError(
+            f"{run_dir}: results.json does not have the shape slimkit writes ({type(exc).__name__}: {exc})",
+            fix="pass a run directory written by `slimkit run` or `slimkit study`",
+        ) from None
+    click.echo(text)
 
 
 @cli.command()

@@ -192,7 +192,8 @@ def _machine(results: dict[str, Any]) -> str:
 def _notes(results: dict[str, Any]) -> list[str]:
     """Every warning of a run or study: measurers', the run's, measurer failures, artifacts' own."""
     artifacts = results.get("artifacts", [])
-    notes = metric_warnings(artifacts) + list(results.get("warnings", []))
+    notes = ([f"the run stopped: {results['error']}"] if results.get("error") else []) + metric_warnings(artifacts)
+    notes += list(results.get("warnings", []))
     notes += [f"measurer {p!r} failed: {e}" for p, e in (results.get("measure_errors") or {}).items()]
     for artifact in artifacts:
         for flag in (artifact.get("metadata") or {}).get("warnings", []):

@@ -130,9 +130,13 @@ class RunResult:
     measure_errors: dict[str, str] = field(default_factory=dict)
     baseline: Artifact | None = None
     warnings: list[str] = field(default_factory=list)
+    # Set when the run stopped before its steps: the source model could not be loaded.
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
+        if self.error is not None:
+            return ExitCode.USAGE
         failed = any(s.status in ("failed", "interrupted") for s in self.steps) or bool(self.measure_errors)
         return ExitCode.STEP_FAILED if failed else ExitCode.OK
 
@@ -234,7 +238,12 @@ class Runner:
         result.warnings.extend(self.plan.warnings)
         started = time.time()
         try:
-            result.source = self._source()
+            try:
+                result.source = self._source()
+            except SlimkitError as exc:
+                result.error = str(exc)
+                self.journal.write("source_failed", error=result.error)
+                raise
             self._steps(result)
             if self.pipeline.measure.enabled:
                 self._measure(result)
@@ -454,6 +463,7 @@ def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
         "artifacts": artifacts,
         "measure_errors": result.measure_errors,
         "warnings": result.warnings,
+        "error": result.error,
     }
 
 

@@ -219,6 +219,14 @@ class Pipeline(FileBased):
         return self
 
     # Python builder ----------------------------------------------------------------------
+    def __init__(self, **data: Any) -> None:
+        # Built in Python, a pipeline reports its problems as a file's would: one line each, naming
+        # the step and field (SpecError), not pydantic's multi-line ValidationError.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise SpecError(problems_of(exc, data)) from None
+
     def step(
         self,
         technique: str | None = None,
@@ -288,8 +296,10 @@ def problems_of(exc: ValidationError, data: Any = None) -> list[str]:
 
 def pipeline_from_dict(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Pipeline:
     try:
-        pipeline = Pipeline.model_validate(data)
-    except ValidationError as exc:
+        pipeline = Pipeline.model_validate(data)  # pydantic runs Pipeline.__init__ for a dict
+    except SpecError as exc:
+        raise SpecError(exc.problems, source=source) from None
+    except ValidationError as exc:  # not a table at all
         raise SpecError(problems_of(exc, data), source=source) from None
     if base_dir is not None:
         pipeline._base_dir = base_dir

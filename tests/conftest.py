@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from slimkit.hardware import Hardware
 from toy_plugin import ToyPlugin
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 HEAVY = ("torch", "transformers", "onnxruntime", "datasets")

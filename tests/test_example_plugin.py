@@ -50,3 +50,20 @@ def test_runs_in_a_pipeline(tmp_path: Path) -> None:
     (step,) = summary["steps"]
     assert step["status"] == "done" and step["technique"] == "example.round"
     assert json.loads((Path(step["artifact"]["path"]) / "weights.json").read_text()) == [0.1, 0.5]
+
+
+def test_slimkit_pytest_plugin_turns_autoload_off(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plugin author's test suite, with nothing set: slimkit.testing alone keeps installed plugins out.
+    monkeypatch.delenv("SLIMKIT_LOAD_PLUGINS")
+    pytester.makepyfile(
+        """
+        import json
+        from click.testing import CliRunner
+        from slimkit.cli import cli
+
+        def test_nothing_installed_loads():
+            out = CliRunner().invoke(cli, ["plugins", "--json"]).output
+            assert [p["name"] for p in json.loads(out) if p["status"] == "loaded"] == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

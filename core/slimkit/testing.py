@@ -1,5 +1,9 @@
 """pytest plugin for slimkit plugin authors (loaded through the ``pytest11`` entry point).
 
+Under test, installed plugins are not auto-loaded: an autouse fixture sets ``SLIMKIT_LOAD_PLUGINS``
+to empty (unless the environment already names plugins), so ``slimkit`` commands and
+``Pipeline.run()`` in a test see only the plugins the test registers or names.
+
 Fixtures:
 - ``slimkit_plugins``: a plugin manager with the built-ins only. Installed plugins are not
   auto-loaded, so tests see exactly the plugins they register.
@@ -11,11 +15,19 @@ Fixtures:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _slimkit_no_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slimkit.plugins import LOAD_ENV
+
+    monkeypatch.setenv(LOAD_ENV, os.environ.get(LOAD_ENV, ""))
 
 
 @pytest.fixture

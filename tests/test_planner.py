@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from slimkit import hookimpl
+from slimkit import Technique, hookimpl
 from slimkit.errors import PlanRefused
 from slimkit.hardware import CudaDevice, Hardware
 from slimkit.planner import Plan, plan_pipeline
@@ -238,6 +238,40 @@ def test_a_device_the_machine_lacks_is_refused(plan: Any, hw: Hardware) -> None:
     assert not any("device:" in p for p in unchecked.problems)
     assert any("cannot be checked" in w for w in unchecked.warnings)
     assert any("'mps' needs an Apple-silicon Mac" in p for p in plan(toy_pipeline(device="mps"), hardware=hw).problems)
+
+
+class ReadsModels:
+    """A plugin whose technique checks its config against the source model's config at plan time."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @hookimpl
+    def register_techniques(self, register):  # type: ignore[no-untyped-def]
+        def check(config, model_config):  # type: ignore[no-untyped-def]
+            return None if model_config["hidden_size"] % 64 == 0 else "hidden_size is not a multiple of 64"
+
+        register(Technique(name="shape.q", stage="quantize", summary="x", consumes=["toy"], check_model=check))
+
+    @hookimpl
+    def model_config(self, source, pipeline, cache_dir):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return {"hidden_size": 96} if source.source.startswith("toy:") else None
+
+
+def test_techniques_check_the_source_model_at_plan_time(plan: Any, register_plugin: Any) -> None:
+    reader = ReadsModels()
+    register_plugin(reader, name="shapes")
+    result = plan(toy_pipeline({"technique": "shape.q"}, {"name": "again", "technique": "shape.q"}))
+    assert result.problems == [
+        "step 1 (shape.q): hidden_size is not a multiple of 64",
+        "step 2 (again): hidden_size is not a multiple of 64",
+    ]
+    assert reader.reads == 1  # read once per plan
+    # After a prune step the shapes are not known at plan time: the technique checks when it runs.
+    assert plan(toy_pipeline({"technique": "toy.prune"}, {"technique": "shape.q"})).ok
+    # A source no plugin can read is not a problem either.
+    assert plan(toy_pipeline({"technique": "shape.q"}, model={"source": "other", "format": "toy"})).ok
 
 
 def write_index(tmp_path: Path) -> Path:

@@ -15,6 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+CACHE_ENV = "SLIMKIT_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where converted source models (and slow reads of them) are cached between runs."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimkit")
+
+
 MANIFEST = "slimkit-artifact.json"
 
 

@@ -71,6 +71,28 @@ def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> A
     """
 
 
+@_hookspec(firstresult=True)
+def model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> dict[str, Any] | None:
+    """Read the source model's configuration without loading its weights, for plan-time checks.
+
+    Fires: at plan time, at most once per plan, when a step's technique declares ``check_model``
+    and no step before it changes the model's shapes (a prune or distill stage).
+
+    :param source: the pipeline's ``model`` entry (hub id, path, packaged short name, format).
+    :param pipeline: the whole pipeline, to resolve relative paths.
+    :param cache_dir: the same cache folder as ``resolve_model``'s, where a slow read (e.g. a
+        GGUF file's metadata) can be kept.
+
+    Returns: the model's configuration as a dict with Hugging Face ``config.json`` keys
+    (``hidden_size``, ``num_attention_heads``, ``intermediate_size``, ...), or None when this
+    plugin does not recognise the source or cannot read it without downloading weights.
+
+    Stops at the first non-None result.
+
+    Added in 0.1.
+    """
+
+
 # -- Stages: the plugin that owns the step's technique does the work ------------------------
 
 

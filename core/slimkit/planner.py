@@ -17,12 +17,13 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ValidationError
 
+from slimkit.artifacts import cache_dir
 from slimkit.errors import PlanRefused, SlimkitError
 from slimkit.hardware import Hardware, probe
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.registry_index import Index, load_index
 from slimkit.spec import Pipeline, StepSpec
-from slimkit.techniques import Goal, Technique, error_message
+from slimkit.techniques import Goal, Stage, Technique, error_message
 
 DEFAULT_SOURCE_FORMAT = "transformers"
 
@@ -210,7 +211,32 @@ class _Planner:
         if self.pipeline.order == "auto":
             order = self._auto_order(techniques)
         self._build(order, techniques)
+        self._model_checks()
         return self.plan
+
+    def _model_checks(self) -> None:
+        """Techniques' own checks against the source model's config (read once, weights untouched).
+
+        Only for steps whose input still has the source's shapes: after a prune or distill stage
+        the widths are not known until that step has run, and the technique checks at step start.
+        """
+        config: dict[str, Any] | None = None
+        for step in self.plan.steps:
+            if step.technique.stage in (Stage.PRUNE, Stage.DISTILL):
+                return
+            if step.technique.check_model is None:
+                continue
+            if config is None:
+                try:
+                    config = self.plugins.model_config(self.pipeline.model, self.pipeline, cache_dir())
+                except Exception as exc:  # a broken reader must not stop planning: the step checks again
+                    self.plan.warnings.append(f"model: its config could not be read at plan time ({exc})")
+                    return
+                if config is None:
+                    return
+            problem = step.technique.check_model(step.config, config)
+            if problem:
+                self.plan.problems.append(f"{_where(step.index, step.spec)}: {problem}")
 
     def _local_plugins(self) -> None:
         for entry in self.pipeline.plugins:

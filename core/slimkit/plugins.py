@@ -270,6 +270,12 @@ class Plugins:
             raise PluginError(f"resolve_model returned {type(result).__name__}, expected slimkit.Artifact")
         return result
 
+    def model_config(self, source: Any, pipeline: Any, cache_dir: Path) -> dict[str, Any] | None:
+        result = self.pm.hook.model_config(source=source, pipeline=pipeline, cache_dir=cache_dir)
+        if result is not None and not isinstance(result, dict):
+            raise PluginError(f"model_config returned {type(result).__name__}, expected a dict or None")
+        return result
+
     def run_stage(self, step: Any) -> Artifact:
         """Call the step's stage hook; the plugin owning its technique must return an artifact."""
         stage = step.technique.stage.value

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata as md
 import json
-import os
 import re
 import shutil
 import time
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from slimkit.artifacts import MANIFEST, Artifact, atomic_dir, stable_hash, write_json_atomic
+from slimkit.artifacts import MANIFEST, Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext, StepContext
 from slimkit.errors import ExitCode, SlimkitError
 from slimkit.hardware import Hardware, probe
@@ -39,7 +38,6 @@ from slimkit.plugins import Plugins, build_plugins
 from slimkit.spec import Pipeline
 
 T = TypeVar("T")
-CACHE_ENV = "SLIMKIT_CACHE"
 # Recorded in results.json so a reader knows which library versions produced the figures.
 LIBRARIES = (
     "slimkit",
@@ -59,10 +57,6 @@ LIBRARIES = (
     "pydantic",
     "pluggy",
 )
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "slimkit")
 
 
 def library_versions() -> dict[str, str]:

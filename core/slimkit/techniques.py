@@ -106,6 +106,13 @@ class Technique(BaseModel):
     )
     config: type[BaseModel] = Field(default=NoConfig, description="Pydantic model of its options.")
     needs_pickle: bool = Field(default=False, description="Whether loading its artifacts unpickles data.")
+    check_model: Callable[[BaseModel, dict[str, Any]], str | None] | None = Field(
+        default=None,
+        exclude=True,
+        description="Plan-time check of the step's config against the source model's config.json keys (for "
+        "example a group size that must divide the hidden size): returns a problem line (say what fits) or None. "
+        "Called when no earlier step changes the model's shapes.",
+    )
     priority: int = Field(default=0, description="Tie-breaker when several techniques fit a stage-only step.")
     plugin: str | None = Field(default=None, description="Set by slimkit: the plugin that registered it.")
     plugin_version: str | None = Field(default=None, description="Set by slimkit: that plugin's version.")
@@ -174,9 +181,8 @@ class TechniqueRegistry:
         def register(technique: Technique | dict[str, Any]) -> None:
             try:
                 declared = technique if isinstance(technique, Technique) else Technique.model_validate(technique)
-                declared = Technique.model_validate(
-                    declared.model_dump() | {"plugin": plugin, "plugin_version": version}
-                )
+                # dict(), not model_dump(): callables and classes are kept as they are.
+                declared = Technique.model_validate(dict(declared) | {"plugin": plugin, "plugin_version": version})
             except ValidationError as exc:
                 raise PluginError(f"plugin {plugin!r} declared an invalid technique: {one_line(exc)}") from None
             existing = self._techniques.get(declared.name)

@@ -42,7 +42,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def multilabel_task(tiny_multilabel_task: dict[str, Any]) -> dict[str, Any]:
-    # Step keys do not hash the task, so every test that shares the store uses this same one.
+    # The threshold is tuned on the validation slice, so multi-label runs report a tuned threshold.
     return tiny_multilabel_task | {"tune_threshold": True}
 
 

@@ -47,9 +47,18 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             },
             requires=["gptqmodel>=7.6", "torch>=2.8", "transformers>=5.14"],
             config=GptqConfig,
+            check_model=check_group_size,
             needs_pickle=False,
         )
     )
+
+
+def check_group_size(config: Any, model_config: dict[str, Any]) -> str | None:
+    """Plan time: the group size must divide every quantized layer's input width."""
+    from slimkit_gptq.quant import group_size_problem
+
+    problem = group_size_problem(config.group_size, model_config)
+    return f"config.group_size: {problem}" if problem else None
 
 
 @slimkit.hookimpl

@@ -62,6 +62,19 @@ def test_group_size_that_does_not_divide_is_refused_before_any_work(
     )
 
 
+def test_group_size_is_checked_at_plan_time(
+    plugins: Any, slimkit_plugins: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+) -> None:
+    steps = [{"name": "q4", "technique": "gptq.quantize", "config": TINY | {"group_size": 64}}]
+    plan = plan_pipeline(pipeline_from_dict(tiny_pipeline(tiny_llama, tiny_task, steps)), plugins=slimkit_plugins)
+    assert plan.problems == [
+        "step 1 (q4): config.group_size: 64 does not divide the model's hidden_size 32, attention width "
+        "(num_attention_heads * head_dim) 32 (fits: 32 or -1)"
+    ]
+    steps[0]["config"]["group_size"] = 32
+    assert plan_pipeline(pipeline_from_dict(tiny_pipeline(tiny_llama, tiny_task, steps)), plugins=slimkit_plugins).ok
+
+
 def test_group_size_check_on_smollm2_dimensions() -> None:
     assert group_size_problem(64, SMOLLM2) is None and group_size_problem(32, SMOLLM2) is None
     assert group_size_problem(-1, SMOLLM2) is None

@@ -52,6 +52,13 @@ def resolve_model(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> A
 
 
 @slimkit.hookimpl
+def model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> dict[str, Any] | None:
+    from slimkit_transformers.models import read_model_config
+
+    return read_model_config(source, pipeline, cache_dir)
+
+
+@slimkit.hookimpl
 def train(step: StepContext) -> Artifact | None:
     if not step.owns(FINETUNE):
         return None

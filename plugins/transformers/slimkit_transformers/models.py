@@ -86,6 +86,64 @@ def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
     )
 
 
+# GGUF metadata keys (after "<architecture>.") -> config.json keys, for plan-time checks.
+GGUF_CONFIG_KEYS = {
+    "embedding_length": "hidden_size",
+    "feed_forward_length": "intermediate_size",
+    "attention.head_count": "num_attention_heads",
+    "attention.head_count_kv": "num_key_value_heads",
+    "attention.key_length": "head_dim",
+    "block_count": "num_hidden_layers",
+    "vocab_size": "vocab_size",
+}
+
+
+def read_model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> dict[str, Any] | None:
+    """The source's config.json as a dict, without loading weights; None for hub ids (no download at plan time)."""
+    if source.format not in (None, FORMAT):
+        return None
+    path = PACKAGED[source.source]() if source.source in PACKAGED else pipeline.resolve_path(source.source)
+    if path.is_dir():
+        config = path / "config.json"
+        return json.loads(config.read_text()) if config.is_file() else None
+    if path.is_file() and path.suffix == ".gguf":
+        return _gguf_config(path, cache_dir)
+    return None
+
+
+def _gguf_config(path: Path, cache_dir: Path) -> dict[str, Any]:
+    """A GGUF file's shapes in config.json terms, read from its metadata with gguf's reader.
+
+    Reading the metadata of a large file takes seconds, so the result is cached by the file's
+    path, size and modification time (hashing the file would take as long as reading it).
+    """
+    from slimkit.artifacts import write_json_atomic
+
+    stat = path.stat()
+    cached = cache_dir / "gguf-config" / f"{stable_hash(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}.json"
+    if cached.is_file():
+        return dict(json.loads(cached.read_text()))
+    from gguf import GGUFReader
+
+    fields = GGUFReader(path).fields
+
+    def value(name: str) -> Any:
+        field = fields.get(name)
+        if field is None or not field.data:
+            return None
+        raw = field.parts[field.data[0]]
+        return bytes(raw).decode() if field.types and field.types[0].name == "STRING" else raw.tolist()[0]
+
+    arch = value("general.architecture")
+    config: dict[str, Any] = {"model_type": arch}
+    for key, name in GGUF_CONFIG_KEYS.items():
+        found = value(f"{arch}.{key}")
+        if found is not None:
+            config[name] = int(found)
+    write_json_atomic(cached, config)
+    return config
+
+
 def is_decoder(config: Any) -> bool:
     return not getattr(config, "is_encoder_decoder", False) and bool(
         set(getattr(config, "architectures", None) or [])

@@ -411,6 +411,19 @@ def test_search_proposes_by_level(tmp_path: Path) -> None:
                                                      "prune[threshold=0.5]+round"]  # fmt: skip
 
 
+def test_levelwise_still_builds_the_variants_the_file_names(tmp_path: Path) -> None:
+    data = study_data(tmp_path, search={"strategy": "levelwise"})
+    data["variants"] = [{"name": "named", "blocks": ["export", "round"]}]
+    study = study_from_dict(data, base_dir=tmp_path)
+    search = Search(expand(study), study.search)
+    search.next_batch(), search.next_batch()
+    for name, loss in [("export", 0.0), ("round", 30.0), ("prune[threshold=0.05]", 0.0), ("prune[threshold=0.5]", 0)]:
+        search.observe(name, loss)
+    level_two = [v.name for v in search.next_batch()]
+    assert "named" in level_two and "round+export" not in level_two
+    assert search.skipped["round+export"].startswith("not built: round already lost 30.00 points")
+
+
 # -- The report from a fixed results.json -----------------------------------------------------
 
 FIXED = Path(__file__).resolve().parent / "data" / "study-results.json"

@@ -71,7 +71,8 @@ class Search:
         self._pending = [v for v in self._pending if v.level != level]
         kept = []
         for variant in batch:
-            culprit = self._broken_subset(variant)
+            # A variant the study file names is always built: the user asked for its figures.
+            culprit = None if variant.explicit else self._broken_subset(variant)
             if culprit is None:
                 kept.append(variant)
             else:

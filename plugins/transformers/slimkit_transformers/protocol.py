@@ -4,7 +4,8 @@
 - Inputs are real eval texts, tokenized by each model's own tokenizer, never random tokens.
 - Latency per (batch size, length): for each round, every artifact in turn (rotated each
   round) runs a block of ``warmup`` untimed calls, then ``repeats`` timed calls. Blocks keep one
-  runtime's spinning threads from slowing the next one's calls (docs/measurement.md); rotation
+  runtime's spinning threads from slowing the next one's calls (docs/measurement.md), and each
+  block starts after a short pause (``SETTLE_S``) longer than the 50-70 ms those threads spin; rotation
   spreads machine drift over all artifacts alike. Median, p90 and p99 over all timed calls.
 - Accuracy on the whole eval split, and agreement of predictions with the baseline's.
 - Peak resident memory: each artifact is loaded and run in a fresh subprocess (memprobe), since
@@ -59,6 +60,11 @@ def _texts_for(task: TaskData | None, n: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(n)]
 
 
+# Pause before each block: torch's and ORT's worker threads spin for 50-70 ms after their last call
+# (docs/measurement.md); after this the previous block's threads are asleep.
+SETTLE_S = 0.1
+
+
 def time_blocks(
     predictors: dict[str, Predictor],
     batches: dict[str, list[Any]],
@@ -67,6 +73,7 @@ def time_blocks(
     repeats: int,
     rounds: int,
     clock: Callable[[], int] = time.perf_counter_ns,
+    settle: Callable[[], None] = lambda: time.sleep(SETTLE_S),
 ) -> dict[str, list[float]]:
     """Timed call durations (ms) per predictor key, in rotated blocks (see module docstring)."""
     keys = list(predictors)
@@ -75,6 +82,7 @@ def time_blocks(
         order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for key in order:
             predictor, inputs = predictors[key], batches[key]
+            settle()
             for i in range(warmup):
                 predictor(inputs[i % len(inputs)])
             for i in range(repeats):

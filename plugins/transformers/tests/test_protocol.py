@@ -31,9 +31,17 @@ def test_blocks_rotate_and_warm_up() -> None:
         p.logits = np.zeros((1, 2))
     ticks = iter(range(0, 10**9, 1_000_000))  # every clock read advances 1 ms
     samples = protocol.time_blocks(
-        predictors, {k: [["x"]] for k in predictors}, warmup=2, repeats=3, rounds=3, clock=lambda: next(ticks)
+        predictors,
+        {k: [["x"]] for k in predictors},
+        warmup=2,
+        repeats=3,
+        rounds=3,
+        clock=lambda: next(ticks),
+        settle=lambda: log.append("settle"),
     )
-    # Round r starts with the r-th predictor; each block is warm-up (2) then timed (3) calls.
+    # Round r starts with the r-th predictor; each block is a settle pause, warm-up (2) then timed (3) calls.
+    assert log[::6] == ["settle"] * 9
+    log[:] = [entry for entry in log if entry != "settle"]
     blocks = [log[i] for i in range(0, len(log), 5)]
     assert blocks == ["A", "B", "C", "B", "C", "A", "C", "A", "B"]
     assert all(log[i : i + 5] == [log[i]] * 5 for i in range(0, len(log), 5))

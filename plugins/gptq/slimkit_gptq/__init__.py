@@ -1,6 +1,6 @@
 """slimkit-gptq: GPTQ weight quantization of decoder classifiers through GPTQModel.
 
-- ``gptq.quantize``: 2/3/4/8-bit GPTQ with a group size, calibrated on the task's training texts.
+- ``gptq.quantize``: 4-bit GPTQ (2/3/8 bits on CUDA) with a group size, calibrated on the task's training texts.
   Writes the ``gptq`` format (a GPTQModel checkpoint of the sequence classifier), which this
   plugin loads for measurement.
 
@@ -32,7 +32,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
         Technique(
             name=QUANTIZE,
             stage="quantize",
-            summary="GPTQ 2/3/4/8-bit weights of a decoder classifier (Llama, Qwen, Mistral, ...) with GPTQModel, "
+            summary="GPTQ 4-bit (2/3/8 on CUDA) weights of a decoder classifier (Llama, Qwen, Mistral, ...) with GPTQModel, "
             "calibrated on the task's training texts; the classification head stays float32.",
             consumes=["transformers"],
             produces=FORMAT,

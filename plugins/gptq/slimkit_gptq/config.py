@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class GptqConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bits: Literal[2, 3, 4, 8] = Field(default=4, description="Bits per weight.")
+    bits: Literal[2, 3, 4, 8] = Field(
+        default=4, description="Bits per weight. On CPU only 4 (GPTQModel's CPU kernel for 2, 3 and 8 bits needs fp16)."
+    )
     group_size: int = Field(
         default=64,
         description="Weights sharing one scale along the input dimension; -1 means one per output channel. "

@@ -127,6 +127,14 @@ def gptq_quantize(step: StepContext) -> Artifact:
     started = time.perf_counter()
     check_group_size(step)
     cfg = step.config
+    if cfg.bits != 4 and step.device == "cpu":  # type: ignore[attr-defined]
+        # Seen with GPTQModel 7.6: its CPU kernel for 2/3/8 bits (TorchLinear) refuses float32 models.
+        raise SlimkitError(
+            f"step {step.index} ({step.name}): config.bits: {cfg.bits}-bit GPTQ runs on CPU only through "  # type: ignore[attr-defined]
+            "GPTQModel's TorchLinear kernel, which takes float16/bfloat16 models; slimkit quantizes in float32 "
+            "so that the classification head is not rounded",
+            fix="use bits = 4 on CPU, or device = 'cuda'",
+        )
     reference, tokenizer = load_classifier(step.input.path, device="cpu")
     heads = [n for n in HEAD_NAMES if getattr(reference, n, None) is not None]
     before = {k: v.clone() for k, v in reference.state_dict().items() if k.split(".")[0] in heads}

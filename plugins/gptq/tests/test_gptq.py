@@ -49,6 +49,18 @@ def test_quantized_model_reloads_predicts_and_keeps_the_head(
     np.testing.assert_allclose(logits, expected, atol=0.1)
 
 
+def test_eight_bits_on_cpu_is_refused_before_any_work(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+) -> None:
+    steps = [{"name": "q8", "technique": "gptq.quantize", "config": TINY | {"bits": 8}}]
+    result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, steps, measure={"enabled": False}))
+    assert result.exit_code == 1
+    assert "step 1 (q8): config.bits: 8-bit GPTQ runs on CPU only through GPTQModel's TorchLinear" in (
+        result.steps[0].error
+    )
+    assert "fix: use bits = 4 on CPU, or device = 'cuda'" in result.steps[0].error
+
+
 @needs_gptqmodel
 def test_group_size_that_does_not_divide_is_refused_before_any_work(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]

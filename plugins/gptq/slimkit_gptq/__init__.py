@@ -32,8 +32,8 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
         Technique(
             name=QUANTIZE,
             stage="quantize",
-            summary="GPTQ 4-bit (2/3/8 on CUDA) weights of a decoder classifier (Llama, Qwen, Mistral, ...) with GPTQModel, "
-            "calibrated on the task's training texts; the classification head stays float32.",
+            summary="GPTQ 4-bit (2/3/8 on CUDA) weights of a decoder classifier (Llama, Qwen, Mistral, ...) with "
+            "GPTQModel, calibrated on the task's training texts; the classification head stays float32.",
             consumes=["transformers"],
             produces=FORMAT,
             goals=["size", "memory"],

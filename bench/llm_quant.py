@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# bench/ holds a script named onnx.py: Python puts this folder first on the path, where it would
+# shadow the onnx package (imported by torch.onnx and slimkit-onnx). Look here last.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 import _common  # noqa: E402
 
 REPO = HERE.parent

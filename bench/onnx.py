@@ -178,8 +178,8 @@ def main() -> None:
     rows_eval = ref["micro_f1"].details["rows"]
     print(
         f"\nseq 128; threads {threads} (ORT: intra_op_num_threads={threads}, inter_op 1, sequential, no spinning); "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {settings.rounds} rounds x {settings.repeats} "
-        f"timed calls per shape; eval rows {rows_eval}"
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; "
+        f"{settings.rounds} rounds x {settings.repeats} timed calls per shape; eval rows {rows_eval}"
     )
     for name in ("optimize", "optimize-dynamo"):
         if name in artifacts:
@@ -202,7 +202,7 @@ def main() -> None:
         "candidates": out,
         "targets": {"int8-dynamic": {"thresholds": TARGETS, "met": checks}},
         "threads": threads,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "load_average": {"before": load_before, "after": load_after},
         "measure_settings": settings.model_dump(mode="json"),
         "quick": args.quick,

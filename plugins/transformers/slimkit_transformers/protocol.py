@@ -75,9 +75,18 @@ def time_blocks(
     clock: Callable[[], int] = time.perf_counter_ns,
     settle: Callable[[], None] = lambda: time.sleep(SETTLE_S),
 ) -> dict[str, list[float]]:
-    """Timed call durations (ms) per predictor key, in rotated blocks (see module docstring)."""
+    """Timed call durations (ms) per predictor key, in rotated blocks (see module docstring).
+
+    Before the first timed block every predictor runs its warm-up once: the first calls at a new
+    shape pay for allocations and kernel selection, and without this pass they fell in the first
+    timed block only, so the model measured first looked slower (the same model measured twice
+    differed by 9 %).
+    """
     keys = list(predictors)
     samples: dict[str, list[float]] = {k: [] for k in keys}
+    for key in keys:
+        for i in range(warmup):
+            predictors[key](batches[key][i % len(batches[key])])
     for r in range(rounds):
         order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for key in order:

@@ -39,7 +39,10 @@ def test_blocks_rotate_and_warm_up() -> None:
         clock=lambda: next(ticks),
         settle=lambda: log.append("settle"),
     )
-    # Round r starts with the r-th predictor; each block is a settle pause, warm-up (2) then timed (3) calls.
+    # One untimed warm-up pass over every predictor, then the rounds: round r starts with the r-th
+    # predictor; each block is a settle pause, warm-up (2) then timed (3) calls.
+    assert log[:6] == ["A", "A", "B", "B", "C", "C"]
+    del log[:6]
     assert log[::6] == ["settle"] * 9
     log[:] = [entry for entry in log if entry != "settle"]
     blocks = [log[i] for i in range(0, len(log), 5)]

@@ -77,10 +77,8 @@ def time_blocks(
 ) -> dict[str, list[float]]:
     """Timed call durations (ms) per predictor key, in rotated blocks (see module docstring).
 
-    Before the first timed block every predictor runs its warm-up once: the first calls at a new
-    shape pay for allocations and kernel selection, and without this pass they fell in the first
-    timed block only, so the model measured first looked slower (the same model measured twice
-    differed by 9 %).
+    Before the first timed block every predictor runs its warm-up once, so that the first calls
+    at a new shape (allocations, kernel selection) fall in no model's timed block.
     """
     keys = list(predictors)
     samples: dict[str, list[float]] = {k: [] for k in keys}

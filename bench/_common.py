@@ -1,4 +1,9 @@
-"""Shared helpers of the benchmark scripts: print a table, write JSON next to it."""
+"""Shared helpers of the benchmark scripts: print a table, write JSON next to it.
+
+Every script imports this module first. Python puts bench/ first on the path when it runs a
+script from here, and bench/onnx.py would then shadow the onnx package (imported by torch.onnx,
+onnxruntime and slimkit-onnx): importing this module moves bench/ to the end of the path.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 
 
 def machine() -> dict[str, Any]:

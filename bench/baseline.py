@@ -15,12 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# bench/ holds a script named onnx.py: Python puts this folder first on the path, where it would
-# shadow the onnx package (imported by torch.onnx and slimkit-onnx). Look here last.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent] + [
-    str(Path(__file__).resolve().parent)
-]
-from _common import table, write  # noqa: E402
+from _common import table, write
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,12 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-# bench/ holds a script named onnx.py: Python puts this folder first on the path, where it would
-# shadow the onnx package (imported by torch.onnx and slimkit-onnx). Look here last.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent] + [
-    str(Path(__file__).resolve().parent)
-]
-from _common import table, write  # noqa: E402
+from _common import table, write
 
 
 def time_command(argv: list[str], runs: int) -> list[float]:

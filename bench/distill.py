@@ -31,12 +31,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-# bench/ holds a script named onnx.py: Python puts this folder first on the path, where it would
-# shadow the onnx package (imported by torch.onnx and slimkit-onnx). Look here last.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent] + [
-    str(Path(__file__).resolve().parent)
-]
-from _common import table, write  # noqa: E402
+from _common import table, write
 
 REPO = Path(__file__).resolve().parents[1]
 SPEEDUP_TARGET, F1_GAP_TARGET = 1.8, 0.015

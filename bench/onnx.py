@@ -21,17 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write
 
 HERE = Path(__file__).resolve().parent
 # torch keeps OpenMP's default wait policy: OMP_WAIT_POLICY=PASSIVE made the fp32 torch baseline
-# about 4x slower at batch 1 here (97 ms against 23 ms), which would credit ORT with speed it does
+# about 3x slower at batch 1 here (97 ms against 29 ms in the run without it), which would credit ORT with speed it does
 # not have. The protocol's blocks and settle pause keep each runtime's spinning threads out of the
 # other's timed calls instead; ORT sessions run with spinning off. The policy is recorded per metric.
-# This script is named onnx.py, and Python puts its folder first on the path: without this,
-# `import onnx` (by torch, onnxruntime and the plugin) would import the script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "examples" / "minilm-semeval-onnx.toml"

@@ -32,11 +32,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import _common
+
 HERE = Path(__file__).resolve().parent
-# bench/ holds a script named onnx.py: Python puts this folder first on the path, where it would
-# shadow the onnx package (imported by torch.onnx and slimkit-onnx). Look here last.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
-import _common  # noqa: E402
 
 REPO = HERE.parent
 INT8_TARGET, PRUNE_TARGET, F1_GAP_POINTS = 1.8, 1.4, 1.0

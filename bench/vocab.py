@@ -17,11 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-# Python puts bench/ first on the path, where scripts named like libraries (torch.py, onnx.py)
-# would shadow them: look there last.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
-from _common import table, write  # noqa: E402
+from _common import table, write
 
 REPO = Path(__file__).resolve().parents[1]
 STEP = "vocab"

@@ -63,9 +63,14 @@ def folder_key(path: Path) -> str:
     return stable_hash(entries)
 
 
+def local_path(source: ModelSource, pipeline: Pipeline) -> Path:
+    """Where the source would be on disk: a packaged model's file or folder, else the resolved path."""
+    return PACKAGED[source.source]() if source.source in PACKAGED else pipeline.resolve_path(source.source)
+
+
 def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
     """(local path of the weights, content key). Hub ids are downloaded (or found in the cache)."""
-    path = PACKAGED[source.source]() if source.source in PACKAGED else pipeline.resolve_path(source.source)
+    path = local_path(source, pipeline)
     if path.exists():
         key = file_digest(path) if path.is_file() else folder_key(path)
         return path, key
@@ -102,7 +107,7 @@ def read_model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) 
     """The source's config.json as a dict, without loading weights; None for hub ids (no download at plan time)."""
     if source.format not in (None, FORMAT):
         return None
-    path = PACKAGED[source.source]() if source.source in PACKAGED else pipeline.resolve_path(source.source)
+    path = local_path(source, pipeline)
     if path.is_dir():
         config = path / "config.json"
         return json.loads(config.read_text()) if config.is_file() else None

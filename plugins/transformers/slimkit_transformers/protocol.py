@@ -82,16 +82,19 @@ def time_blocks(
     """
     keys = list(predictors)
     samples: dict[str, list[float]] = {k: [] for k in keys}
-    for key in keys:
+
+    def warm(key: str) -> None:
         for i in range(warmup):
             predictors[key](batches[key][i % len(batches[key])])
+
+    for key in keys:
+        warm(key)
     for r in range(rounds):
         order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for key in order:
             predictor, inputs = predictors[key], batches[key]
             settle()
-            for i in range(warmup):
-                predictor(inputs[i % len(inputs)])
+            warm(key)
             for i in range(repeats):
                 started = clock()
                 predictor(inputs[i % len(inputs)])

@@ -289,6 +289,18 @@ def test_a_step_on_other_data_or_seed_is_not_reused(run: Any, toy: ToyPlugin, tm
     assert [s.status for s in run(base.model_copy(update={"name": "d"})).steps] == ["reused"]
 
 
+def test_scoring_fewer_eval_rows_reuses_the_steps(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
+    # max_eval_examples chooses which dev rows are scored; the trained model is the same.
+    store = tmp_path / "store"
+    task = TaskSpec(preset="some-task", max_train_examples=10)
+    base = toy_pipeline("a").train("toy.finetune", name="tune").model_copy(update={"store_dir": store, "task": task})
+    run(base)
+    toy.executed.clear()
+    capped = base.model_copy(update={"name": "b", "task": task.model_copy(update={"max_eval_examples": 5})})
+    assert [s.status for s in run(capped).steps] == ["reused"]
+    assert toy.executed == []
+
+
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*")}
 

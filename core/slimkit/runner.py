@@ -73,10 +73,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:40] or "step"
 
 
+# Fields of the task that change what is scored, never what a step builds.
+EVAL_ONLY_TASK_FIELDS = ("max_eval_examples",)
+
+
 def step_key(input_key: str, step: PlannedStep, pipeline: Pipeline) -> str:
     """What a step's output depends on: its input, the technique and its version, the config, and the
-    pipeline's task and seed (training, calibration and vocabulary pruning read the task's data)."""
-    data = {"task": pipeline.task.model_dump(mode="json") if pipeline.task else None, "seed": pipeline.seed}
+    pipeline's task and seed (training, calibration and vocabulary pruning read the task's data).
+
+    Task fields that only choose which eval rows are scored (``EVAL_ONLY_TASK_FIELDS``) are left
+    out, so scoring fewer dev rows never retrains a model. They are set to None rather than
+    dropped, which keeps the keys of pipelines that never set them as they were."""
+    task = pipeline.task.model_dump(mode="json") if pipeline.task else None
+    if task is not None:
+        task |= dict.fromkeys(EVAL_ONLY_TASK_FIELDS)
+    data = {"task": task, "seed": pipeline.seed}
     return stable_hash(
         input_key, step.technique.name, step.technique.plugin_version, step.config.model_dump(mode="json"), data
     )

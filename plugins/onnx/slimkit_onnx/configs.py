@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class ExportConfig(BaseModel):
@@ -108,3 +108,69 @@ class StaticQuantConfig(BaseModel):
     check_examples: int = Field(
         default=128, ge=1, description="Eval texts on which agreement with the input model is recorded."
     )
+
+
+class WeightOnlyQuantConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bits: Literal[4, 8] = Field(
+        default=4, description="Bits per stored weight in the MatMulNBits blocks (4, or 8 for a safer, larger graph)."
+    )
+    block_size: int = Field(
+        default=32,
+        description="Weights that share one scale (and zero point), along the input dimension: a power of two "
+        "from 16 to 256. Smaller blocks follow the weights more closely and store more scales.",
+    )
+    algorithm: Literal["rtn", "hqq"] = Field(
+        default="rtn",
+        description="'rtn': ORT's built-in block-wise round-to-nearest (DefaultWeightOnlyQuantConfig, C++ kernels); "
+        "'hqq': Half-Quadratic Quantization (HQQWeightOnlyQuantConfig, runs on torch), which fits each "
+        "block's zero point without data; 4 bits only, always asymmetric, float zero points.",
+    )
+    symmetric: bool = Field(
+        default=True,
+        description="'rtn' only: symmetric blocks (a scale, no zero point) or asymmetric ones (a scale and a "
+        "4/8-bit zero point). 'hqq' always stores a float zero point; the metadata records what was done.",
+    )
+    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
+        default=4,
+        description="MatMulNBits' accuracy_level, the lowest precision the kernel may compute in: 0 unset, "
+        "1 float32, 2 float16, 3 bfloat16, 4 int8 (activations quantized block-wise to int8 inside the kernel, "
+        "the fast path on CPU). With ORT 1.32 on x86, levels 0-3 computed alike in float32, and 'hqq' (float zero "
+        "points) got no int8 path at 4.",
+    )
+    quantize_embeddings: bool | None = Field(
+        default=None,
+        validate_default=True,
+        description="Also store the embedding tables in 4 bits (Gather -> GatherBlockQuantized; the graph is raised "
+        "to opset 21). None: yes with algorithm 'rtn' and 4 bits, the only case ORT's quantizer supports.",
+    )
+    check_examples: int = Field(
+        default=128, ge=1, description="Eval texts on which agreement with the input model is recorded."
+    )
+
+    @field_validator("block_size")
+    @classmethod
+    def _block(cls, value: int) -> int:
+        if not 16 <= value <= 256 or value & (value - 1):
+            raise ValueError(f"must be a power of two from 16 to 256 (MatMulNBits' block sizes), not {value}")
+        return value
+
+    @field_validator("algorithm")
+    @classmethod
+    def _hqq_bits(cls, value: str, info: ValidationInfo) -> str:
+        if value == "hqq" and info.data.get("bits") == 8:
+            # Its 8-bit blocks carry float zero points, which ORT's CPU MatMulNBits refuses to load.
+            raise ValueError("'hqq' quantizes to 4 bits only on CPU; use bits = 4 or algorithm 'rtn'")
+        return value
+
+    @field_validator("quantize_embeddings")
+    @classmethod
+    def _embeddings(cls, value: bool | None, info: ValidationInfo) -> bool:
+        supported = info.data.get("algorithm") == "rtn" and info.data.get("bits") == 4
+        if value and not supported:
+            raise ValueError(
+                "ORT quantizes embedding tables only with algorithm 'rtn' and 4 bits (GatherBlockQuantized); "
+                "set quantize_embeddings = false"
+            )
+        return supported if value is None else value

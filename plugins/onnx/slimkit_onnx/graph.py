@@ -35,6 +35,8 @@ INTEGER_OPS = frozenset(
         "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLSTM", "QLinearAdd", "QLinearMul",
     }
 )  # fmt: skip
+# ORT's weight-only ops: block-quantized 4/8-bit weights, float activations outside the kernel.
+LOW_BIT_OPS = frozenset({"MatMulNBits", "GatherBlockQuantized"})
 # Texts for the output checks when a pipeline has no task (real eval texts are used otherwise).
 FALLBACK_TEXTS = [
     "I am so happy today, this is wonderful news!",
@@ -116,6 +118,10 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def integer_ops(counts: dict[str, int]) -> dict[str, int]:
     return {op: n for op, n in counts.items() if op in INTEGER_OPS}
+
+
+def low_bit_ops(counts: dict[str, int]) -> dict[str, int]:
+    return {op: n for op, n in counts.items() if op in LOW_BIT_OPS}
 
 
 def load_graph(path: Path, *, weights: bool = True) -> onnx.ModelProto:

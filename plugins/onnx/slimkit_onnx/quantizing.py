@@ -7,6 +7,7 @@
 
 Both leave the classification head in float (its nodes are excluded), fail when nothing was
 quantized, and record how often the int8 graph's predictions agree with the input graph's.
+``onnx.quantize-weight-only`` (weight_only.py) finishes through the same checks.
 """
 
 from __future__ import annotations
@@ -53,20 +54,48 @@ def _op_types(requested: list[str] | None, default: list[str], embeddings: bool,
     return [op for op in wanted if op in present]
 
 
+def _weights(model: onnx.ModelProto) -> Iterator[tuple[onnx.TensorProto, int]]:
+    """Weight initializers (more than one element, not int32/int64 shape data) and their element counts."""
+    import numpy as np
+    from onnx import TensorProto
+
+    for init in model.graph.initializer:
+        n = int(np.prod(init.dims)) if init.dims else 1
+        if n > 1 and init.data_type not in (TensorProto.INT64, TensorProto.INT32):
+            yield init, n
+
+
 def int8_weight_share(model: onnx.ModelProto) -> float:
     """Share of weight elements (initializers with more than one element) stored in 8 bits."""
-    import numpy as np
     from onnx import TensorProto
 
     eight = {TensorProto.INT8, TensorProto.UINT8}
     total = small = 0
-    for init in model.graph.initializer:
-        n = int(np.prod(init.dims)) if init.dims else 1
-        if n <= 1 or init.data_type in (TensorProto.INT64, TensorProto.INT32):
-            continue
+    for init, n in _weights(model):
         total += n
         small += n if init.data_type in eight else 0
     return round(small / total, 4) if total else 0.0
+
+
+def low_bit_weight_share(before: onnx.ModelProto, after: onnx.ModelProto) -> float:
+    """Share of the input graph's weight elements that the output stores in MatMulNBits or
+    GatherBlockQuantized blocks. Counted from the ops (K x N, the table's shape), not from the
+    packed initializers, which hold two 4-bit weights per byte."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    shapes = {i.name: (list(i.dims), i.data_type) for i in after.graph.initializer}
+    low = 0
+    for node in after.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "MatMulNBits":
+            low += int(attrs["K"]) * int(attrs["N"])
+        elif node.op_type == "GatherBlockQuantized" and node.input[0] in shapes:
+            dims, dtype = shapes[node.input[0]]
+            packed = 8 // int(attrs.get("bits", 4)) if dtype == TensorProto.UINT8 else 1
+            low += int(np.prod(dims)) * packed
+    total = sum(n for _, n in _weights(before))
+    return round(low / total, 4) if total else 0.0
 
 
 def _finish(
@@ -77,19 +106,25 @@ def _finish(
     precision: str,
     check_examples: int,
     facts: dict[str, Any],
+    *,
+    fix: str = "set op_types to op types the graph contains",
 ) -> Artifact:
-    """Checks and records shared by both quantizers."""
+    """Checks and records shared by the quantizers: int8 ones (integer ops) and weight-only ones
+    (low-bit ops), each recording the weight share its ops store."""
     import onnx
 
     after = onnx.load(str(target))
     counts = graph.op_counts(after)
-    integer = graph.integer_ops(counts)
-    if not integer:
+    integer, low_bit = graph.integer_ops(counts), graph.low_bit_ops(counts)
+    if not integer and not low_bit:
         raise SlimkitError(
             f"{step.technique.name}: no op was quantized (op types {facts.get('op_types')}; the graph has "
             f"{', '.join(list(graph.op_counts(before))[:12])})",
-            fix="set op_types to op types the graph contains",
+            fix=fix,
         )
+    shares: dict[str, Any] = {"int8_weight_share": int8_weight_share(after)} if integer else {}
+    if low_bit:
+        shares |= {"low_bit_ops": low_bit, "low_bit_weight_share": low_bit_weight_share(before, after)}
     graph.copy_sidecars(step.input.path, step.output_dir)
     head = graph.relocate_head(before, after, manifest.get("head_initializers", []))
     agreement = graph.compare_graphs(step, step.input.path, target, check_examples)
@@ -109,7 +144,7 @@ def _finish(
         precision=precision,
         integer_ops=integer,
         op_counts=counts,
-        int8_weight_share=int8_weight_share(after),
+        **shares,
         head_kept_float=bool(head) and graph.head_checksum(after, head) is not None,
         agreement_with_input=agreement,
         graph_bytes=target.stat().st_size,

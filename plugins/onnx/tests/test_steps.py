@@ -266,7 +266,9 @@ def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, sl
     from slimkit.spec import pipeline_from_dict
 
     techniques = {t.name: t for t in slimkit_plugins.techniques.of_plugin("onnx")}
-    assert set(techniques) == {"onnx.export", "onnx.optimize", "onnx.quantize-dynamic", "onnx.quantize-static"}
+    assert set(techniques) == {
+        "onnx.export", "onnx.optimize", "onnx.quantize-dynamic", "onnx.quantize-static", "onnx.quantize-weight-only",
+    }  # fmt: skip
     assert techniques["onnx.export"].consumes == ["transformers"] and techniques["onnx.export"].produces == "onnx"
     assert techniques["onnx.quantize-dynamic"].hardware.cpu_features_beneficial == slimkit_onnx.INT8_CPU_FEATURES
 

@@ -200,10 +200,13 @@ def test_load_study_from_toml(tmp_path: Path) -> None:
 def test_example_study_files_validate() -> None:
     examples = Path(__file__).resolve().parents[1] / "examples"
     minilm = expand(load_study(examples / "minilm-semeval-study.toml"))
-    assert len(minilm) == 25 and minilm[0].pipeline.steps[0].label == "finetune"
-    assert {"full", "onnx-fp32", "vocab+distill+prune+torch-int8"} <= {v.name for v in minilm}
+    assert len(minilm) == 14 and minilm[0].pipeline.steps[0].label == "finetune"
+    assert {"full", "full-int4", "onnx-fp32", "prune", "vocab+distill+onnx-int8"} <= {v.name for v in minilm}
     smol = expand(load_study(examples / "smollm2-ekman-study.toml"))
-    assert [v.name for v in smol] == ["baseline", "bnb-int8", "bnb-4bit", "gptq", "prune", "prune+bnb-4bit"]
+    assert [v.name for v in smol] == [
+        "baseline", "bf16", "bnb-int8", "bnb-4bit", "gptq", "onnx-int8", "onnx-int4", "prune", "prune+bnb-4bit",
+        "prune+onnx-int4",
+    ]  # fmt: skip
 
 
 # -- Running, choosing, resuming --------------------------------------------------------------
@@ -352,6 +355,32 @@ def test_executor_comes_from_a_plugin_hook(
     assert len(spy.jobs) == 12 and results["executor"] == "spy"
     with pytest.raises(SlimkitError, match="no installed plugin provides an executor named 'ray'"):
         run(tmp_path / "x", slimkit_plugins, hw, executor={"name": "ray"})
+
+
+def test_a_job_carries_only_what_the_study_file_set(
+    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, register_plugin: Any, hw: Hardware
+) -> None:
+    # A default written into the job would read back as the user's choice: an empty data_files
+    # would override a task preset's own files (and send the task to the hub).
+    seen: list[dict[str, Any]] = []
+
+    class Capture:
+        name = "capture"
+
+        def run(self, jobs: Sequence[VariantJob], context: ExecutorContext) -> Iterator[VariantOutcome]:
+            seen.extend(job.pipeline for job in jobs)
+            yield from LocalExecutor().run(jobs, context)
+
+    class Provider:
+        @hookimpl
+        def make_executor(self, name: str, options: dict[str, Any]) -> Any:
+            return Capture() if name == "capture" else None
+
+    register_plugin(Provider(), name="provider")
+    task = {"preset": "some-task", "max_train_examples": 10}
+    run(tmp_path, slimkit_plugins, hw, executor={"name": "capture"}, task=task)
+    assert seen and all(job["task"] == task for job in seen)
+    assert all("data_files" not in job["task"] for job in seen)
 
 
 def test_failed_variant_is_reported_and_the_others_measured(

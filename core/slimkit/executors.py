@@ -33,7 +33,7 @@ class VariantJob:
     """Build one variant: run its pipeline (measurement off) and report its final artifact."""
 
     name: str
-    pipeline: dict[str, Any]  # Pipeline.model_dump(mode="json")
+    pipeline: dict[str, Any]  # Pipeline.model_dump(mode="json", exclude_unset=True)
     base_dir: str  # folder the pipeline's relative paths resolve against
     force: bool = False  # recompute steps instead of reusing the store's
 

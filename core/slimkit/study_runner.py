@@ -179,7 +179,9 @@ class StudyRunner:
     def _job(self, variant: Variant) -> VariantJob:
         return VariantJob(
             name=variant.name,
-            pipeline=variant.pipeline.model_dump(mode="json"),
+            # Only what the study file set: a default written out would read back as the user's
+            # choice and override a task preset's own values (its data files, its eval split).
+            pipeline=variant.pipeline.model_dump(mode="json", exclude_unset=True),
             base_dir=str(variant.pipeline.base_dir),
             force=self.force,
         )

@@ -53,7 +53,7 @@ def _pipelines(path: Path, quick: bool, pretrained: bool) -> dict[str, Any]:
             step["config"] = step.get("config", {}) | {"epochs": 1}
         data["measure"] |= {"warmup": 2, "repeats": 5, "rounds": 1, "dynamic_length": False}
     data["measure"] = data.get("measure", {}) | {"enabled": False}
-    plain = {"alpha": 0.0, "hidden_weight": 0.0}
+    plain = {"alpha": 0.0, "hidden_weight": 0.0, "augment_copies": 0}
     variants = {"distilled": distill["config"], "no-teacher": distill["config"] | plain}
     if pretrained:
         student = distill["config"].get("student", {"keep_every": 2}) | {"from_step": "source"}

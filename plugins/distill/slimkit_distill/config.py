@@ -99,6 +99,22 @@ class DistillConfig(FinetuneConfig):
         "layer it maps to, through a learned projection when widths differ. 0 turns it off. Needs both models "
         "to tokenize alike.",
     )
+    augment_copies: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Transfer set: this many extra copies of every training text, with words masked at random "
+        "and labelled by the teacher (its outputs as soft targets, its thresholded predictions as hard "
+        "labels), so the student learns the teacher's function on more inputs than the labelled rows "
+        "(Tang et al., 2019). 0 is off; each copy adds one training set's worth of student passes per epoch.",
+    )
+    augment_mask_prob: float = Field(
+        default=0.15,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the words of an augmented copy replaced by the tokenizer's mask token (dropped when "
+        "the student and the teacher have no mask token in common).",
+    )
     teacher_batch_size: int = Field(
         default=64, ge=1, description="Batch size of the single teacher pass whose outputs are cached."
     )

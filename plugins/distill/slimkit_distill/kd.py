@@ -28,6 +28,7 @@ from transformers import DataCollatorWithPadding, Trainer
 from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
+from slimkit_distill.augment import mask_words, shared_mask_token
 from slimkit_distill.config import DistillConfig
 from slimkit_distill.losses import distillation_loss, hidden_state_loss, mix
 from slimkit_distill.student import Student, build_student, hidden_layer_map, layer_list
@@ -227,7 +228,8 @@ def distill(step: StepContext) -> Artifact:
     model, tokenizer = student.model.to(step.device), student.tokenizer
     train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
     val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
-    uses_teacher = cfg.alpha > 0 or cfg.hidden_weight > 0
+    uses_teacher = cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0
+    train_split = task.train
     facts: dict[str, Any] = {
         "teacher": teacher_artifact.label,
         "student_init": student.origin,
@@ -248,14 +250,20 @@ def distill(step: StepContext) -> Artifact:
             teacher, teacher_tokenizer = load_classifier(teacher_artifact.path, device=step.device)
             teacher_depth = len(layer_list(teacher)[1])
             facts |= {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
+            if cfg.augment_copies:
+                train_split, augment_facts = _with_transfer_set(
+                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, _threshold(task, teacher_artifact)
+                )
+                facts |= augment_facts
+                train_ds = encode_split(train_split, tokenizer, cfg.max_length, task.multi_label)
             teacher_train, teacher_val = train_ds, val_ds
             same_tokens = all(
                 teacher_tokenizer(split.texts, truncation=True, max_length=cfg.max_length)["input_ids"]
                 == ds["input_ids"]
-                for split, ds in ((task.train, train_ds), (task.validation, val_ds))
+                for split, ds in ((train_split, train_ds), (task.validation, val_ds))
             )
             if not same_tokens:  # each model reads the texts through its own tokenizer
-                teacher_train = encode_split(task.train, teacher_tokenizer, cfg.max_length, task.multi_label)
+                teacher_train = encode_split(train_split, teacher_tokenizer, cfg.max_length, task.multi_label)
                 teacher_val = encode_split(task.validation, teacher_tokenizer, cfg.max_length, task.multi_label)
             facts["same_tokenization"] = same_tokens
             layer_map = None
@@ -371,6 +379,37 @@ def distill(step: StepContext) -> Artifact:
             if "loss" in e
         ],
     )
+
+
+def _with_transfer_set(
+    task: Any,
+    teacher: Any,
+    teacher_tokenizer: Any,
+    tokenizer: Any,
+    cfg: DistillConfig,
+    seed: int,
+    device: str,
+    threshold: float,
+) -> tuple[Any, dict[str, Any]]:
+    """The training split followed by ``augment_copies`` masked copies of it, labelled by the teacher."""
+    from slimkit_transformers.finetune import encode_split
+    from slimkit_transformers.scores import predict
+    from slimkit_transformers.tasks import Split
+
+    mask = shared_mask_token(tokenizer, teacher_tokenizer)
+    texts = mask_words(task.train.texts, cfg.augment_copies, cfg.augment_mask_prob, seed, mask)
+    labels = task.train.labels
+    unlabelled = Split(texts, np.zeros((len(texts), *labels.shape[1:]), dtype=labels.dtype))
+    encoded = encode_split(unlabelled, teacher_tokenizer, cfg.max_length, task.multi_label)
+    logits, _ = forward_pass(teacher, encoded, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=device)
+    pseudo = predict(logits, task.multi_label, threshold).astype(labels.dtype)
+    facts = {
+        "augment_copies": cfg.augment_copies,
+        "augment_rows": len(texts),
+        "augment_mask_prob": cfg.augment_mask_prob,
+        "augment_masking": "mask token" if mask else "word dropout",
+    }
+    return Split(task.train.texts + texts, np.concatenate([labels, pseudo])), facts
 
 
 def _soft_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, cfg: DistillConfig, task: Any) -> float:

@@ -134,6 +134,27 @@ def test_alpha_at_the_hard_label_end_is_ordinary_finetuning(
     assert distilled.metadata["optimizer_steps"] == second.steps[0].artifact.metadata["optimizer_steps"]
 
 
+def test_a_transfer_set_of_masked_copies_labelled_by_the_teacher(
+    plugins: Any, store: str, run_pipeline: Any, tiny_pipeline: Any, tiny_bert4: Path, multilabel_task: dict[str, Any]
+) -> None:
+    steps = [_finetune(multilabel_task)]
+    plain = _kd(alpha=0.5, student={"keep_every": 2})
+    augmented = _kd(alpha=0.5, student={"keep_every": 2}, augment_copies=2, augment_mask_prob=0.3)
+    results = [
+        run_pipeline(
+            tiny_pipeline(tiny_bert4, multilabel_task, [*steps, kd], measure={"enabled": False}, store_dir=store)
+        )
+        for kd in (plain, augmented)
+    ]
+    assert all(r.exit_code == 0 for r in results), [s.error for r in results for s in r.steps]
+    before, after = (r.steps[1].artifact.metadata for r in results)
+    assert "augment_rows" not in before
+    train_rows = before["optimizer_steps"] // TRAIN["epochs"] * TRAIN["batch_size"]  # full batches per epoch
+    assert after["augment_rows"] >= 2 * train_rows and after["augment_masking"] == "mask token"
+    # three times the rows: about three times the optimizer steps (early stopping may cut either run)
+    assert after["optimizer_steps"] > 2 * before["optimizer_steps"] or after["epochs_run"] < before["epochs_run"]
+
+
 def test_hidden_state_matching_through_a_projection(
     plugins: Any,
     store: str,

@@ -85,3 +85,16 @@ def test_mix_weights_the_two_losses_by_alpha() -> None:
     assert mix(hard, soft, 1.0) is soft
     assert mix(hard, soft, 0.25).item() == pytest.approx(0.75 * 2.0 + 0.25 * 6.0)
     assert mix(hard, None, 0.5) is hard
+
+
+def test_masked_copies_are_seeded_and_mask_at_the_asked_rate() -> None:
+    from slimkit_distill.augment import mask_words
+
+    texts = [" ".join(f"w{i}" for i in range(50))] * 40
+    copies = mask_words(texts, 2, 0.2, seed=3, mask_token="[MASK]")
+    assert len(copies) == 80 and copies == mask_words(texts, 2, 0.2, seed=3, mask_token="[MASK]")
+    words = [w for c in copies for w in c.split()]
+    assert len(words) == 80 * 50  # masking keeps the length
+    assert 0.17 < words.count("[MASK]") / len(words) < 0.23
+    dropped = mask_words(["a b c", "d"], 1, 0.99, seed=0, mask_token=None)
+    assert all(len(c.split()) >= 1 for c in dropped) and dropped[1] == "d"  # a text keeps one word

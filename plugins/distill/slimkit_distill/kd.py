@@ -251,8 +251,9 @@ def distill(step: StepContext) -> Artifact:
             teacher_depth = len(layer_list(teacher)[1])
             facts |= {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
             if cfg.augment_copies:
+                threshold = _threshold(task, teacher_artifact)
                 train_split, augment_facts = _with_transfer_set(
-                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, _threshold(task, teacher_artifact)
+                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, threshold
                 )
                 facts |= augment_facts
                 train_ds = encode_split(train_split, tokenizer, cfg.max_length, task.multi_label)

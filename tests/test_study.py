@@ -261,6 +261,16 @@ def test_nothing_meets_the_budget_still_reports_best_so_far(
     assert "No variant chosen" in render_markdown(results)
 
 
+def test_a_variant_without_speed_up_is_warned_about_once_naming_the_shape(
+    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
+) -> None:
+    # Rounding to 2 decimals leaves every weight (and so the fake latency) as it was.
+    blocks = {"round": {"technique": "toy.round", "config": {"decimals": 2}}}
+    results = run(tmp_path, slimkit_plugins, hw, blocks=blocks, search={"space": [["round"]]})
+    slow = [w for w in results["warnings"] if "no speed-up" in w]
+    assert slow == ["round: no speed-up at batch 1 on this hardware (b1.s8 1.00x the baseline)"]
+
+
 def test_levelwise_never_extends_a_combination_over_budget(
     tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
 ) -> None:
@@ -469,7 +479,7 @@ def test_report_from_a_fixed_results_file_lists_every_variant(tmp_path: Path) ->
     assert "12.40 ms (p90 13.00) · 2.02x" in text  # latency with p90 and speed-up
     assert "81.20 · -0.60" in text  # accuracy with its delta in points
     assert "| distill | distill | skipped | not built: distill already lost" in text
-    assert "vocab: no speed-up at batch 1 on this hardware (1.01x the baseline)" in text
+    assert "vocab: no speed-up at batch 1 on this hardware (b1.s128 1.01x the baseline)" in text
     assert "onnxruntime 1.22.0" in text and "Test CPU" in text
     assert "Pareto front (objective vs accuracy): prune+onnx-int8, baseline." in text
     from slimkit.report import write_report

@@ -190,7 +190,7 @@ def select(
             gain = f" ({ratio:.2f}x the baseline's)"
         sel.reason = (
             f"{best[0]} has the best {objective}{gain} among the {len(fitting)} variant(s) that lose at most "
-            f"{limit:g} points of {accuracy} ({_loss_text(best[3])})"
+            f"{_points(limit)} of {accuracy} ({_loss_text(best[3])})"
         )
         return sel
     closest = min(candidates, key=lambda r: (r[3], r[1]))
@@ -200,6 +200,10 @@ def select(
         f"loses {closest[3]:.2f} points. Keep the baseline, or see the Pareto front for the trade-offs"
     )
     return sel
+
+
+def _points(value: float) -> str:
+    return "1 point" if value == 1 else f"{value:g} points"
 
 
 def _loss_text(loss: float) -> str:

@@ -428,12 +428,15 @@ class StudyRunner:
                     seen[w].append(v.name)
         notes = [w if names == [BASELINE] else f"{w} (in {', '.join(names)})" for w, names in seen.items()]
         for entry in entries[1:]:
+            slow = []  # one line per variant, naming each batch-1 shape that gained under 5%
             for m in entry["metrics"]:
                 ratio = (m.get("vs_baseline") or {}).get("ratio")
                 if m["name"].startswith("latency_ms.b1.") and ratio is not None and ratio < 1.05:
-                    notes.append(
-                        f"{entry['label']}: no speed-up at batch 1 on this hardware ({ratio:.2f}x the baseline)"
-                    )
+                    slow.append(f"{m['name'].removeprefix('latency_ms.')} {ratio:.2f}x")
+            if slow:
+                notes.append(
+                    f"{entry['label']}: no speed-up at batch 1 on this hardware ({', '.join(slow)} the baseline)"
+                )
         if not entries or entries[0]["label"] != BASELINE:
             notes.append("the baseline was not built, so nothing was measured or compared")
         return notes

@@ -205,7 +205,7 @@ def test_example_study_files_validate() -> None:
     smol = expand(load_study(examples / "smollm2-ekman-study.toml"))
     assert [v.name for v in smol] == [
         "baseline", "bf16", "bnb-int8", "bnb-4bit", "gptq", "onnx-int8", "onnx-int4", "prune", "prune+bnb-4bit",
-        "prune+onnx-int4",
+        "prune+onnx-int4", "onnx-opt-int4", "prune+onnx-opt-int4", "prune+onnx-opt-int4-asym",
     ]  # fmt: skip
 
 

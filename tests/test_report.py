@@ -245,3 +245,23 @@ def test_disk_size(tmp_path: Path) -> None:
     assert disk_size(tmp_path) == 15
     assert disk_size(tmp_path / "a") == 10
     assert disk_size(tmp_path / "absent") == 0
+
+
+def test_labels_of_points_with_equal_figures_do_not_overlap() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from slimkit.plots import place_labels
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    pts = [("onnx-int4", 55.0, 51.7), ("onnx-opt-int4", 55.5, 51.7), ("bf16", 55.2, 51.7), ("baseline", 119.0, 52.2)]
+    ax.scatter([p[1] for p in pts], [p[2] for p in pts])
+    notes = place_labels(fig, ax, pts)
+    boxes = [n.get_window_extent(fig.canvas.get_renderer()) for n in notes]
+    assert [n.get_text() for n in notes] == [p[0] for p in pts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(fig.bbox.contains(b.x1, b.y1) and fig.bbox.contains(b.x0, b.y0) for b in boxes)  # none cut off
+    plt.close(fig)

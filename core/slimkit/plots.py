@@ -56,6 +56,32 @@ def pareto_front(pts: list[tuple[str, float, float]]) -> list[tuple[str, float, 
     return sorted(front, key=lambda p: p[1])
 
 
+# Where a point's label may go, tried in order (offset points, horizontal alignment): variants
+# with nearly equal figures (bf16 and NF4, a graph with and without ORT's optimizer) would
+# otherwise print their names over each other.
+_LABEL_SPOTS = ((4, 4, "left"), (4, -11, "left"), (-4, 4, "right"), (-4, -11, "right"), (4, 14, "left"),
+                (4, -21, "left"), (-4, 14, "right"), (-4, -21, "right"))  # fmt: skip
+
+
+def place_labels(fig: Any, ax: Any, pts: list[tuple[str, float, float]]) -> list[Any]:
+    """Annotate each point with its name at the first spot that overlaps no earlier label."""
+    fig.canvas.draw()  # fixes the axis limits, so that label boxes are where they will be drawn
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    boxes: list[Any] = []
+    for lbl, x, y in pts:
+        for dx, dy, align in _LABEL_SPOTS:
+            note = ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8, ha=align)
+            box = note.get_window_extent(renderer)
+            inside = fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+            if (inside and not any(box.overlaps(b) for b in boxes)) or (dx, dy, align) == _LABEL_SPOTS[-1]:
+                break
+            note.remove()
+        placed.append(note)
+        boxes.append(box)
+    return placed
+
+
 def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write the plots next to the report; return their paths (none without matplotlib or data)."""
     if importlib.util.find_spec("matplotlib") is None:
@@ -82,8 +108,6 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="tab:blue", zorder=3)
-        for lbl, x, y in pts:
-            ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         chosen = [p for p in pts if p[0] == (results.get("selection") or {}).get("chosen")]
         if chosen:
             ax.scatter([chosen[0][1]], [chosen[0][2]], marker="*", s=220, color="tab:orange", zorder=4,
@@ -97,6 +121,7 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
+        place_labels(fig, ax, pts)  # last: the spots are measured on the final layout
         path = out_dir / f"{y_name}-vs-{'size' if x_name == 'size_bytes' else 'latency'}.png"
         fig.savefig(path)
         plt.close(fig)

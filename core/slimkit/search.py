@@ -196,7 +196,7 @@ def select(
     closest = min(candidates, key=lambda r: (r[3], r[1]))
     sel.closest = closest[0]
     sel.reason = (
-        f"no variant meets the budget of {limit:g} points of {accuracy}; the closest, {closest[0]}, "
+        f"no variant meets the budget of {_points(limit)} of {accuracy}; the closest, {closest[0]}, "
         f"loses {closest[3]:.2f} points. Keep the baseline, or see the Pareto front for the trade-offs"
     )
     return sel

@@ -67,8 +67,8 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             FourBitConfig,
             ["cuda"],
             "on CPU the 4-bit weights are dequantized to the compute dtype at every call: smaller and leaner "
-            "in memory, and about as fast as the model in that dtype (bf16 compute beats float32 on CPUs with "
-            "avx512_bf16 or AMX); the kernels that make 4-bit beat 16-bit are CUDA's.",
+            "in memory, and about as fast as the model in that dtype (bf16 compute can beat float32 on a CPU "
+            "with bf16 instructions); the kernels that make 4-bit beat 16-bit are CUDA's.",
         )
     )
 

@@ -271,6 +271,22 @@ def test_a_variant_without_speed_up_is_warned_about_once_naming_the_shape(
     assert slow == ["round: no speed-up at batch 1 on this hardware (b1.s8 1.00x the baseline)"]
 
 
+def test_a_rerun_reports_the_plan_warnings_of_now_not_of_the_first_build(
+    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slimkit.planner
+
+    def note(text: str) -> None:
+        monkeypatch.setattr(slimkit.planner, "hardware_fit", lambda *a: ([], [f"gives no speed-up on cpu: {text}"]))
+
+    note("old wording")
+    run(tmp_path, slimkit_plugins, hw, search={"space": [["round"]]})
+    note("new wording")  # the plugin's note changed; the variants are reused, not rebuilt
+    warnings = run(tmp_path, slimkit_plugins, hw, search={"space": [["round"]]})["warnings"]
+    assert any("new wording" in w for w in warnings)
+    assert not any("old wording" in w for w in warnings)
+
+
 def test_levelwise_never_extends_a_combination_over_budget(
     tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
 ) -> None:

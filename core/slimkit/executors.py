@@ -133,7 +133,9 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
         source=result.source,
         steps=steps,
         error=f"step {failed.index} ({failed.name}): {failed.error}" if failed is not None else None,
-        warnings=list(result.warnings),
+        # Only what the run itself warned about: the study plans every variant afresh each time it
+        # runs, so a plan warning stored here would repeat a plugin's old wording after it changed.
+        warnings=[w for w in result.warnings if w not in result.plan.warnings],
     )
 
 

@@ -6,7 +6,9 @@ top-level module stays cheap to import.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from slimkit_transformers.finetune import FinetuneConfig
 
@@ -58,6 +60,33 @@ class StudentSpec(BaseModel):
         if self.model is not None:
             return f"model:{self.model}"
         return "teacher"
+
+
+class TransferTexts(BaseModel):
+    """Unlabelled texts for the transfer set: a task preset's training texts, or a local file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(
+        default=None,
+        description="The training texts of a task preset (its labels are ignored), e.g. 'goemotions': "
+        "Reddit comments for a tweet task.",
+    )
+    data_file: str | None = Field(
+        default=None,
+        description="A local file of texts, relative to the pipeline file: .txt (one text per line), or "
+        "CSV/TSV/JSON/Parquet with a text column.",
+    )
+    text_column: str = Field(default="text", description="The column of texts in a CSV/TSV/JSON/Parquet file.")
+    max_rows: int | None = Field(
+        default=None, gt=0, description="A seeded sample of this many texts (all of them when unset)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TransferTexts:
+        if (self.preset is None) == (self.data_file is None):
+            raise ValueError("give 'preset' or 'data_file' (one of them)")
+        return self
 
 
 def _half_depth() -> StudentSpec:
@@ -115,6 +144,21 @@ class DistillConfig(FinetuneConfig):
         description="Share of the words of an augmented copy replaced by the tokenizer's mask token (dropped when "
         "the student and the teacher have no mask token in common).",
     )
+    transfer_texts: TransferTexts | None = Field(
+        default=None,
+        description="Unlabelled texts added to the transfer set, labelled by the teacher like the masked copies: "
+        "{preset = 'goemotions', max_rows = 10000} or {data_file = 'texts.txt'}. In-domain text the labels do "
+        "not cover (e.g. a service's unlabelled traffic) is where a teacher has most to teach.",
+    )
     teacher_batch_size: int = Field(
         default=64, ge=1, description="Batch size of the single teacher pass whose outputs are cached."
     )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_transfer_texts(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The step key hashes the dumped config: leaving the option out while it is unset keeps the
+        # keys, and so the stored students, of every distillation written before it existed.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("transfer_texts") is None:
+            data.pop("transfer_texts", None)
+        return data

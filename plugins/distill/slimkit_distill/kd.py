@@ -32,6 +32,7 @@ from slimkit_distill.augment import mask_words, shared_mask_token
 from slimkit_distill.config import DistillConfig
 from slimkit_distill.losses import distillation_loss, hidden_state_loss, mix
 from slimkit_distill.student import Student, build_student, hidden_layer_map, layer_list
+from slimkit_distill.transfer import load_transfer_texts
 
 TEACHER_LOGITS = "teacher_logits"
 EXAMPLE_INDEX = "example_index"
@@ -228,7 +229,7 @@ def distill(step: StepContext) -> Artifact:
     model, tokenizer = student.model.to(step.device), student.tokenizer
     train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
     val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
-    uses_teacher = cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0
+    uses_teacher = cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0 or cfg.transfer_texts is not None
     train_split = task.train
     facts: dict[str, Any] = {
         "teacher": teacher_artifact.label,
@@ -250,11 +251,12 @@ def distill(step: StepContext) -> Artifact:
             teacher, teacher_tokenizer = load_classifier(teacher_artifact.path, device=step.device)
             teacher_depth = len(layer_list(teacher)[1])
             facts |= {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
-            if cfg.augment_copies:
+            if cfg.augment_copies or cfg.transfer_texts is not None:
                 threshold = _threshold(task, teacher_artifact)
                 train_split, augment_facts = _with_transfer_set(
-                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, threshold
-                )
+                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, threshold,
+                    step.pipeline.resolve_path, step.progress,
+                )  # fmt: skip
                 facts |= augment_facts
                 train_ds = encode_split(train_split, tokenizer, cfg.max_length, task.multi_label)
             teacher_train, teacher_val = train_ds, val_ds
@@ -391,25 +393,38 @@ def _with_transfer_set(
     seed: int,
     device: str,
     threshold: float,
+    resolve: Any,
+    progress: ProgressFn | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """The training split followed by ``augment_copies`` masked copies of it, labelled by the teacher."""
+    """The training split followed by ``augment_copies`` masked copies of it and the ``transfer_texts``,
+    all labelled by the teacher."""
     from slimkit_transformers.finetune import encode_split
     from slimkit_transformers.scores import predict
     from slimkit_transformers.tasks import Split
 
-    mask = shared_mask_token(tokenizer, teacher_tokenizer)
-    texts = mask_words(task.train.texts, cfg.augment_copies, cfg.augment_mask_prob, seed, mask)
+    facts: dict[str, Any] = {}
+    texts: list[str] = []
+    if cfg.augment_copies:
+        mask = shared_mask_token(tokenizer, teacher_tokenizer)
+        texts = mask_words(task.train.texts, cfg.augment_copies, cfg.augment_mask_prob, seed, mask)
+        facts |= {
+            "augment_copies": cfg.augment_copies,
+            "augment_rows": len(texts),
+            "augment_mask_prob": cfg.augment_mask_prob,
+            "augment_masking": "mask token" if mask else "word dropout",
+        }
+    if cfg.transfer_texts is not None:
+        extra, source = load_transfer_texts(cfg.transfer_texts, resolve, seed)
+        texts += extra
+        facts |= {"transfer_texts_source": source, "transfer_texts_rows": len(extra)}
     labels = task.train.labels
     unlabelled = Split(texts, np.zeros((len(texts), *labels.shape[1:]), dtype=labels.dtype))
     encoded = encode_split(unlabelled, teacher_tokenizer, cfg.max_length, task.multi_label)
-    logits, _ = forward_pass(teacher, encoded, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=device)
+    logits, _ = forward_pass(
+        teacher, encoded, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=device, progress=progress,
+        description="teacher labels the transfer set",
+    )  # fmt: skip
     pseudo = predict(logits, task.multi_label, threshold).astype(labels.dtype)
-    facts = {
-        "augment_copies": cfg.augment_copies,
-        "augment_rows": len(texts),
-        "augment_mask_prob": cfg.augment_mask_prob,
-        "augment_masking": "mask token" if mask else "word dropout",
-    }
     return Split(task.train.texts + texts, np.concatenate([labels, pseudo])), facts
 
 

@@ -155,6 +155,28 @@ def test_a_transfer_set_of_masked_copies_labelled_by_the_teacher(
     assert after["optimizer_steps"] > 2 * before["optimizer_steps"] or after["epochs_run"] < before["epochs_run"]
 
 
+def test_unlabelled_transfer_texts_from_a_file_are_labelled_by_the_teacher(
+    plugins: Any,
+    store: str,
+    run_pipeline: Any,
+    tiny_pipeline: Any,
+    tiny_bert4: Path,
+    multilabel_task: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    texts = tmp_path / "unlabelled.txt"
+    texts.write_text("\n".join(f"an unlabelled text number {i}" for i in range(40)) + "\n\n")
+    kd = _kd(alpha=0.5, student={"keep_every": 2}, transfer_texts={"data_file": str(texts), "max_rows": 30})
+    result = run_pipeline(
+        tiny_pipeline(tiny_bert4, multilabel_task, [_finetune(multilabel_task), kd], measure={"enabled": False},
+                      store_dir=store)
+    )  # fmt: skip
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    meta = result.steps[1].artifact.metadata
+    assert meta["transfer_texts_rows"] == 30 and meta["transfer_texts_source"] == "file:unlabelled.txt"
+    assert "augment_rows" not in meta
+
+
 def test_hidden_state_matching_through_a_projection(
     plugins: Any,
     store: str,

@@ -164,11 +164,12 @@ def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None]:
     return TaskSpec.model_validate(preset | explicit | {"preset": task.preset}), hub
 
 
-def _read_table(path: Path, has_header: bool | None) -> Any:
+def read_table(path: Path, has_header: bool | None, field: str = "task.data_files") -> Any:
+    """A CSV/TSV/JSON/Parquet file as a pandas DataFrame of strings; ``field`` names the option in errors."""
     import pandas as pd
 
     if not path.is_file():
-        raise SlimkitError(f"task.data_files: no such file {path}")
+        raise SlimkitError(f"{field}: no such file {path}")
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv", ".txt"):
         sep = "\t" if suffix in (".tsv", ".txt") else ","
@@ -182,9 +183,7 @@ def _read_table(path: Path, has_header: bool | None) -> Any:
         return pd.read_json(path, lines=suffix == ".jsonl")
     if suffix == ".parquet":
         return pd.read_parquet(path)
-    raise SlimkitError(
-        f"task.data_files: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet"
-    )
+    raise SlimkitError(f"{field}: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet")
 
 
 def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> dict[str, Any]:
@@ -193,7 +192,7 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
     if files:
         paths = {split: resolve(f) for split, f in files.items()}
         if all(p.is_file() for p in paths.values()):
-            return {split: _read_table(p, spec.has_header) for split, p in paths.items()}
+            return {split: read_table(p, spec.has_header) for split, p in paths.items()}
         if spec.preset is None:
             missing = [str(p) for p in paths.values() if not p.is_file()]
             raise SlimkitError(f"task.data_files: missing {', '.join(missing)}")
@@ -206,7 +205,7 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
         files = {
             p.stem: p for p in sorted(local.iterdir()) if p.suffix in (".tsv", ".csv", ".json", ".jsonl", ".parquet")
         }
-        return {split: _read_table(p, spec.has_header) for split, p in files.items()}
+        return {split: read_table(p, spec.has_header) for split, p in files.items()}
     from datasets import load_dataset
 
     config = spec.dataset_config or (hub or {}).get("dataset_config")

@@ -71,7 +71,12 @@ def test_bert_export_optimize_quantize_dynamic(
     assert meta["op_types"] == ["MatMul", "Attention", "Gather", "EmbedLayerNormalization"]
     assert meta["int8_weight_share"] > 0.95 and meta["head_kept_float"] is True
     assert meta["excluded_nodes"] == ["/model/classifier/Gemm"]
-    assert meta["agreement_with_input"]["prediction_agreement"] >= 0.9
+    # Logits, not predictions: after two steps the tiny model's sigmoid outputs all sit at the
+    # threshold, so an int8 rounding of 1e-3 can flip every prediction (agreement is checked on
+    # a fine-tuned model by bench/onnx.py).
+    agreement = meta["agreement_with_input"]
+    assert agreement["examples"] == 40 and agreement["max_abs_diff"] < 0.05
+    assert 0.0 <= agreement["prediction_agreement"] <= 1.0
     manifest = graph.read_manifest(int8.artifact.path)
     assert manifest["precision"] == "int8-dynamic"
     assert manifest["history"] == ["onnx.export", "onnx.optimize", "onnx.quantize-dynamic"]
@@ -142,7 +147,12 @@ def test_bert_static_qdq_on_the_optimised_graph(
     assert meta["op_types"] == ["MatMul", "Attention", "Gather", "EmbedLayerNormalization"]
     assert meta["integer_ops"]["QuantizeLinear"] > 0
     assert meta["int8_weight_share"] > 0.9 and meta["head_kept_float"] is True
-    assert meta["agreement_with_input"]["prediction_agreement"] >= 0.9
+    # Logits, not predictions: after two steps the tiny model's sigmoid outputs all sit at the
+    # threshold, so an int8 rounding of 1e-3 can flip every prediction (agreement is checked on
+    # a fine-tuned model by bench/onnx.py).
+    agreement = meta["agreement_with_input"]
+    assert agreement["examples"] == 40 and agreement["max_abs_diff"] < 0.05
+    assert 0.0 <= agreement["prediction_agreement"] <= 1.0
     assert _artifact_files(result.steps[2]) >= SIDECARS
 
 

@@ -349,7 +349,15 @@ def test_run_refused_plan_exits_3_with_one_line_per_problem(tmp_path: Path) -> N
         "Error: the pipeline cannot run: 4 problem(s)",
         *[f"problem: {p}" for p in ORDER_PROBLEMS],
     ]
-    assert not (tmp_path / "runs").exists()
+    # Nothing computed, but the refusal is on record where an earlier run's results would be.
+    run_dir = tmp_path / "runs" / "cli"
+    assert not (run_dir / "steps").exists()
+    data = json.loads((run_dir / "results.json").read_text())
+    assert (data["outcome"], data["exit_code"]) == ("refused", 3)
+    assert (
+        "**Outcome: refused by the planner (nothing was computed)** (exit code 3)"
+        in (run_dir / "report.md").read_text()
+    )
 
 
 def test_malformed_pipeline_file_exits_2_without_a_traceback(tmp_path: Path) -> None:

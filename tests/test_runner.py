@@ -347,11 +347,11 @@ def test_artifact_outside_the_output_folder_is_a_failure(
     assert result.exit_code == 1
     source_path = result.source.path  # type: ignore[union-attr]
     error = (
-        f"SlimkitError: step 'leaky' returned an artifact outside its output folder: {source_path} "
+        f"PluginError: step 'leaky' returned an artifact outside its output folder: {source_path} "
         "(fix: write into step.output_dir and return step.artifact())"
     )
     assert [(s.status, s.error) for s in result.steps] == [("failed", error), ("skipped", "step 1 (leaky) failed")]
-    assert custom.errors == [f"leaky: {error.removeprefix('SlimkitError: ')}"]
+    assert custom.errors == [f"leaky: {error.removeprefix('PluginError: ')}"]
     assert not (result.run_dir / "steps").exists() or list((result.run_dir / "steps").iterdir()) == []
 
 
@@ -500,7 +500,11 @@ def test_a_refused_plan_computes_nothing(run: Any, toy: ToyPlugin, tmp_path: Pat
         run(toy_pipeline().quantize("toy.round").train("toy.finetune"))
     assert len(info.value.problems) == 1
     assert toy.calls == []
-    assert not (tmp_path / "runs").exists()
+    run_dir = tmp_path / "runs" / "run"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["journal.jsonl", "pipeline.json", "report.md", "results.json"]
+    results = read_json(run_dir / "results.json")
+    assert (results["outcome"], results["exit_code"]) == ("refused", 3)
+    assert journal(run_dir)[-1]["outcome"] == "refused"
 
 
 def test_a_source_no_plugin_can_load(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
@@ -546,5 +550,11 @@ def test_interrupted_step_is_recorded_and_reraised(
         ("done", None),
         ("interrupted", "interrupted by the user"),
     ]
-    assert results["exit_code"] == 1
-    assert [e["event"] for e in journal(tmp_path / "runs" / "intr")][-2:] == ["step_interrupted", "run_finished"]
+    # The record says what the process's exit code says: interrupted, 130, and where.
+    assert (results["outcome"], results["exit_code"]) == ("interrupted", 130)
+    assert results["reason"] == "interrupted by the user during step 2 (slow)"
+    events = journal(tmp_path / "runs" / "intr")
+    assert [e["event"] for e in events][-2:] == ["step_interrupted", "run_finished"]
+    assert (events[-1]["outcome"], events[-1]["exit_code"]) == ("interrupted", 130)
+    report = (tmp_path / "runs" / "intr" / "report.md").read_text()
+    assert "**Outcome: interrupted** (exit code 130): interrupted by the user during step 2 (slow)" in report

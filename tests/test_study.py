@@ -347,7 +347,9 @@ def test_interrupted_study_resumes_without_rebuilding_finished_variants(
     first = Spy(stop_after=4)
     with pytest.raises(KeyboardInterrupt):
         run_study(study, plugins=slimkit_plugins, hardware=hw, executor=first)
-    assert not (tmp_path / "study" / "results.json").exists()
+    interrupted = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert (interrupted["outcome"], interrupted["exit_code"]) == ("interrupted", 130)
+    assert interrupted["reason"] == "interrupted by the user while building variants"
     steps_before = list(fake.executed)
     fake.executed.clear()
     second = Spy()

@@ -67,23 +67,36 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 @contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
+def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     """Yield a scratch folder beside ``final``; move it into place only if the block succeeds.
 
-    A step killed half-way leaves a hidden scratch folder (removed on the next attempt), never a
-    half-written ``final`` that a resumed run would mistake for a finished step.
+    A step killed half-way leaves a hidden scratch folder, never a half-written ``final`` that a
+    resumed run would mistake for a finished step. With ``replace=False`` (content-addressed
+    folders such as a converted source model) a ``final`` that another process published in the
+    meantime is kept and this scratch discarded: the same content, and a reader may be using it.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     scratch.mkdir()
     try:
         yield scratch
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(scratch, final)
+        if replace or not final.exists():
+            publish(scratch, final)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def publish(scratch: Path, final: Path) -> None:
+    """Move a finished folder into place. A folder already there is renamed aside first and
+    removed after, so ``final`` names the old folder or the new one, never half of either."""
+    if final.exists():
+        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(final, trash)
+        os.replace(scratch, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(scratch, final)
 
 
 def disk_size(path: Path) -> int:

@@ -69,3 +69,15 @@ class StepFailed(SlimkitError):
     """A step raised; the run recorded it and earlier results stay usable."""
 
     exit_code = ExitCode.STEP_FAILED
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error a step or a measurer raised, as results.json and the report show it.
+
+    ``SystemExit`` from plugin code is a failure too (a step must raise, not exit the process),
+    and is named as such so that ``SystemExit(0)`` is never read as success."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): plugin code tried to exit the process"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

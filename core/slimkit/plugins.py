@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from slimkit import hookspecs
 from slimkit.artifacts import Artifact
-from slimkit.errors import PluginError
+from slimkit.errors import PluginError, error_line
 from slimkit.metrics import Metric
 from slimkit.techniques import TechniqueRegistry, one_line
 
@@ -276,6 +276,37 @@ class Plugins:
             raise PluginError(f"model_config returned {type(result).__name__}, expected a dict or None")
         return result
 
+    def check_task(self, task: Any, pipeline: Any) -> list[str]:
+        """Every plugin's problems with the task's data, one line each.
+
+        A plugin that raises (or returns something other than a list of strings) is listed as a
+        problem naming it, so one broken checker neither crashes planning nor hides the others.
+        """
+        problems: list[str] = []
+        for name, call in self._each_plugin("check_task"):
+            try:
+                results = call(task=task, pipeline=pipeline)
+            except (Exception, SystemExit) as exc:
+                problems.append(f"task: plugin {name!r} failed while checking the task's data: {error_line(exc)}")
+                continue
+            for found in results:
+                if not isinstance(found, list) or not all(isinstance(p, str) for p in found):
+                    problems.append(
+                        f"task: plugin {name!r}: check_task returned {type(found).__name__}, expected a list of strings"
+                    )
+                    continue
+                problems += [" ".join(p.splitlines()) for p in found]  # the CLI prints one line per problem
+        return problems
+
+    def _each_plugin(self, hook: str) -> list[tuple[str, Any]]:
+        """(plugin name, a caller of ``hook`` limited to that plugin) for each implementation, so
+        that an error is pinned on the plugin that raised it (tracing still sees every call)."""
+        names = [impl.plugin_name for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+        return [
+            (name, self.pm.subset_hook_caller(hook, remove_plugins=[self.pm.get_plugin(n) for n in names if n != name]))
+            for name in names
+        ]
+
     def run_stage(self, step: Any) -> Artifact:
         """Call the step's stage hook; the plugin owning its technique must return an artifact."""
         stage = step.technique.stage.value
@@ -308,8 +339,8 @@ class Plugins:
             )
             try:
                 found = _checked_metrics(name, caller(artifacts=artifacts, context=context), merged)
-            except Exception as exc:  # recorded in results.json and the report; the others still count
-                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            except (Exception, SystemExit) as exc:  # recorded in results.json and the report; the others count
+                errors[name] = error_line(exc)
                 if _tracing():
                     traceback.print_exception(exc, file=sys.stderr)
                 continue

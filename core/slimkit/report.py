@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results.get("schema") == STUDY_SCHEMA:
         return render_study_markdown(results)
     artifacts: list[dict[str, Any]] = results.get("artifacts", [])
-    out = [f"# slimkit run: {results.get('pipeline')}", ""]
+    out = [f"# slimkit run: {results.get('pipeline')}", "", *_outcome(results)]
     out.append(
         f"{_machine(results)}. Baseline: **{results.get('baseline')}**. "
         "Ratios are baseline / candidate for latency, size and memory (higher is better); "
@@ -181,6 +182,25 @@ def _libraries(results: dict[str, Any]) -> list[str]:
     return ["Libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())), ""] if libs else []
 
 
+OUTCOME_WORDS = {
+    "done": "done",
+    "failed": "failed",
+    "bad_input": "stopped on bad input",
+    "refused": "refused by the planner (nothing was computed)",
+    "interrupted": "interrupted",
+}
+
+
+def _outcome(results: dict[str, Any]) -> list[str]:
+    """The first thing a reader sees: how the run or study ended, with the exit code and why."""
+    outcome = results.get("outcome")
+    if outcome is None:  # written by an older slimkit
+        return []
+    line = f"**Outcome: {OUTCOME_WORDS.get(outcome, outcome)}** (exit code {results.get('exit_code')})"
+    reason = results.get("reason")
+    return [line + (f": {reason}" if reason else "."), ""]
+
+
 def _machine(results: dict[str, Any]) -> str:
     hw = results.get("hardware") or {}
     return (
@@ -226,7 +246,7 @@ def render_study_markdown(results: dict[str, Any]) -> str:
     selection = results.get("selection") or {}
     model = (results.get("model") or {}).get("source", "?")
     task = results.get("task") or {}
-    out = [f"# slimkit study: {results.get('study')}", ""]
+    out = [f"# slimkit study: {results.get('study')}", "", *_outcome(results)]
     out.append(
         f"Model `{model}`" + (f", task `{task.get('preset') or task.get('dataset')}`" if task else "") + ". "
         f"{_machine(results)}. Baseline: **{results.get('baseline')}**"
@@ -318,5 +338,7 @@ def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
         results = results | {"warnings": [*results.get("warnings", []), f"plots not drawn: {exc}"]}
     results = results | {"plots": [p.name for p in plots]}
     path = run_dir / "report.md"
-    path.write_text(render_markdown(results), encoding="utf-8")
+    tmp = path.with_name(f".report.md.{os.getpid()}.tmp")
+    tmp.write_text(render_markdown(results), encoding="utf-8")
+    os.replace(tmp, path)  # a reader sees the old report or the new one, never half of it
     return path

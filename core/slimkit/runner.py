@@ -4,14 +4,16 @@ Layout of a run directory::
 
     pipeline.json             the pipeline as run
     journal.jsonl             one JSON line per event (started, step done/reused/failed, measured)
-    steps/<name>-<key>/       one folder per finished step, moved into place atomically
-        model/                what the technique wrote (the artifact)
-        slimkit-artifact.json the artifact's manifest: its presence marks the step finished
+    steps/<name>-<key>/       one folder per finished step (the step store, see slimkit.store)
     results.json              everything measured and every failure, written atomically
     report.md                 the Markdown table made from results.json
 
 A step's key hashes (input key, technique, plugin version, config), so running the same pipeline
-again reuses finished steps and a run killed mid-way resumes where it stopped.
+again reuses finished steps and a run killed mid-way resumes where it stopped. A stored step is
+reused only after its files match their digests; a damaged one is built again.
+
+results.json, the journal's last line, the report and the exit code always tell the same outcome
+(``RunResult.outcome``): done (0), failed (1), bad input (2), refused (3) or interrupted (130).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import datetime as dt
 import importlib.metadata as md
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from slimkit.artifacts import MANIFEST, Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
+from slimkit import store
+from slimkit.artifacts import Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext, StepContext
-from slimkit.errors import ExitCode, SlimkitError
+from slimkit.errors import ExitCode, PlanRefused, PluginError, SlimkitError, error_line
 from slimkit.hardware import Hardware, probe
 from slimkit.metrics import Metric, compare
 from slimkit.planner import Plan, PlannedStep, plan_pipeline
@@ -57,6 +59,15 @@ LIBRARIES = (
     "pydantic",
     "pluggy",
 )
+
+
+OUTCOME_EXIT_CODES = {
+    "done": ExitCode.OK,
+    "failed": ExitCode.STEP_FAILED,
+    "bad_input": ExitCode.USAGE,
+    "refused": ExitCode.PLAN_REFUSED,
+    "interrupted": ExitCode.INTERRUPTED,
+}
 
 
 def library_versions() -> dict[str, str]:
@@ -103,10 +114,11 @@ class StepRecord:
     plugin_version: str | None
     config: dict[str, Any]
     key: str | None = None
-    status: str = "pending"  # done | reused | failed | skipped | interrupted
+    status: str = "pending"  # done | reused | failed | skipped | interrupted | not run
     seconds: float | None = None
     error: str | None = None
     artifact: Artifact | None = None
+    bad_input: bool = False  # failed on a user error (its data, its config), not a plugin's fault
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,15 +147,41 @@ class RunResult:
     measure_errors: dict[str, str] = field(default_factory=dict)
     baseline: Artifact | None = None
     warnings: list[str] = field(default_factory=list)
-    # Set when the run stopped before its steps: the source model could not be loaded.
+    # Why the run stopped early, if it did: bad input (the source model, a step's data), an
+    # unexpected exception (a bug), or the user's Ctrl-C, each with where it happened.
     error: str | None = None
+    crash: str | None = None
+    interrupted: str | None = None
+    refused: list[str] | None = None
+
+    @property
+    def outcome(self) -> str:
+        """done | failed | bad_input | refused | interrupted: what results.json and the report say."""
+        if self.interrupted is not None:
+            return "interrupted"
+        if self.refused is not None:
+            return "refused"
+        if self.error is not None or any(s.bad_input for s in self.steps):
+            return "bad_input"
+        failed = any(s.status == "failed" for s in self.steps) or bool(self.measure_errors)
+        return "failed" if failed or self.crash is not None else "done"
 
     @property
     def exit_code(self) -> int:
-        if self.error is not None:
-            return ExitCode.USAGE
-        failed = any(s.status in ("failed", "interrupted") for s in self.steps) or bool(self.measure_errors)
-        return ExitCode.STEP_FAILED if failed else ExitCode.OK
+        return OUTCOME_EXIT_CODES[self.outcome]
+
+    @property
+    def reason(self) -> str | None:
+        """One line on why the run did not end as done, or None when it did."""
+        if self.outcome == "failed" and self.crash is None:
+            failed = [f"step {s.index} ({s.name}): {s.error}" for s in self.steps if s.status == "failed"]
+            failed += [f"measurer {name!r}: {error}" for name, error in self.measure_errors.items()]
+            return "; ".join(failed)
+        if self.refused is not None:
+            return "the plan was refused: " + "; ".join(self.refused)
+        if self.outcome == "bad_input" and self.error is None:
+            return next(f"step {s.index} ({s.name}): {s.error}" for s in self.steps if s.bad_input)
+        return self.interrupted or self.error or self.crash
 
     @property
     def results_path(self) -> Path:
@@ -206,21 +244,16 @@ def _relocate(artifact: Artifact, step: StepContext, scratch: Path, final: Path)
     try:
         relative = artifact.path.resolve().relative_to(scratch.resolve())
     except ValueError as exc:
-        raise SlimkitError(
+        raise PluginError(
             f"step {step.name!r} returned an artifact outside its output folder: {artifact.path}",
             fix="write into step.output_dir and return step.artifact()",
         ) from exc
     return artifact.with_updates(path=final / relative, key=step.key, label=step.name)
 
 
-def _finished(final: Path) -> Artifact | None:
-    """The artifact of a step that an earlier run finished in ``final``, or None."""
-    manifest = final / MANIFEST
-    if not manifest.is_file():
-        return None
-    artifact = Artifact.model_validate_json(manifest.read_text(encoding="utf-8"))
-    artifact = artifact.with_updates(path=final / artifact.path)  # an absolute path stays as it is
-    return artifact if artifact.path.exists() else None
+def _is_bad_input(exc: BaseException) -> bool:
+    """A user's error (bad data, a bad value) rather than a plugin breaking its contract."""
+    return isinstance(exc, SlimkitError) and not isinstance(exc, PluginError) and exc.exit_code == ExitCode.USAGE
 
 
 class Runner:
@@ -234,26 +267,48 @@ class Runner:
         self.steps_dir = self.pipeline.steps_dir.resolve()
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.hardware: Hardware = plan.hardware
+        self.phase = "before any step"  # where the run is, for the record of an interruption
 
     def run(self) -> RunResult:
+        result = self._start()
+        started = time.time()
+        try:
+            self.phase = "while loading the model"
+            result.source = self._source()
+            self._steps(result)
+            if self.pipeline.measure.enabled:
+                self.phase = "during measurement"
+                self._measure(result)
+        except KeyboardInterrupt:
+            result.interrupted = f"interrupted by the user {self.phase}"
+            raise
+        except SlimkitError as exc:
+            result.error = str(exc)
+            raise
+        except BaseException as exc:  # a bug, or a library exiting: recorded, then it propagates
+            result.crash = f"{error_line(exc)} ({self.phase})"
+            raise
+        finally:
+            for record in result.steps:
+                if record.status == "pending":
+                    record.status = "not run"
+            self._write_results(result, started)
+        return result
+
+    def refuse(self, problems: list[str]) -> RunResult:
+        """Record a refused plan (nothing computed), so that an earlier run's results.json in the
+        same folder does not contradict the exit code."""
+        result = self._start()
+        result.refused = problems
+        self._write_results(result, time.time())
+        return result
+
+    def _start(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.run_dir / "pipeline.json", self.pipeline.model_dump(mode="json"))
         self.journal.write("run_started", pipeline=self.pipeline.name, force=self.force)
         result = RunResult(run_dir=self.run_dir, plan=self.plan, source=None, steps=self._records())
         result.warnings.extend(self.plan.warnings)
-        started = time.time()
-        try:
-            try:
-                result.source = self._source()
-            except SlimkitError as exc:
-                result.error = str(exc)
-                self.journal.write("source_failed", error=result.error)
-                raise
-            self._steps(result)
-            if self.pipeline.measure.enabled:
-                self._measure(result)
-        finally:
-            self._write_results(result, started)
         return result
 
     def _records(self) -> list[StepRecord]:
@@ -272,13 +327,19 @@ class Runner:
 
     def _source(self) -> Artifact:
         with self.display.status(f"loading model {self.pipeline.model.source}"):
-            source = self.plugins.resolve_model(self.pipeline.model, self.pipeline, cache_dir())
+            try:
+                source = self.plugins.resolve_model(self.pipeline.model, self.pipeline, cache_dir())
+            except SlimkitError as exc:
+                self.journal.write("source_failed", error=str(exc))
+                raise
         if source is None:
-            raise SlimkitError(
+            error = SlimkitError(
                 f"model: no installed plugin can load {self.pipeline.model.source!r}",
                 fix="install slimkit-transformers (`slimkit install transformers`), "
                 "or set model.format for a local file",
             )
+            self.journal.write("source_failed", error=str(error))
+            raise error
         source = source.with_updates(label="source")
         self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
         return source
@@ -304,14 +365,26 @@ class Runner:
             plugins=self.plugins,
         )
 
-    def _reusable(self, final: Path, key: str) -> Artifact | None:
-        """A finished step with this key: in its own folder, or under another step name (a
-        store shared between pipelines holds the same work under the name each gave it)."""
-        found = _finished(final)
+    def _verified(self, folder: Path, result: RunResult) -> Artifact | None:
+        """The finished step in ``folder`` if its files match their digests. A damaged one is
+        reported in one line (console, journal, results) and never reused."""
+        try:
+            return store.verify_step(folder)
+        except store.DamagedStep as why:
+            warning = f"stored step {folder.name} is damaged ({why}); building it again"
+            if warning not in result.warnings:
+                result.warnings.append(warning)
+                self.display.line(f"! {warning}")
+                self.journal.write("step_damaged", folder=folder.name, reason=str(why))
+            return None
+
+    def _reusable(self, final: Path, key: str, result: RunResult) -> Artifact | None:
+        """A verified finished step with this key: in its own folder, or under another step name
+        (a store shared between pipelines holds the same work under the name each gave it)."""
+        found = self._verified(final, result)
         if found is None and self.steps_dir.is_dir():
             for other in sorted(self.steps_dir.glob(f"*-{key}")):
-                found = _finished(other)
-                if found is not None:
+                if other != final and (found := self._verified(other, result)) is not None:
                     break
         return found
 
@@ -321,30 +394,65 @@ class Runner:
         done: dict[str, Artifact] = {"source": current}
         total = len(self.plan.steps)
         for step, record in zip(self.plan.steps, result.steps, strict=True):
+            self.phase = f"during step {step.index} ({step.name})"
             key = step_key(current.key, step, self.pipeline)
             record.key = key
             final = self.steps_dir / f"{_slug(step.name)}-{key}"
             label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"
-            reused = None if self.force else self._reusable(final, key)
-            if reused is not None:
-                artifact = reused.with_updates(key=key, label=step.name)
-                ctx = self._context(step, current, key, artifact.path, done)
-                ctx.scratch["cached"] = True
-                self.plugins.before_step(ctx)
-                record.status, record.artifact, record.seconds = "reused", artifact, 0.0
-                self.plugins.after_step(ctx, artifact)
-                self.journal.write("step_reused", step=step.name, key=key, path=str(artifact.path))
-                self.display.line(f"↺ {label}: reused from an earlier run")
-            else:
-                artifact_or_none = self._execute(step, record, current, key, final, done, label)
-                if artifact_or_none is None:
-                    for later in result.steps[step.index :]:
-                        later.status = "skipped"
-                        later.error = f"step {step.index} ({step.name}) failed"
-                    return
-                artifact = artifact_or_none
+            artifact = self._reuse_or_build(step, record, current, key, final, done, label, result)
+            if artifact is None:
+                for later in result.steps[step.index :]:
+                    later.status = "skipped"
+                    later.error = f"step {step.index} ({step.name}) failed"
+                return
             done[step.name] = artifact
             current = artifact
+
+    def _reuse_or_build(
+        self,
+        step: PlannedStep,
+        record: StepRecord,
+        current: Artifact,
+        key: str,
+        final: Path,
+        done: dict[str, Artifact],
+        label: str,
+        result: RunResult,
+    ) -> Artifact | None:
+        """Reuse a verified finished step, else claim its key and build it. A run that finds the
+        key claimed waits: the other run's step is then reused, never built twice."""
+        if not self.force and (found := self._reusable(final, key, result)) is not None:
+            return self._reuse(step, record, current, key, found, done, label)
+
+        def waiting(owner: str) -> None:
+            self.display.line(f"… {label}: waiting for {owner}, which is building it")
+            self.journal.write("step_waiting", step=step.name, key=key, owner=owner)
+
+        with store.claim(self.steps_dir, key, on_wait=waiting):
+            if not self.force and (found := self._reusable(final, key, result)) is not None:
+                return self._reuse(step, record, current, key, found, done, label)
+            store.remove_scratch(final)  # left by a killed run; ours to remove while we hold the key
+            return self._execute(step, record, current, key, final, done, label)
+
+    def _reuse(
+        self,
+        step: PlannedStep,
+        record: StepRecord,
+        current: Artifact,
+        key: str,
+        found: Artifact,
+        done: dict[str, Artifact],
+        label: str,
+    ) -> Artifact:
+        artifact = found.with_updates(key=key, label=step.name)
+        ctx = self._context(step, current, key, artifact.path, done)
+        ctx.scratch["cached"] = True
+        self.plugins.before_step(ctx)
+        record.status, record.artifact, record.seconds = "reused", artifact, 0.0
+        self.plugins.after_step(ctx, artifact)
+        self.journal.write("step_reused", step=step.name, key=key, path=str(artifact.path))
+        self.display.line(f"↺ {label}: reused from an earlier run")
+        return artifact
 
     def _execute(
         self,
@@ -356,8 +464,6 @@ class Runner:
         done: dict[str, Artifact],
         label: str,
     ) -> Artifact | None:
-        for stale in final.parent.glob(f".tmp-{final.name}-*") if final.parent.exists() else []:
-            shutil.rmtree(stale, ignore_errors=True)  # scratch left by a killed run
         started = time.perf_counter()
         self.journal.write("step_started", step=step.name, technique=step.technique.name, key=key)
         ctx: StepContext | None = None
@@ -370,17 +476,17 @@ class Runner:
                 with self.display.status(f"▶ {label}"):
                     produced = self.plugins.run_stage(ctx)
                 artifact = _relocate(produced, ctx, scratch, final)
-                # The manifest holds the path relative to the step's folder, so the run folder can move.
-                portable = artifact.with_updates(path=artifact.path.relative_to(final))
-                (scratch / MANIFEST).write_text(portable.model_dump_json(indent=2), encoding="utf-8")
+                # The manifest holds the path relative to the step's folder, so the store can move.
+                store.write_manifest(scratch, artifact.with_updates(path=artifact.path.relative_to(final)))
         except KeyboardInterrupt:
             record.status, record.error = "interrupted", "interrupted by the user"
             record.seconds = round(time.perf_counter() - started, 3)
             self.journal.write("step_interrupted", step=step.name, key=key)
             raise
-        except Exception as exc:  # recorded; earlier results stay usable
+        except (Exception, SystemExit) as exc:  # recorded; earlier results stay usable
             record.status = "failed"
-            record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            record.error = error_line(exc)
+            record.bad_input = _is_bad_input(exc)
             record.seconds = round(time.perf_counter() - started, 3)
             if ctx is not None:
                 self.plugins.on_step_error(ctx, exc)
@@ -434,7 +540,7 @@ class Runner:
         from slimkit.report import write_report
 
         write_report(self.run_dir, data)
-        self.journal.write("run_finished", exit_code=result.exit_code)
+        self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
 
 
 def artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:
@@ -457,7 +563,9 @@ def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
         "pipeline": result.plan.pipeline.name,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
+        "outcome": result.outcome,
         "exit_code": result.exit_code,
+        "reason": result.reason,
         "device": result.plan.device,
         "hardware": result.plan.hardware.model_dump(mode="json"),
         "libraries": library_versions(),
@@ -483,5 +591,8 @@ def run_pipeline(
     """Plan, then run. Raises PlanRefused (nothing computed) when the plan has problems."""
     plugins = plugins or build_plugins()
     plan = plan_pipeline(pipeline, plugins=plugins, hardware=hardware or probe(cuda=pipeline.device != "cpu"))
-    plan.raise_if_problems()
-    return Runner(plan, plugins, force=force, display=Display(show_progress)).run()
+    runner = Runner(plan, plugins, force=force, display=Display(show_progress))
+    if not plan.ok:
+        runner.refuse(plan.problems)
+        raise PlanRefused(plan.problems)
+    return runner.run()

@@ -33,7 +33,7 @@ from slimkit.hardware import Hardware, probe
 from slimkit.metrics import Metric
 from slimkit.planner import Plan, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
-from slimkit.runner import Display, Journal, artifact_entry, library_versions
+from slimkit.runner import OUTCOME_EXIT_CODES, Display, Journal, artifact_entry, library_versions
 from slimkit.search import Search, accuracy_metric, select
 from slimkit.study import BASELINE, Study, Variant, expand
 
@@ -361,8 +361,9 @@ class StudyRunner:
                 total += seconds
         return round(total, 3), unknown
 
-    def results(self, started: float) -> dict[str, Any]:
-        artifacts, metrics, errors = self.measure()
+    def results(self, started: float, interrupted: str | None = None) -> dict[str, Any]:
+        """results.json's document. An interrupted study records what was built, measures nothing."""
+        artifacts, metrics, errors = ([], {}, {}) if interrupted else self.measure()
         base_metrics = {m.name: m for m in metrics.get(artifacts[0].key, [])} if artifacts else {}
         entries = [artifact_entry(a, metrics.get(a.key, []), base_metrics) for a in artifacts]
         baseline = BASELINE if artifacts and artifacts[0].label == BASELINE else None
@@ -385,15 +386,16 @@ class StudyRunner:
                 }
             )
         warnings = self._warnings(entries)
-        failed = [v["name"] for v in variants if v["status"] in ("failed", "refused")]
-        exit_code = ExitCode.STEP_FAILED if failed or errors or baseline is None else ExitCode.OK
+        outcome, reason = _outcome(variants, errors, baseline, interrupted)
         return {
             "schema": SCHEMA,
             "study": self.study.name,
             "pipeline": self.study.name,  # so generic readers (plots) title it
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 3),
-            "exit_code": exit_code,
+            "outcome": outcome,
+            "exit_code": OUTCOME_EXIT_CODES[outcome],
+            "reason": reason,
             "device": self.plan.plans[BASELINE].device if BASELINE in self.plan.plans else None,
             "hardware": self.hardware.model_dump(mode="json"),
             "libraries": library_versions(),
@@ -442,6 +444,22 @@ class StudyRunner:
         return notes
 
 
+def _outcome(
+    variants: list[dict[str, Any]], errors: dict[str, str], baseline: str | None, interrupted: str | None
+) -> tuple[str, str | None]:
+    """How the study ended, and why when it did not end as done (the same words as a run's)."""
+    if interrupted:
+        return "interrupted", interrupted
+    why = [f"variant {v['name']!r} {v['status']}: {v.get('note')}" for v in variants if v["status"] in FAILED]
+    why += [f"measurer {name!r}: {error}" for name, error in errors.items()]
+    if baseline is None:
+        why.append("the baseline was not built")
+    return ("failed", "; ".join(why)) if why else ("done", None)
+
+
+FAILED = ("failed", "refused")
+
+
 def run_study(
     study: Study,
     *,
@@ -461,6 +479,7 @@ def run_study(
     study_plan = plan_study(study, plugins=plugins, hardware=hardware)
     base = next(v for v in study_plan.variants if v.name == BASELINE)
     if base.problems or (study_plan.problems and not skip_invalid):
+        _record_refusal(study, study_plan.problems)
         raise PlanRefused(study_plan.problems)
     executor = executor or make_executor(study.executor.name, study.executor.options, plugins)
     display = Display(show_progress)
@@ -479,11 +498,42 @@ def run_study(
     write_json_atomic(runner.run_dir / "study.json", study.model_dump(mode="json"))
     runner.journal.write("study_started", study=study.name, variants=len(study_plan.variants), force=force)
     started = time.time()
-    runner.build()
-    data = runner.results(started)
-    write_json_atomic(runner.run_dir / "results.json", data)
+    phase = "while building variants"
+    try:
+        runner.build()
+        phase = "during measurement"
+        data = runner.results(started)
+    except KeyboardInterrupt:
+        _finish(runner.run_dir, runner.journal, runner.results(started, interrupted=f"interrupted by the user {phase}"))
+        raise
+    _finish(runner.run_dir, runner.journal, data)
+    return StudyResult(run_dir=runner.run_dir, results=data)
+
+
+def _finish(run_dir: Path, journal: Journal, data: dict[str, Any]) -> None:
+    """Write results.json and the report, then the journal's last line: all three say one outcome."""
+    write_json_atomic(run_dir / "results.json", data)
     from slimkit.report import write_report
 
-    write_report(runner.run_dir, data)
-    runner.journal.write("study_finished", exit_code=data["exit_code"])
-    return StudyResult(run_dir=runner.run_dir, results=data)
+    write_report(run_dir, data)
+    journal.write("study_finished", outcome=data["outcome"], exit_code=data["exit_code"], reason=data["reason"])
+
+
+def _record_refusal(study: Study, problems: list[str]) -> None:
+    """A refused study computes nothing, but its folder must not keep an earlier results.json that
+    says otherwise: the refusal is recorded in its place."""
+    run_dir = study.run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "schema": SCHEMA,
+        "study": study.name,
+        "pipeline": study.name,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "outcome": "refused",
+        "exit_code": ExitCode.PLAN_REFUSED,
+        "reason": "the plan was refused: " + "; ".join(problems),
+        "variants": [],
+        "artifacts": [],
+        "warnings": [],
+    }
+    _finish(run_dir, Journal(run_dir / "journal.jsonl"), data)

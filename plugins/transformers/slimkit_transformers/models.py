@@ -245,13 +245,13 @@ def resolve_source(source: ModelSource, pipeline: Pipeline, cache_dir: Path, tas
     final = cache_dir / "sources" / key
     manifest = final / MANIFEST
     if not manifest.is_file():
-        with atomic_dir(final) as scratch:
+        with atomic_dir(final, replace=False) as scratch:
             weights = path
             facts: dict[str, Any] = {"source": source.source}
             if path.suffix == ".gguf":
                 converted = cache_dir / "gguf" / content_key
                 if not (converted / "config.json").is_file():
-                    with atomic_dir(converted) as gguf_scratch:
+                    with atomic_dir(converted, replace=False) as gguf_scratch:
                         _gguf_to_folder(path, gguf_scratch)
                 weights, facts["converted_from"] = converted, "gguf"
             facts |= _build_classifier(weights, scratch, task, source, pipeline.seed)

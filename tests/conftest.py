@@ -25,6 +25,7 @@ def _no_autoload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The repository's registry/plugins.toml must not shape messages: no index unless a test writes one.
     monkeypatch.setenv("SLIMKIT_REGISTRY", str(tmp_path / "no-registry.toml"))
     monkeypatch.delenv("SLIMKIT_TRACE_HOOKS", raising=False)
+    monkeypatch.delenv("SLIMKIT_TRUST_LOCAL_PLUGINS", raising=False)
 
 
 @pytest.fixture(autouse=True)

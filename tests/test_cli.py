@@ -67,6 +67,13 @@ def invoke(*args: str | Path) -> Result:
 
 
 @pytest.fixture(autouse=True)
+def _trust_the_toy_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests' pipelines name the local toy plugin file; the trust opt-in itself is tested
+    # with the variable unset (test_local_plugin_code_runs_only_when_trusted).
+    monkeypatch.setenv("SLIMKIT_TRUST_LOCAL_PLUGINS", "1")
+
+
+@pytest.fixture(autouse=True)
 def _forget_local_modules() -> Iterator[None]:
     yield
     sys.modules.pop("slimkit_local_toy_local", None)
@@ -259,6 +266,7 @@ def test_plan_valid(tmp_path: Path) -> None:
         "     named in the pipeline\n"
         "  2. toy.round: toy.round [quantize] toy -> toy  (local:toy_local)\n"
         "     named in the pipeline\n"
+        "warning: plugins: runs code from local plugin file(s) toy_local.py (trusted)\n"
         "The plan is valid.\n"
     )
     assert result.stderr == ""
@@ -482,3 +490,33 @@ def test_command_run_and_errors_in_a_subprocess(tmp_path: Path) -> None:
     assert result.stderr == (
         "Error: bad.yaml: step 1 (x): a step needs 'technique' (e.g. 'onnx.export') or 'stage' (e.g. 'quantize')\n"
     )
+
+
+def test_local_plugin_code_runs_only_when_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLIMKIT_TRUST_LOCAL_PLUGINS")
+    path = pipeline_file(tmp_path, "toy.prune")
+    for command in (["plan"], ["run", "-q"]):
+        result = invoke(*command, path)
+        assert result.exit_code == 3
+        assert "problem: plugins: the pipeline names local plugin code (toy_local.py)" in result.stderr
+        assert "slimkit_local_toy_local" not in sys.modules  # the file was never imported
+    assert invoke("plan", path, "--trust-local-plugins").exit_code == 0
+    assert invoke("run", path, "-q", "--trust-local-plugins").exit_code == 0
+
+
+@pytest.mark.parametrize("where", ["file", "inside a file", "unwritable"])
+def test_run_output_that_cannot_hold_a_run_is_one_line(tmp_path: Path, where: str) -> None:
+    path = pipeline_file(tmp_path, "toy.prune")
+    target = tmp_path / "taken"
+    if where == "unwritable":
+        if os.geteuid() == 0:
+            pytest.skip("root may write into a read-only folder")
+        target.mkdir()
+        target.chmod(0o500)
+        target = target / "run"
+    else:
+        target.write_text("not a folder")
+        target = target if where == "file" else target / "run"
+    result = invoke("run", path, "-q", "-o", target)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("Error: -o ")

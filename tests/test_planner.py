@@ -428,7 +428,7 @@ def test_config_problems_name_step_and_field(plan: Any) -> None:
     assert result.problems == [
         "step 1 (toy.prune): config.threshold: Input should be greater than or equal to 0",
         "step 1 (toy.prune): config.treshold: unknown option",
-        "step 2 (toy.round): config.decimals: Input should be a valid integer, unable to parse string as an integer",
+        "step 2 (toy.round): config.decimals: Input should be a valid integer",
     ]
     # The refused plan can still be shown: only the options that validated, without serializer warnings.
     with warnings.catch_warnings():
@@ -538,7 +538,7 @@ def test_all_problems_are_reported_together(plan: Any, register_plugin: Any) -> 
     assert str(info.value).startswith("the pipeline cannot run: 3 problem(s): step 1 (toy.round): config.decimals")
 
 
-def test_local_plugins_listed_in_the_pipeline_are_loaded(plan: Any, tmp_path: Path) -> None:
+def test_local_plugins_listed_in_the_pipeline_are_loaded(plan: Any, tmp_path: Path, slimkit_plugins: Any) -> None:
     (tmp_path / "extra.py").write_text(
         "import slimkit\n\n"
         "@slimkit.hookimpl\n"
@@ -553,8 +553,28 @@ def test_local_plugins_listed_in_the_pipeline_are_loaded(plan: Any, tmp_path: Pa
         },
         base_dir=tmp_path,
     )
+    slimkit_plugins.trust_local = True
     result = plan(pipeline)
+    assert result.warnings == ["plugins: runs code from local plugin file(s) extra.py, missing.py (trusted)"]
     assert result.problems == [
         f"local plugin file not found: {tmp_path / 'missing.py'} (fix: fix the path in the pipeline's 'plugins')"
     ]
     assert result.steps[0].technique.plugin == "local:extra"
+
+
+def test_local_plugin_code_runs_only_when_trusted(plan: Any, tmp_path: Path, slimkit_plugins: Any) -> None:
+    # Planning a pipeline someone sent must not run the code its local plugin files hold.
+    marker = tmp_path / "ran"
+    (tmp_path / "payload.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    pipeline = pipeline_from_dict(
+        {"model": {"source": "toy:1", "format": "toy"}, "plugins": ["payload.py"]}, base_dir=tmp_path
+    )
+    result = plan(pipeline)
+    assert result.problems == [
+        "plugins: the pipeline names local plugin code (payload.py) that is not imported without your trust "
+        "(fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
+    ]
+    assert not marker.exists()
+    slimkit_plugins.trust_local = True
+    assert plan(pipeline).problems == []
+    assert marker.exists()

@@ -506,8 +506,10 @@ def test_report_from_a_fixed_results_file_lists_every_variant(tmp_path: Path) ->
     assert path.read_text(encoding="utf-8").startswith("# slimkit study: minilm-fixed")
 
 
-def test_cli_plan_and_run(tmp_path: Path) -> None:
+def test_cli_plan_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_cli import TOY_LOCAL  # the project-local toy plugin file of the CLI tests
+
+    monkeypatch.setenv("SLIMKIT_TRUST_LOCAL_PLUGINS", "1")
 
     (tmp_path / "toy_local.py").write_text(TOY_LOCAL)
     data = study_data(tmp_path, plugins=["toy_local.py"], search={"space": [["round", "gptq"]]})

@@ -63,6 +63,7 @@ def cli() -> None:
       SLIMKIT_LOAD_PLUGINS=           load no plugins ("a,b" loads only those)
       SLIMKIT_TRACE_HOOKS=1           print every hook call
       SLIMKIT_CACHE=DIR               where converted source models are cached
+      SLIMKIT_TRUST_LOCAL_PLUGINS=1   import pipelines' local plugin files (as --trust-local-plugins)
     """
 
 
@@ -164,6 +165,15 @@ def hardware(as_json: bool) -> None:
         click.echo("CUDA: none" + ("" if hw.cuda_checked else " (torch not installed, not checked)"))
 
 
+TRUST_HELP = "Allow the local plugin files the file names to be imported (their code runs)."
+
+
+def _plugins(trust_local: bool) -> Any:
+    from slimkit.plugins import build_plugins
+
+    return build_plugins(trust_local=trust_local)
+
+
 def _print_plan(plan: Any) -> None:
     click.echo(f"Pipeline {plan.pipeline.name!r} on {plan.device}; source format {plan.source_format}")
     for s in plan.steps:
@@ -185,15 +195,18 @@ def _print_notes(warnings: list[str], problems: list[str]) -> None:
 @cli.command()
 @click.argument("pipeline_file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(pipeline_file: Path, as_json: bool) -> None:
-    """Check a pipeline file before any compute: techniques, order, formats, hardware, configs.
+@click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
+def plan(pipeline_file: Path, as_json: bool, trust_local_plugins: bool) -> None:
+    """Check a pipeline file before any compute: techniques, order, formats, hardware, configs,
+    and the task's local data files.
 
+    Runs no code from the pipeline's local plugin files unless --trust-local-plugins is given.
     Exit code 3 when the pipeline cannot run; every problem is listed.
     """
     from slimkit.planner import plan_pipeline
     from slimkit.spec import load_pipeline
 
-    result = plan_pipeline(load_pipeline(pipeline_file))
+    result = plan_pipeline(load_pipeline(pipeline_file), plugins=_plugins(trust_local_plugins))
     if as_json:
         _emit_json(result.as_dict())
     else:
@@ -210,12 +223,15 @@ def plan(pipeline_file: Path, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout when done.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def run(pipeline_file: Path, force: bool, output: Path | None, as_json: bool, quiet: bool) -> None:
+@click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
+def run(
+    pipeline_file: Path, force: bool, output: Path | None, as_json: bool, quiet: bool, trust_local_plugins: bool
+) -> None:
     """Run a pipeline: every step, then measure the baseline and each result in one session.
 
     Finished steps are reused when the same pipeline runs again, so an interrupted run resumes.
-    Exit codes: 0 all done; 1 a step or a measurer failed (earlier results are kept and reported);
-    2 bad input; 3 the plan was refused.
+    Exit codes (results.json says the same): 0 all done; 1 a step or a measurer failed (earlier
+    results are kept and reported); 2 bad input; 3 the plan was refused; 130 interrupted.
     """
     from slimkit.report import render_markdown
     from slimkit.runner import run_pipeline
@@ -223,15 +239,33 @@ def run(pipeline_file: Path, force: bool, output: Path | None, as_json: bool, qu
 
     pipeline = load_pipeline(pipeline_file)
     if output is not None:
-        pipeline = pipeline.model_copy(update={"output_dir": output.resolve()})
-    result = run_pipeline(pipeline, force=force, show_progress=not quiet and not as_json)
+        pipeline = pipeline.model_copy(update={"output_dir": usable_output(output)})
+    plugins = _plugins(trust_local_plugins)
+    result = run_pipeline(pipeline, plugins=plugins, force=force, show_progress=not quiet and not as_json)
     data = json.loads(result.results_path.read_text(encoding="utf-8"))
     if as_json:
         _emit_json(data)
     else:
         click.echo(render_markdown(data))
         click.echo(f"Results: {result.results_path}")
+    if result.outcome == "bad_input":
+        click.echo(f"Error: {result.reason}", err=True)
     sys.exit(result.exit_code)
+
+
+def usable_output(output: Path) -> Path:
+    """The -o folder, resolved; one line naming it when it is a file or cannot be written."""
+    import os
+
+    path = output.resolve()
+    if path.exists() and not path.is_dir():
+        raise SlimkitError(f"-o {output}: is a file, not a folder", fix="name a folder (it is created if missing)")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise SlimkitError(f"-o {output}: {existing} is a file, not a folder", fix="name a folder")
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        raise SlimkitError(f"-o {output}: {existing or path} cannot be written", fix="name a folder you can write to")
+    return path
 
 
 def _print_study_plan(study_plan: Any) -> None:
@@ -264,6 +298,7 @@ def _print_study_plan(study_plan: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
 def study(
     study_file: Path,
     plan_only: bool,
@@ -274,25 +309,28 @@ def study(
     time_budget: float | None,
     as_json: bool,
     quiet: bool,
+    trust_local_plugins: bool,
 ) -> None:
     """Run a compression study: build every variant, measure all in one session, choose one.
 
     Variants share finished steps through the step store; running the command again resumes and
     builds only what is missing. Writes results.json and report.md (with plots) to runs/<name>.
-    Exit codes: 0 done; 1 a variant or a measurer failed; 2 bad input; 3 a variant cannot run
+    Exit codes (results.json says the same): 0 done; 1 a variant or a measurer failed; 2 bad input;
+    130 interrupted; 3 a variant cannot run
     (use --skip-invalid to run the others).
     """
     from slimkit.study import load_study
 
     spec = load_study(study_file)
     if output is not None:
-        spec = spec.model_copy(update={"output_dir": output.resolve()})
+        spec = spec.model_copy(update={"output_dir": usable_output(output)})
+    plugins = _plugins(trust_local_plugins)
     if time_budget is not None:
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"time_budget_s": time_budget})})
     if plan_only:
         from slimkit.study_runner import plan_study
 
-        study_plan = plan_study(spec)
+        study_plan = plan_study(spec, plugins=plugins)
         if as_json:
             _emit_json(study_plan.as_dict())
         else:
@@ -306,7 +344,12 @@ def study(
     from slimkit.study_runner import run_study
 
     result = run_study(
-        spec, force=force, remeasure=remeasure, skip_invalid=skip_invalid, show_progress=not quiet and not as_json
+        spec,
+        plugins=plugins,
+        force=force,
+        remeasure=remeasure,
+        skip_invalid=skip_invalid,
+        show_progress=not quiet and not as_json,
     )
     if as_json:
         _emit_json(result.results)

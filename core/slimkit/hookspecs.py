@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from slimkit.artifacts import Artifact
     from slimkit.context import MeasureContext, StepContext
     from slimkit.metrics import Metric
-    from slimkit.spec import ModelSource, Pipeline
+    from slimkit.spec import ModelSource, Pipeline, TaskSpec
     from slimkit.techniques import Technique
 
 PROJECT = "slimkit"
@@ -90,6 +90,28 @@ def model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> di
     Stops at the first non-None result.
 
     Added in 0.1.
+    """
+
+
+# -- Tasks ----------------------------------------------------------------------------------
+
+
+@_hookspec
+def check_task(task: TaskSpec, pipeline: Pipeline) -> list[str] | None:
+    """Check the task's data at plan time, where it is local and cheap to read.
+
+    Fires: at plan time, once per plan, when the pipeline has a ``task``.
+
+    :param task: the pipeline's ``task`` entry, as written (a preset not yet expanded).
+    :param pipeline: the whole pipeline, to resolve relative paths.
+
+    Returns: one line per problem found reading the task's local data (an empty file, a missing
+    column, a label outside the label list), naming the file, row and field, with the fix; an
+    empty list or None when the data is fine or is not yours to read. Never download data here:
+    leave data that is not local to the run. Every implementation's problems are listed; one that
+    raises is listed as a problem naming the plugin.
+
+    Added in 0.2.
     """
 
 

@@ -18,12 +18,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ValidationError
 
 from slimkit.artifacts import cache_dir
-from slimkit.errors import PlanRefused, SlimkitError
+from slimkit.errors import PlanRefused, SlimkitError, error_line
 from slimkit.hardware import Hardware, probe
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.registry_index import Index, load_index
 from slimkit.spec import Pipeline, StepSpec
-from slimkit.techniques import Goal, Stage, Technique, error_message
+from slimkit.techniques import Goal, Stage, Technique, error_message, field_path
 
 DEFAULT_SOURCE_FORMAT = "transformers"
 
@@ -169,6 +169,7 @@ class _Planner:
         self.index = index
         self.device = resolve_device(pipeline, hardware)
         self._reasons: dict[int, str] = {}  # written step number -> why the planner picked its technique
+        self._invalid_configs: set[str] = set()  # names of steps whose config did not validate
         self.plan = Plan(
             pipeline=pipeline,
             device=self.device,
@@ -193,6 +194,7 @@ class _Planner:
         self._local_plugins()
         self._required_plugins()
         self._device_present()
+        self._task_checks()
         names = [s.label for s in self.pipeline.steps]
         if self.pipeline.baseline != "source" and self.pipeline.baseline not in names:
             self.plan.problems.append(
@@ -219,26 +221,62 @@ class _Planner:
 
         Only for steps whose input still has the source's shapes: after a prune or distill stage
         the widths are not known until that step has run, and the technique checks at step start.
+        A step whose config did not validate is skipped: its problem is already listed.
         """
         config: dict[str, Any] | None = None
         for step in self.plan.steps:
             if step.technique.stage in (Stage.PRUNE, Stage.DISTILL):
                 return
-            if step.technique.check_model is None:
+            if step.technique.check_model is None or step.name in self._invalid_configs:
                 continue
             if config is None:
-                try:
-                    config = self.plugins.model_config(self.pipeline.model, self.pipeline, cache_dir())
-                except Exception as exc:  # a broken reader must not stop planning: the step checks again
-                    self.plan.warnings.append(f"model: its config could not be read at plan time ({exc})")
-                    return
+                config = self._source_config()
                 if config is None:
                     return
+            self._check_model(step, config)
+
+    def _source_config(self) -> dict[str, Any] | None:
+        try:
+            return self.plugins.model_config(self.pipeline.model, self.pipeline, cache_dir())
+        except SlimkitError as exc:  # bad input (a config.json that is not JSON): the run would fail on it too
+            self.plan.problems.append(str(exc))
+        except Exception as exc:  # a broken reader must not stop planning: the step checks again
+            self.plan.warnings.append(f"model: its config could not be read at plan time ({error_line(exc)})")
+        return None
+
+    def _check_model(self, step: PlannedStep, config: dict[str, Any]) -> None:
+        assert step.technique.check_model is not None
+        where = _where(step.index, step.spec)
+        try:
             problem = step.technique.check_model(step.config, config)
-            if problem:
-                self.plan.problems.append(f"{_where(step.index, step.spec)}: {problem}")
+        except Exception as exc:  # a plugin's bug must not hide the plan's other problems
+            self.plan.problems.append(
+                f"{where}: the model check of {step.technique.name} (plugin {step.technique.plugin!r}) raised "
+                f"{error_line(exc)} (fix: report it to the plugin's authors; the pipeline cannot be checked)"
+            )
+            return
+        if problem:
+            self.plan.problems.append(f"{where}: {problem}")
+
+    def _task_checks(self) -> None:
+        """Problems in the task's local data (a missing column, a label outside the label list),
+        found now rather than when the first step that reads the data starts."""
+        if self.pipeline.task is not None:
+            self.plan.problems.extend(self.plugins.check_task(self.pipeline.task, self.pipeline))
 
     def _local_plugins(self) -> None:
+        """Import the pipeline's local plugin files, only once the user trusts them: importing a
+        file runs its code, and planning a pipeline someone sent must not run theirs."""
+        if not self.pipeline.plugins:
+            return
+        files = ", ".join(self.pipeline.plugins)
+        if not self.plugins.trust_local:
+            self.plan.problems.append(
+                f"plugins: the pipeline names local plugin code ({files}) that is not imported without your "
+                "trust (fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
+            )
+            return
+        self.plan.warnings.append(f"plugins: runs code from local plugin file(s) {files} (trusted)")
         for entry in self.pipeline.plugins:
             try:
                 self.plugins.load_local(self.pipeline.resolve_path(entry))
@@ -373,11 +411,12 @@ class _Planner:
         except ValidationError as exc:
             bad: set[str] = set()
             for err in exc.errors():
-                field_name = ".".join(str(x) for x in err["loc"])
+                field_name = field_path(err["loc"])
                 msg = "unknown option" if err["type"] == "extra_forbidden" else error_message(err)
                 self.plan.problems.append(f"{where}: config.{field_name}: {msg}")
                 if err["loc"]:
                     bad.add(str(err["loc"][0]))
+            self._invalid_configs.add(spec.label)
             # For display only (the plan is refused): the options that did validate.
             return technique.config.model_construct(**{k: v for k, v in spec.config.items() if k not in bad})
 

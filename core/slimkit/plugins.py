@@ -37,6 +37,7 @@ from slimkit.techniques import TechniqueRegistry, one_line
 ENTRY_POINT_GROUP = "slimkit"
 LOAD_ENV = "SLIMKIT_LOAD_PLUGINS"
 TRACE_ENV = "SLIMKIT_TRACE_HOOKS"
+TRUST_ENV = "SLIMKIT_TRUST_LOCAL_PLUGINS"
 BUILTINS = ("slimkit.builtin.disk",)
 
 Status = Literal["loaded", "unavailable", "failed", "skipped"]
@@ -73,6 +74,11 @@ def _tracing() -> bool:
     return os.environ.get(TRACE_ENV, "") not in ("", "0")
 
 
+def trust_from_environment() -> bool:
+    """Whether SLIMKIT_TRUST_LOCAL_PLUGINS=1 allows importing the local plugin files pipelines name."""
+    return os.environ.get(TRUST_ENV, "") not in ("", "0")
+
+
 def selected_plugins() -> set[str] | None:
     """Names chosen by SLIMKIT_LOAD_PLUGINS; None means all."""
     value = os.environ.get(LOAD_ENV)
@@ -84,7 +90,10 @@ def selected_plugins() -> set[str] | None:
 class Plugins:
     """The typed facade: the rest of slimkit calls hooks only through these methods."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, trust_local: bool = False) -> None:
+        # Whether local plugin files that a pipeline names may be imported (their code runs): a
+        # pipeline someone sent must not run code before its user has opted in.
+        self.trust_local = trust_local
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.techniques = TechniqueRegistry()
@@ -404,9 +413,11 @@ def _own_version() -> str | None:
         return None
 
 
-def build_plugins(*, entry_points: bool = True, builtins: bool = True) -> Plugins:
-    """Build the plugin manager: specs, built-ins, then installed plugins (unless disabled)."""
-    plugins = Plugins()
+def build_plugins(*, entry_points: bool = True, builtins: bool = True, trust_local: bool = False) -> Plugins:
+    """Build the plugin manager: specs, built-ins, then installed plugins (unless disabled).
+
+    ``trust_local`` (or SLIMKIT_TRUST_LOCAL_PLUGINS=1) lets pipelines' local plugin files be imported."""
+    plugins = Plugins(trust_local=trust_local or trust_from_environment())
     if builtins:
         plugins.load_builtins()
     if entry_points:

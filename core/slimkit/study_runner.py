@@ -65,7 +65,12 @@ class StudyPlan:
 
     @property
     def problems(self) -> list[str]:
-        return [f"variant {v.name}: {p}" for v in self.variants for p in v.problems]
+        """Each variant's problems; one that every variant has (an untrusted local plugin, a
+        missing data file) is listed once."""
+        first, *others = self.variants
+        shared = [p for p in first.problems if all(p in v.problems for v in others)] if others else []
+        lines = [f"every variant: {p}" for p in shared]
+        return lines + [f"variant {v.name}: {p}" for v in self.variants for p in v.problems if p not in shared]
 
     @property
     def ok(self) -> bool:
@@ -386,15 +391,15 @@ class StudyRunner:
                 }
             )
         warnings = self._warnings(entries)
-        outcome, reason = _outcome(variants, errors, baseline, interrupted)
+        ended, reason = _outcome(variants, errors, baseline, interrupted)
         return {
             "schema": SCHEMA,
             "study": self.study.name,
             "pipeline": self.study.name,  # so generic readers (plots) title it
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 3),
-            "outcome": outcome,
-            "exit_code": OUTCOME_EXIT_CODES[outcome],
+            "outcome": ended,
+            "exit_code": OUTCOME_EXIT_CODES[ended],
             "reason": reason,
             "device": self.plan.plans[BASELINE].device if BASELINE in self.plan.plans else None,
             "hardware": self.hardware.model_dump(mode="json"),

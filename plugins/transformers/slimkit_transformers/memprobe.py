@@ -45,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plugin", action="append", default=[], help="plugin module to register (repeatable)")
+    parser.add_argument("--parent", type=int, help="pid of the run that started this probe: end with it")
     args = parser.parse_args(argv)
+    if args.parent is not None:
+        from slimkit.processes import die_with_parent
+
+        die_with_parent(args.parent)  # a run killed by SIGKILL must not leave this probe running
 
     import torch
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from slimkit.artifacts import Artifact
 from slimkit.context import MeasureContext
 from slimkit.metrics import Metric
+from slimkit.processes import child_arguments
 
 if TYPE_CHECKING:
     import numpy as np
@@ -260,7 +261,7 @@ def memory_metric(artifact: Artifact, context: MeasureContext, threads: int) -> 
     command = [
         sys.executable, "-m", "slimkit_transformers.memprobe",
         "--artifact", artifact.model_dump_json(), "--batch", str(batch), "--length", str(length),
-        "--threads", str(threads), "--device", context.device,
+        "--threads", str(threads), "--device", context.device, *child_arguments(),
     ]  # fmt: skip
     for module in plugin_modules(context.plugins):
         command += ["--plugin", module]

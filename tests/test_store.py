@@ -1,0 +1,250 @@
+"""The step store: verified reuse, damaged steps built again, claims shared between processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimkit import store
+from slimkit.artifacts import MANIFEST
+from slimkit.hardware import Hardware
+from slimkit.runner import RunResult
+from slimkit.spec import Pipeline
+from toy_plugin import ToyPlugin
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def run(run_pipeline: Callable[..., RunResult], hw: Hardware) -> Callable[..., RunResult]:
+    def go(pipeline: Pipeline, **kw: Any) -> RunResult:
+        return run_pipeline(pipeline, hardware=hw, **kw)
+
+    return go
+
+
+def two_steps() -> Pipeline:
+    source = {"source": "toy:0.1,0.5,-0.3,0.04", "format": "toy"}
+    return Pipeline(name="run", model=source, device="cpu").prune("toy.prune").train("toy.finetune")
+
+
+def first_step_folder(result: RunResult) -> Path:
+    return result.steps[0].artifact.path.parent  # type: ignore[union-attr]
+
+
+def write_manifest_text(folder: Path, text: str) -> None:
+    (folder / MANIFEST).write_text(text, encoding="utf-8")
+
+
+def edit_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    document = json.loads((folder / MANIFEST).read_text())
+    change(document)
+    write_manifest_text(folder, json.dumps(document))
+
+
+def truncate(folder: Path) -> None:
+    weights = folder / "model" / "weights.json"
+    weights.write_bytes(weights.read_bytes()[:5])
+
+
+def flip_a_byte(folder: Path) -> None:
+    weights = folder / "model" / "weights.json"
+    data = bytearray(weights.read_bytes())
+    data[2] = ord("9") if data[2] != ord("9") else ord("8")  # same size, other content
+    weights.write_bytes(bytes(data))
+
+
+def point_at(target: str) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        edit_manifest(folder, lambda d: d["artifact"].update(path=target))
+
+    return change
+
+
+def older_manifest(folder: Path) -> None:
+    """The manifest an older slimkit wrote: the artifact alone, no digests."""
+    document = json.loads((folder / MANIFEST).read_text())
+    write_manifest_text(folder, json.dumps(document["artifact"]))
+
+
+DAMAGE = {
+    "truncated weights": (truncate, "has 5 bytes"),
+    "a flipped byte": (flip_a_byte, "does not match its sha256"),
+    "a path to another model": (point_at("../../../../slimkit-cache"), "points outside the step folder"),
+    "an absolute path": (point_at("/etc/hostname"), "points outside the step folder"),
+    "a path climbing out": (point_at("model/../../other"), "points outside the step folder"),
+    "a garbage manifest": (lambda f: write_manifest_text(f, "{not json"), "cannot be read"),
+    "an empty manifest": (lambda f: write_manifest_text(f, ""), "cannot be read"),
+    "a manifest that is a list": (lambda f: write_manifest_text(f, "[1]"), "not a manifest"),
+    "a manifest without digests": (older_manifest, "without file digests"),
+    "a listed file missing": (lambda f: (f / "model" / "weights.json").unlink(), "is missing"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_step_is_built_again_with_one_warning(run: Any, toy: ToyPlugin, damage: str) -> None:
+    spoil, why = DAMAGE[damage]
+    first = run(two_steps())
+    folder = first_step_folder(first)
+    good = (folder / "model" / "weights.json").read_bytes()
+    spoil(folder)
+    toy.executed.clear()
+
+    again = run(two_steps())
+    assert again.exit_code == 0
+    assert [s.status for s in again.steps] == ["done", "reused"]  # the second step's input is unchanged
+    assert toy.executed == ["toy.prune"]
+    damaged = [w for w in again.warnings if "is damaged" in w]
+    assert len(damaged) == 1 and why in damaged[0] and damaged[0].endswith("building it again")
+    assert (folder / "model" / "weights.json").read_bytes() == good  # rebuilt in place, whole
+    results = json.loads(again.results_path.read_text())
+    assert damaged[0] in results["warnings"]
+    events = [json.loads(line) for line in (again.run_dir / "journal.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "step_damaged" for e in events)
+    # The rebuilt step is trusted again.
+    toy.executed.clear()
+    assert [s.status for s in run(two_steps()).steps] == ["reused", "reused"]
+    assert toy.executed == []
+
+
+def test_reuse_hashes_only_files_whose_size_or_mtime_changed(
+    run: Any, toy: ToyPlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = first_step_folder(run(two_steps()))
+    hashed: list[str] = []
+    real = store.sha256_file
+    monkeypatch.setattr(store, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+
+    run(two_steps())
+    assert hashed == []  # as published: size and mtime match the manifest
+    weights = folder / "model" / "weights.json"
+    os.utime(weights, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched (or copied), not changed
+    run(two_steps())
+    assert hashed == ["weights.json"]
+    run(two_steps())
+    assert hashed == ["weights.json"]  # verified once, remembered in the verification cache
+
+
+def test_a_published_step_lists_every_file_with_its_digest(run: Any, toy: ToyPlugin) -> None:
+    folder = first_step_folder(run(two_steps()))
+    document = json.loads((folder / MANIFEST).read_text())
+    assert document["schema"] == store.STEP_SCHEMA
+    assert document["artifact"]["path"] == "model"
+    weights = folder / "model" / "weights.json"
+    assert document["files"] == {
+        "model/weights.json": {
+            "size": weights.stat().st_size,
+            "sha256": store.sha256_file(weights),
+            "mtime_ns": weights.stat().st_mtime_ns,
+        }
+    }
+
+
+def test_a_claim_waits_for_its_holder_and_is_free_when_the_holder_is_killed(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from slimkit import store\n"
+            "with store.claim(Path(sys.argv[1]), 'k1'):\n    print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        owners: list[str] = []
+        killer = __import__("threading").Timer(1.0, lambda: os.kill(holder.pid, signal.SIGKILL))
+        killer.start()
+        started = time.monotonic()
+        with store.claim(tmp_path, "k1", on_wait=owners.append):
+            waited = time.monotonic() - started
+        killer.join()
+    finally:
+        holder.kill()
+        holder.wait()
+    # It waited for the live holder (named by pid), and took the key as soon as the kernel freed it.
+    assert len(owners) == 1 and owners[0].startswith(f"pid {holder.pid} on ")
+    assert 0.9 < waited < 10
+    assert not (tmp_path / ".lock-k1").exists()
+
+
+def test_scratch_of_a_claimed_key_is_left_alone(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
+    """Only the claim holder removes scratch; another run's scratch of another key survives."""
+    first = run(two_steps())
+    steps = first_step_folder(first).parent
+    live = steps / ".tmp-other-0123456789abcdef-live"
+    (live / "model").mkdir(parents=True)
+    run(two_steps(), force=True)
+    assert live.exists()
+
+
+def test_concurrent_runs_on_one_store_build_each_step_once(tmp_path: Path) -> None:
+    store_dir, log = tmp_path / "store", tmp_path / "builds.log"
+    env = dict(os.environ, SLIMKIT_CACHE=str(tmp_path / "cache"))
+    # Four runs of one pipeline into one run folder, and four into folders of their own.
+    run_dirs = [tmp_path / "runs" / "same"] * 4 + [tmp_path / "runs" / f"own{i}" for i in range(4)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "store_worker.py"), str(store_dir), str(d), str(log)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for d in run_dirs
+    ]
+    outputs = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0] * len(workers), [err for _, err in outputs]
+    assert sorted(log.read_text().split()) == ["a", "b"]  # each step built by exactly one run
+    for run_dir in set(run_dirs):
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["outcome"] == "done"
+    statuses = sorted(
+        tuple(s["status"] for s in json.loads((d / "results.json").read_text())["steps"]) for d in set(run_dirs[4:])
+    )
+    assert all(set(s) <= {"done", "reused"} for s in statuses)
+    leftovers = [p.name for p in store_dir.iterdir() if p.name.startswith((".tmp-", ".lock-", ".trash-"))]
+    assert leftovers == []
+    assert len([p for p in store_dir.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_a_child_ends_with_its_parent_even_when_the_parent_is_killed(tmp_path: Path) -> None:
+    child_code = (
+        "import sys, time; from slimkit.processes import die_with_parent\n"
+        "die_with_parent(int(sys.argv[1])); time.sleep(60)"
+    )
+    parent_code = (
+        "import os, subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}, str(os.getpid())])\n"
+        "print(child.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    time.sleep(0.5)  # the child has called die_with_parent
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child_pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie, dead but not yet reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -248,8 +248,6 @@ def run(
     else:
         click.echo(render_markdown(data))
         click.echo(f"Results: {result.results_path}")
-    if result.outcome == "bad_input":
-        click.echo(f"Error: {result.reason}", err=True)
     sys.exit(result.exit_code)
 
 

@@ -118,7 +118,6 @@ class StepRecord:
     seconds: float | None = None
     error: str | None = None
     artifact: Artifact | None = None
-    bad_input: bool = False  # failed on a user error (its data, its config), not a plugin's fault
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -161,7 +160,7 @@ class RunResult:
             return "interrupted"
         if self.refused is not None:
             return "refused"
-        if self.error is not None or any(s.bad_input for s in self.steps):
+        if self.error is not None:
             return "bad_input"
         failed = any(s.status == "failed" for s in self.steps) or bool(self.measure_errors)
         return "failed" if failed or self.crash is not None else "done"
@@ -179,8 +178,6 @@ class RunResult:
             return "; ".join(failed)
         if self.refused is not None:
             return "the plan was refused: " + "; ".join(self.refused)
-        if self.outcome == "bad_input" and self.error is None:
-            return next(f"step {s.index} ({s.name}): {s.error}" for s in self.steps if s.bad_input)
         return self.interrupted or self.error or self.crash
 
     @property
@@ -249,11 +246,6 @@ def _relocate(artifact: Artifact, step: StepContext, scratch: Path, final: Path)
             fix="write into step.output_dir and return step.artifact()",
         ) from exc
     return artifact.with_updates(path=final / relative, key=step.key, label=step.name)
-
-
-def _is_bad_input(exc: BaseException) -> bool:
-    """A user's error (bad data, a bad value) rather than a plugin breaking its contract."""
-    return isinstance(exc, SlimkitError) and not isinstance(exc, PluginError) and exc.exit_code == ExitCode.USAGE
 
 
 class Runner:
@@ -486,7 +478,6 @@ class Runner:
         except (Exception, SystemExit) as exc:  # recorded; earlier results stay usable
             record.status = "failed"
             record.error = error_line(exc)
-            record.bad_input = _is_bad_input(exc)
             record.seconds = round(time.perf_counter() - started, 3)
             if ctx is not None:
                 self.plugins.on_step_error(ctx, exc)

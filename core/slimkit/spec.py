@@ -7,18 +7,42 @@ each step, in what order, and whether it can run here is decided by the planner.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from slimkit.errors import SpecError
-from slimkit.techniques import Goal, Stage, error_message
+from slimkit.techniques import Goal, Stage, error_message, field_path
 
 if TYPE_CHECKING:
     from slimkit.planner import Plan
     from slimkit.runner import RunResult
+
+# TOML, YAML and JSON have real integers and booleans: `repeats = true` or `seed = 2.5` is a typo,
+# not 1 or 2, so the spec's integers are strict (technique configs are validated strictly too).
+# numpy's legacy seeding (which transformers' set_seed calls) takes 0 .. 2**32 - 1 only.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]
+# Upper bounds on measurement shapes: far above any real use, low enough that a typo is refused
+# at plan time instead of exhausting memory after every step has run.
+MAX_BATCH = 65536
+MAX_LENGTH = 131072
+BatchSize = Annotated[int, Strict(), Field(ge=1, le=MAX_BATCH)]
+Length = Annotated[int, Strict(), Field(ge=1, le=MAX_LENGTH)]
 
 
 class ModelSource(BaseModel):
@@ -43,7 +67,7 @@ class ModelSource(BaseModel):
 class TaskSpec(BaseModel):
     """The labelled data and label schema. Interpreted by the plugin that provides tasks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     preset: str | None = Field(
         default=None, description="A ready-made task, e.g. 'semeval2018-ec'; other fields override its values."
@@ -74,13 +98,13 @@ class TaskSpec(BaseModel):
     validation_fraction: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="Seeded slice of the train split used for early stopping."
     )
-    seed: int = Field(default=0, description="Seed of the validation slice and of subsampling.")
-    max_train_examples: int | None = Field(
+    seed: Seed = Field(default=0, description="Seed of the validation slice and of subsampling.")
+    max_train_examples: StrictInt | None = Field(
         default=None,
         gt=0,
         description="Seeded subsample of train (quick runs); the validation slice shrinks in proportion.",
     )
-    max_eval_examples: int | None = Field(default=None, gt=0, description="First N rows of the eval split.")
+    max_eval_examples: StrictInt | None = Field(default=None, gt=0, description="First N rows of the eval split.")
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Multi-label decision threshold on sigmoids.")
     tune_threshold: bool = Field(
         default=False, description="Tune the multi-label threshold on the validation slice (never on eval)."
@@ -98,10 +122,19 @@ class StepSpec(BaseModel):
     goal: Goal | None = Field(default=None, description="What to improve when the planner picks the technique.")
     config: dict[str, Any] = Field(default_factory=dict, description="Options, validated by the technique's model.")
 
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str | None) -> str | None:
+        # The name heads every line about the step (plan problems, the report's tables).
+        if name is not None and (not name.strip() or not name.isprintable()):
+            raise ValueError(f"{name!r}: a step name is one line of printable text")
+        return name
+
     @model_validator(mode="after")
     def _technique_or_stage(self) -> StepSpec:
         if not self.technique and not self.stage:
             raise ValueError("a step needs 'technique' (e.g. 'onnx.export') or 'stage' (e.g. 'quantize')")
+        refuse_non_finite(self.config, "config")
         return self
 
     @property
@@ -109,21 +142,57 @@ class StepSpec(BaseModel):
         return self.name or self.technique or str(self.stage.value if self.stage else "step")
 
 
+def refuse_non_finite(value: Any, where: str) -> None:
+    """Raise ValueError naming the first inf or nan inside a step's options.
+
+    Technique configs are the plugins' own models, and a float option without an upper bound takes
+    TOML's ``inf`` or ``nan``, which no option means; refusing them here covers every plugin.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: must be a finite number, not {value}")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        refuse_non_finite(item, f"{where}.{key}")
+
+
 class MeasureSpec(BaseModel):
     """How artifacts are measured. Defaults follow the protocol in docs/measurement.md."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(default=True, description="Measure the baseline and every step's output.")
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32], description="Batch sizes timed.")
-    sequence_lengths: list[int] = Field(default_factory=lambda: [128], description="Padded lengths timed.")
+    batch_sizes: list[BatchSize] = Field(
+        default_factory=lambda: [1, 32], min_length=1, description=f"Batch sizes timed (1 to {MAX_BATCH})."
+    )
+    sequence_lengths: list[Length] = Field(
+        default_factory=lambda: [128], min_length=1, description=f"Padded lengths timed (1 to {MAX_LENGTH})."
+    )
     dynamic_length: bool = Field(default=True, description="Also time real eval texts at their own length.")
-    warmup: int = Field(default=10, ge=0, description="Untimed calls before each timed block.")
-    repeats: int = Field(default=30, ge=1, description="Timed calls per block.")
-    rounds: int = Field(default=3, ge=1, description="Blocks per artifact, rotated round-robin across artifacts.")
-    threads: int | None = Field(default=None, ge=1, description="Intra-op threads; None means physical cores.")
+    warmup: StrictInt = Field(default=10, ge=0, le=100_000, description="Untimed calls before each timed block.")
+    repeats: StrictInt = Field(default=30, ge=1, le=100_000, description="Timed calls per block.")
+    rounds: StrictInt = Field(
+        default=3, ge=1, le=1000, description="Blocks per artifact, rotated round-robin across artifacts."
+    )
+    threads: StrictInt | None = Field(
+        default=None, ge=1, le=4096, description="Intra-op threads; None means physical cores."
+    )
     accuracy: bool = Field(default=True, description="Compute accuracy metrics on the eval split.")
     latency: bool = Field(default=True, description="Time inference.")
+
+
+@dataclass(frozen=True)
+class PathResolver:
+    """Resolves a file's relative paths against its folder.
+
+    Two resolvers of one folder are equal, so what plugins cache by resolver (a task's data, read
+    once at plan time) is shared by every pipeline of that file: a study's variants, plan and run.
+    """
+
+    base_dir: Path
+
+    def __call__(self, value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
 
 
 class FileBased(BaseModel):
@@ -141,9 +210,10 @@ class FileBased(BaseModel):
         """Folder that relative paths in the file are resolved against (the file's folder)."""
         return self._base_dir
 
-    def resolve_path(self, value: str | Path) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else (self._base_dir / path)
+    @property
+    def resolve_path(self) -> PathResolver:
+        """``resolve_path(value)``: a path from the file, made absolute against the file's folder."""
+        return PathResolver(self._base_dir)
 
     @property
     def steps_dir(self) -> Path:
@@ -188,7 +258,7 @@ class Pipeline(FileBased):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where steps and measurements run; 'auto' picks CUDA when present."
     )
-    seed: int = Field(default=0, description="Global seed passed to every step.")
+    seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(
         default_factory=list, description="Plugin distributions required, with versions: ['slimkit-onnx>=0.1']."
     )
@@ -286,7 +356,7 @@ def problems_of(exc: ValidationError, data: Any = None) -> list[str]:
                     label = str(raw.get("name") or raw.get("technique") or raw.get("stage") or "")
             where = f"step {index + 1}" + (f" ({label})" if label else "") + ": "
             loc = loc[2:]
-        field = ".".join(str(x) for x in loc)
+        field = field_path(loc)
         msg = error_message(err)
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; `slimkit schema` lists the fields)"
@@ -311,26 +381,40 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"no such file: {path}"], source=None)
-    text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise SpecError([f"unknown file type {suffix!r}; use .toml, .yaml or .json"], source=str(path))
+    text = read_text(path)
     try:
         if suffix == ".toml":
             data: Any = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
         elif suffix == ".json":
             data = json.loads(text)
         else:
-            raise SpecError([f"unknown file type {suffix!r}; use .toml, .yaml or .json"], source=str(path))
-    except SpecError:
-        raise
+            import yaml
+
+            data = yaml.safe_load(text)
     except Exception as exc:  # parser errors: keep their line/column, drop the traceback
         raise SpecError([f"cannot parse: {exc}".replace("\n", " ")], source=str(path)) from None
     if not isinstance(data, dict):
         raise SpecError(["the file must hold a table/mapping at the top level"], source=str(path))
     return data
+
+
+def read_text(path: Path) -> str:
+    """A file's text; SpecError naming the line of the first byte that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # unreadable: permissions, a broken mount
+        raise SpecError([f"cannot read the file: {exc.strerror or exc}"], source=str(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(
+            [f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text (fix: save the file as UTF-8)"],
+            source=str(path),
+        ) from None
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from slimkit.errors import SpecError
 from slimkit.spec import (
@@ -28,14 +29,19 @@ from slimkit.spec import (
     MeasureSpec,
     ModelSource,
     Pipeline,
+    Seed,
     StepSpec,
     TaskSpec,
     pipeline_from_dict,
     read_spec_file,
+    refuse_non_finite,
 )
-from slimkit.techniques import error_message
+from slimkit.techniques import error_message, field_path
 
 BASELINE = "baseline"
+# How far the raw combination count may exceed max_variants before expansion is refused unlisted:
+# generous, because duplicates (a block in two slots, an explicit variant the space repeats) drop.
+EXPANSION_MARGIN = 100
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -53,6 +59,7 @@ class BlockStep(StepSpec):
         empty = [k for k, values in grid.items() if not values]
         if empty:
             raise ValueError(f"option(s) {', '.join(empty)} need at least one value")
+        refuse_non_finite(grid, "grid")
         return grid
 
 
@@ -68,7 +75,7 @@ class VariantSpec(BaseModel):
 class BudgetSpec(BaseModel):
     """How much accuracy a variant may lose against the baseline and still be chosen."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str | None = Field(
         default=None, description="Accuracy metric; default the first measured of micro_f1, accuracy, macro_f1."
@@ -79,7 +86,7 @@ class BudgetSpec(BaseModel):
 class SearchSpec(BaseModel):
     """Which variants to build, in what order, and how the winner is chosen."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     space: list[list[str]] = Field(
         default_factory=list,
@@ -91,8 +98,10 @@ class SearchSpec(BaseModel):
         description="'grid': every variant; 'random': a seeded sample of `samples`; 'levelwise': one "
         "block, then two, ..., never extending a combination whose screened accuracy already broke the budget.",
     )
-    samples: int = Field(default=8, ge=1, description="Variants drawn by 'random' (besides the baseline).")
-    seed: int = Field(default=0, description="Seed of the 'random' draw.")
+    samples: StrictInt = Field(
+        default=8, ge=1, le=10_000, description="Variants drawn by 'random' (besides the baseline)."
+    )
+    seed: Seed = Field(default=0, description="Seed of the 'random' draw.")
     objective: str = Field(
         default="latency",
         description="What the chosen variant minimises: 'latency' (batch 1), 'size', or a metric name.",
@@ -101,7 +110,9 @@ class SearchSpec(BaseModel):
     time_budget_s: float | None = Field(
         default=None, gt=0, description="Stop starting new variants after this many seconds (checked between variants)."
     )
-    max_variants: int = Field(default=64, ge=1, description="Refuse a study that expands to more variants than this.")
+    max_variants: StrictInt = Field(
+        default=64, ge=1, le=10_000, description="Refuse a study that expands to more variants than this."
+    )
 
 
 class ExecutorSpec(BaseModel):
@@ -135,7 +146,7 @@ class Study(FileBased):
     output_dir: Path | None = Field(default=None, description="Study directory; default runs/<name>.")
     store_dir: Path | None = Field(default=None, description="Step store shared by all variants; default <dir>/steps.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(default="auto", description="As in a pipeline file.")
-    seed: int = Field(default=0, description="Global seed passed to every step.")
+    seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(default_factory=list, description="Plugin distributions every variant requires.")
     plugins: list[str] = Field(default_factory=list, description="Project-local plugin files.")
 
@@ -274,6 +285,7 @@ def expand(study: Study) -> list[Variant]:
 
     Raises SpecError when a variant does not validate or there are more than ``max_variants``.
     """
+    _refuse_explosion(study)
     choices = {name: block_choices(name, steps) for name, steps in study.blocks.items()}
     combos: list[tuple[str | None, tuple[BlockChoice, ...], bool]] = [(BASELINE, (), True)]
     for spec in study.variants:
@@ -316,6 +328,25 @@ def expand(study: Study) -> list[Variant]:
     return variants
 
 
+def _refuse_explosion(study: Study) -> None:
+    """Refuse, before listing them, combinations so many that listing them would itself hang.
+
+    Counts grid points and slot picks without enumerating; duplicates are dropped only later, so
+    this is an upper bound, and the exact count is checked against max_variants after expansion.
+    """
+    points = {name: math.prod(len(v) for s in steps for v in s.grid.values()) for name, steps in study.blocks.items()}
+    explicit = sum(math.prod(points.get(b, 1) for b in v.blocks) for v in study.variants)
+    space = math.prod(1 + sum(points.get(b, 1) for b in slot) for slot in study.search.space) - 1
+    bound = 1 + explicit + space
+    if bound > EXPANSION_MARGIN * study.search.max_variants:
+        raise SpecError(
+            [
+                f"search.max_variants: the study expands to up to {bound} variants, more than "
+                f"{study.search.max_variants} (fix: raise max_variants, shrink the space, or use strategy = 'random')"
+            ]
+        )
+
+
 def _single(spec: VariantSpec, choices: dict[str, list[BlockChoice]]) -> bool:
     """Whether an explicit variant expands to exactly one combination (so its name fits it alone)."""
     return all(len(choices[b]) == 1 for b in spec.blocks)
@@ -328,7 +359,7 @@ def study_problems(exc: ValidationError) -> list[str]:
     """One line per validation error, naming the field by its dotted path."""
     lines = []
     for err in exc.errors():
-        field_name = ".".join(str(x) for x in err["loc"])
+        field_name = field_path(err["loc"])
         msg = error_message(err)
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; docs/study.md lists the fields)"

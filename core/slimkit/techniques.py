@@ -159,7 +159,12 @@ class Technique(BaseModel):
         return ref == self.name or ref == self.stage.value
 
     def validate_config(self, values: dict[str, Any]) -> BaseModel:
-        return self.config.model_validate(values)
+        """The step's options as the technique's model, validated strictly.
+
+        Pipeline files have real numbers and booleans, so strict mode only refuses mistakes that
+        lax mode would coerce: ``epochs = true`` as 1, ``batch_size = 32.0`` as 32, ``"8"`` as 8.
+        """
+        return self.config.model_validate(values, strict=True)
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly view, with the config's JSON Schema in place of the class."""
@@ -223,10 +228,16 @@ def error_message(err: ErrorDetails) -> str:
     return msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg
 
 
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A pydantic error location as a dotted path; a key that a file spelt with a line break or
+    another unprintable character is quoted, so that the error stays on one line."""
+    return ".".join(str(x) if str(x).isprintable() else repr(x) for x in loc)
+
+
 def one_line(exc: ValidationError) -> str:
     """A pydantic error as one line: 'field: message; field: message'."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        loc = field_path(err["loc"]) or "(root)"
         parts.append(f"{loc}: {error_message(err)}")
     return "; ".join(parts)

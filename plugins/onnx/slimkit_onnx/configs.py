@@ -7,6 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
+def _not_bool(value: object) -> object:
+    # True == 1 and False == 0, so a Literal of small integers takes a boolean even in strict mode.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean; give one of the numbers listed")
+    return value
+
+
 class ExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +56,11 @@ class OptimizeConfig(BaseModel):
     atol: float = Field(default=1e-3, gt=0, description="Parity check against the input graph: absolute tolerance.")
     rtol: float = Field(default=1e-3, ge=0, description="Parity check against the input graph: relative tolerance.")
     check_examples: int = Field(default=32, ge=1, description="Eval texts used for the parity check.")
+
+    @field_validator("opt_level", mode="before")
+    @classmethod
+    def _level_not_bool(cls, value: object) -> object:
+        return _not_bool(value)
 
 
 EMBEDDING_OPS = ["Gather", "EmbedLayerNormalization"]
@@ -148,6 +160,11 @@ class WeightOnlyQuantConfig(BaseModel):
     check_examples: int = Field(
         default=128, ge=1, description="Eval texts on which agreement with the input model is recorded."
     )
+
+    @field_validator("accuracy_level", mode="before")
+    @classmethod
+    def _level_not_bool(cls, value: object) -> object:
+        return _not_bool(value)
 
     @field_validator("block_size")
     @classmethod

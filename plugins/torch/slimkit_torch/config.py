@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,7 +43,7 @@ class StructuredPruneConfig(BaseModel):
         description="Whole layers removed: those whose output differs least from their input on the "
         "calibration texts (block influence).",
     )
-    layer_indices: list[int] | None = Field(
+    layer_indices: list[Annotated[int, Field(ge=0)]] | None = Field(
         default=None, description="Remove exactly these layers (0-based) instead of choosing 'layers' of them."
     )
     importance: Literal["magnitude", "gradient"] = Field(

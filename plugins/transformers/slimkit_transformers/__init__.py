@@ -12,7 +12,7 @@ from typing import Any
 
 import slimkit
 from slimkit import Artifact, MeasureContext, Metric, StepContext, Technique
-from slimkit.spec import ModelSource, Pipeline
+from slimkit.spec import ModelSource, Pipeline, TaskSpec
 from slimkit_transformers.finetune import FinetuneConfig
 
 FORMAT = "transformers"
@@ -56,6 +56,15 @@ def model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> di
     from slimkit_transformers.models import read_model_config
 
     return read_model_config(source, pipeline, cache_dir)
+
+
+@slimkit.hookimpl
+def check_task(task: TaskSpec, pipeline: Pipeline) -> list[str]:
+    from slimkit_transformers.tasks import task_problems
+
+    # The same resolver as the run's load_task calls: the run (and a study's other variants)
+    # reuse this load from the task cache.
+    return task_problems(task, pipeline.resolve_path)
 
 
 @slimkit.hookimpl

@@ -17,18 +17,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
+from slimkit.spec import MAX_BATCH, MAX_LENGTH, MAX_SEED
 
 TASK_FILE = "slimkit-task.json"  # threshold and label facts saved beside the weights
+# Far above any real run; below them a typo (epochs = 1e308) would train until the machine dies.
+MAX_EPOCHS = 1000
+MAX_STEPS = 10_000_000
 
 
 class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: float = Field(default=3.0, gt=0, description="Maximum training epochs (early stopping may end sooner).")
+    epochs: float = Field(
+        default=3.0, gt=0, le=MAX_EPOCHS, description="Maximum training epochs (early stopping may end sooner)."
+    )
     learning_rate: float = Field(default=5e-5, gt=0, description="Peak learning rate (linear decay, warm-up).")
-    batch_size: int = Field(default=32, ge=1, description="Training batch size.")
-    eval_batch_size: int = Field(default=64, ge=1, description="Batch size on the validation slice.")
-    max_length: int = Field(default=128, ge=8, description="Texts are truncated to this many tokens.")
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH, description="Training batch size.")
+    eval_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH, description="Batch size on the validation slice.")
+    max_length: int = Field(default=128, ge=8, le=MAX_LENGTH, description="Texts are truncated to this many tokens.")
     weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1, description="Share of steps spent warming up.")
     train_layers: int | None = Field(
@@ -40,8 +46,12 @@ class FinetuneConfig(BaseModel):
         default=2, ge=1, description="Evaluations without improvement on the validation slice before stopping."
     )
     evals_per_epoch: int = Field(default=1, ge=1, description="Validation evaluations per epoch.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimiser steps (quick runs).")
-    seed: int | None = Field(default=None, description="Training seed; None uses the pipeline's seed.")
+    max_steps: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS, description="Stop after this many optimiser steps (quick runs)."
+    )
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Training seed; None uses the pipeline's seed."
+    )
 
 
 def _layers(model: Any) -> list[Any]:
@@ -74,7 +84,8 @@ def freeze_all_but(model: Any, train_layers: int | None) -> int:
         for p in model.parameters():
             p.requires_grad = False
         layers = _layers(model)
-        chosen = layers[len(layers) - train_layers :] if train_layers else []
+        # More layers than the model has trains them all (a negative start would wrap around).
+        chosen = layers[max(0, len(layers) - train_layers) :] if train_layers else []
         for module in [*chosen, *head_modules(model)]:
             for p in module.parameters():
                 p.requires_grad = True

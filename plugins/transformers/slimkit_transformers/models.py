@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimkit.artifacts import Artifact, atomic_dir, stable_hash
-from slimkit.errors import SlimkitError
+from slimkit.errors import SlimkitError, error_line
 
 if TYPE_CHECKING:
     from slimkit.spec import ModelSource, Pipeline
@@ -110,10 +110,32 @@ def read_model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) 
     path = local_path(source, pipeline)
     if path.is_dir():
         config = path / "config.json"
-        return json.loads(config.read_text()) if config.is_file() else None
+        return read_config_json(config) if config.is_file() else None
     if path.is_file() and path.suffix == ".gguf":
         return _gguf_config(path, cache_dir)
     return None
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A model folder's config.json; SlimkitError (one line, naming the file) when it is not a JSON
+    object with a ``model_type``, which transformers needs to pick the architecture."""
+    from slimkit_transformers.tasks import read_utf8
+
+    fix = "restore the config.json that save_pretrained wrote with the weights"
+    try:
+        config = json.loads(read_utf8(path, f"model.source: {path}"))
+    except json.JSONDecodeError as exc:
+        raise SlimkitError(f"model.source: {path}: not valid JSON: {exc}", fix=fix) from None
+    except SlimkitError as exc:
+        raise SlimkitError(exc.message, fix=fix) from None
+    if not isinstance(config, dict):
+        raise SlimkitError(f"model.source: {path}: holds a JSON {type(config).__name__}, not an object", fix=fix)
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise SlimkitError(
+            f"model.source: {path}: no 'model_type', so transformers cannot tell the architecture",
+            fix=f'add it (e.g. "model_type": "bert"), or {fix}',
+        )
+    return config
 
 
 def _gguf_config(path: Path, cache_dir: Path) -> dict[str, Any]:
@@ -210,7 +232,13 @@ def _build_classifier(
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(weights, trust_remote_code=source.trust_remote_code)
+    try:
+        config = AutoConfig.from_pretrained(weights, trust_remote_code=source.trust_remote_code)
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # an unknown model_type, a malformed field
+        raise SlimkitError(
+            f"model.source: {weights / 'config.json'}: transformers cannot read it: {error_line(exc)}",
+            fix="restore the config.json that save_pretrained wrote with the weights",
+        ) from None
     decoder = is_decoder(config) if source.family == "auto" else source.family == "decoder"
     facts: dict[str, Any] = {"model_type": config.model_type, "decoder": decoder}
     kwargs: dict[str, Any] = {"trust_remote_code": source.trust_remote_code, "dtype": torch.float32}
@@ -238,6 +266,8 @@ def resolve_source(source: ModelSource, pipeline: Pipeline, cache_dir: Path, tas
     path, content_key = locate(source, pipeline)
     if path.is_dir() and not (path / "config.json").is_file():
         return None
+    if path.is_dir():
+        read_config_json(path / "config.json")  # one line naming the file, not transformers' traceback
     if path.is_file() and path.suffix != ".gguf":
         return None
     task_sig = None if task is None else (task.labels, task.problem)

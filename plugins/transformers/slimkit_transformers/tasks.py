@@ -7,8 +7,13 @@ presets describe the data in ``../shared/data`` and name the hub dataset that ho
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import numbers
+import operator
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,6 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 HEADERLESS_COLUMNS = ["text", "labels", "id"]  # GoEmotions' TSV layout
+WHOLE_NUMBER = re.compile(r"\s*-?[0-9]+\s*")  # a label id or a 0/1 flag as written in a file
 
 
 @dataclass
@@ -164,26 +170,137 @@ def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None]:
     return TaskSpec.model_validate(preset | explicit | {"preset": task.preset}), hub
 
 
-def read_table(path: Path, has_header: bool | None, field: str = "task.data_files") -> Any:
-    """A CSV/TSV/JSON/Parquet file as a pandas DataFrame of strings; ``field`` names the option in errors."""
-    import pandas as pd
+def read_utf8(path: Path, where: str) -> str:
+    """A file's text (a leading byte-order mark dropped); SlimkitError naming the row of the first
+    byte that is not UTF-8, where pandas would raise a UnicodeDecodeError with a byte offset."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        raise SlimkitError(
+            f"{where}: row {row}: byte 0x{data[exc.start]:02x} is not UTF-8 text", fix="save the file as UTF-8"
+        ) from None
 
+
+def read_table(path: Path, has_header: bool | None, field: str = "task.data_files") -> Any:
+    """A CSV/TSV/JSON/Parquet file as a pandas DataFrame; ``field`` names the option in errors.
+
+    The frame's index is each row's line number in the file (1-based, as an editor shows it; the
+    record number for JSON and Parquet), and ``frame.attrs["where"]`` names the file, so that an
+    error about a row found later can point at it.
+    """
     if not path.is_file():
         raise SlimkitError(f"{field}: no such file {path}")
+    where = f"{field}: {path}"
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv", ".txt"):
-        sep = "\t" if suffix in (".tsv", ".txt") else ","
-        header = "infer" if has_header in (None, True) else None
-        frame = pd.read_csv(
-            path, sep=sep, quoting=csv.QUOTE_NONE, header=header, dtype=str, keep_default_na=False,
-            names=None if header is not None else HEADERLESS_COLUMNS, engine="python" if sep == "," else "c",
-        )  # fmt: skip
-        return frame
-    if suffix in (".json", ".jsonl"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    raise SlimkitError(f"{field}: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet")
+        frame = _read_delimited(path, "\t" if suffix in (".tsv", ".txt") else ",", has_header, where)
+    elif suffix in (".json", ".jsonl", ".parquet"):
+        frame = _read_records(path, suffix, where)
+    else:
+        raise SlimkitError(f"{field}: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet")
+    frame.attrs["where"] = where
+    return frame
+
+
+def _read_delimited(path: Path, sep: str, has_header: bool | None, where: str) -> Any:
+    """CSV/TSV without quoting (a text keeps its quotes as written), one row per line, blank lines
+    skipped, every row as wide as the header.
+
+    Read with the csv module, not pandas, so that each row's line number is known and a ragged row
+    is refused: pandas turns a first row with a field too many into the index (shifting every
+    column) and fills a missing field silently.
+    """
+    import pandas as pd
+
+    text = read_utf8(path, where)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=csv.QUOTE_NONE)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for fields in reader:
+            if fields:  # an empty line
+                rows.append(fields)
+                lines.append(reader.line_num)
+    except csv.Error as exc:  # a field over the csv module's size limit
+        raise SlimkitError(f"{where}: row {reader.line_num}: {exc}", fix="split or shorten the text") from None
+    if not rows:
+        raise SlimkitError(f"{where}: the file is empty", fix="write one example per row, or fix the path")
+    header = rows[0] if has_header in (None, True) else _headerless_columns(len(rows[0]), lines[0], where)
+    if has_header in (None, True):
+        rows, lines = rows[1:], lines[1:]
+        if not rows:
+            raise SlimkitError(f"{where}: the file has a header row but no examples", fix="add one example per row")
+        _unique_columns(header, where)
+    for fields, line in zip(rows, lines, strict=True):
+        if len(fields) != len(header):
+            raise SlimkitError(f"{where}: row {line}: {_ragged(len(fields), len(header), sep, has_header)}")
+    return pd.DataFrame(rows, columns=header, index=lines, dtype=str)
+
+
+def _headerless_columns(width: int, line: int, where: str) -> list[str]:
+    if width > len(HEADERLESS_COLUMNS):
+        raise SlimkitError(
+            f"{where}: row {line}: {width} fields, but a file without a header row has at most "
+            f"{len(HEADERLESS_COLUMNS)} ({', '.join(HEADERLESS_COLUMNS)})",
+            fix="add a header row and set task.has_header = true",
+        )
+    return HEADERLESS_COLUMNS[:width]
+
+
+def _unique_columns(header: list[str], where: str) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise SlimkitError(f"{where}: row 1: the header names column {name!r} twice", fix="rename one of them")
+        seen.add(name)
+
+
+def _ragged(fields: int, width: int, sep: str, has_header: bool | None) -> str:
+    """A ragged row's problem and its fix: without quoting, a separator inside a text splits it."""
+    what = "tab" if sep == "\t" else "comma"
+    against = "the header has" if has_header in (None, True) else "the first row has"
+    if fields > width:
+        fix = f"a {what} inside a text splits it: replace it with a space"
+        if sep == ",":
+            fix += "; quotes are not special, so texts with commas belong in TSV or JSON Lines"
+    else:
+        fix = f"give every row one {what}-separated field per column, empty ones included"
+    return f"{fields} {what}-separated field{'s' if fields != 1 else ''}, {against} {width} (fix: {fix})"
+
+
+def _read_records(path: Path, suffix: str, where: str) -> Any:
+    """A JSON, JSON Lines or Parquet file; its rows are numbered from 1 (the line, in JSON Lines)."""
+    import pandas as pd
+
+    kind = {".json": "JSON", ".jsonl": "JSON Lines", ".parquet": "Parquet"}[suffix]
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(io.StringIO(read_utf8(path, where)), lines=suffix == ".jsonl")
+    except SlimkitError:
+        raise
+    except Exception as exc:  # the parsers' own errors: one line, no traceback
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SlimkitError(
+            f"{where}: cannot read it as {kind}: {detail}", fix=f"check that it is valid {kind}"
+        ) from None
+    if frame.empty:
+        raise SlimkitError(f"{where}: the file has no examples", fix="write one example per record")
+    frame.index = range(1, len(frame) + 1)
+    return frame
+
+
+def _is_local(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> bool:
+    """Whether loading reads only local files (the hub is asked only when this is False)."""
+    if spec.data_files:
+        paths = [resolve(f) for f in spec.data_files.values()]
+        if all(p.is_file() for p in paths) or spec.preset is None:
+            return True
+    dataset = spec.dataset or (hub or {}).get("dataset")
+    return not dataset or resolve(dataset).exists()
 
 
 def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> dict[str, Any]:
@@ -201,11 +318,17 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
         where = f"{DATA_ENV} or ../shared/data" if spec.preset else "task.dataset or task.data_files"
         raise SlimkitError(f"task: no data found for {spec.preset or 'the task'}", fix=f"set {where}")
     local = resolve(dataset)
+    if local.is_file():
+        raise SlimkitError(f"task.dataset: {local} is a file, not a folder", fix="name it in task.data_files instead")
     if local.exists():
-        files = {
+        found = {
             p.stem: p for p in sorted(local.iterdir()) if p.suffix in (".tsv", ".csv", ".json", ".jsonl", ".parquet")
         }
-        return {split: read_table(p, spec.has_header) for split, p in files.items()}
+        return {split: read_table(p, spec.has_header, field="task.dataset") for split, p in found.items()}
+    return _hub_frames(spec, hub, dataset)
+
+
+def _hub_frames(spec: TaskSpec, hub: dict[str, Any] | None, dataset: str) -> dict[str, Any]:
     from datasets import load_dataset
 
     config = spec.dataset_config or (hub or {}).get("dataset_config")
@@ -218,8 +341,10 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
         ) from None
     frames = {split: loaded[split].to_pandas() for split in loaded}
     label_map = (hub or {}).get("label_map")
-    if label_map and spec.label_column:
-        for frame in frames.values():
+    for split, frame in frames.items():
+        frame.index = range(1, len(frame) + 1)
+        frame.attrs["where"] = f"task.dataset: {dataset} ({split})"
+        if label_map and spec.label_column:
             frame[spec.label_column] = [map_label_ids(ids, label_map) for ids in frame[spec.label_column]]
     return frames
 
@@ -230,14 +355,95 @@ def map_label_ids(ids: Any, label_map: dict[int, int]) -> list[int]:
 
 
 def _label_names(spec: TaskSpec, resolve: Any) -> list[str] | None:
+    names: list[str] | None = None
     if spec.labels:
-        return list(spec.labels)
-    if spec.labels_file:
+        names, field = list(spec.labels), "task.labels"
+    elif spec.labels_file:
         path = resolve(spec.labels_file)
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if spec.label_columns:
-        return list(spec.label_columns)
+        field = f"task.labels_file: {path}"
+        if not path.is_file():
+            raise SlimkitError(f"task.labels_file: no such file {path}")
+        names = [line.strip() for line in read_utf8(path, field).splitlines() if line.strip()]
+        if not names:
+            raise SlimkitError(f"{field}: the file is empty", fix="write one label name per line, in id order")
+    elif spec.label_columns:
+        names, field = list(spec.label_columns), "task.label_columns"
+    if names is not None and len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise SlimkitError(f"{field}: label {twice!r} is listed twice", fix="list each label once, in id order")
+    return names
+
+
+def _row_error(frame: Any, position: int, column: str, problem: str, fix: str) -> SlimkitError:
+    """An error about one cell, naming the file, the row (as the file numbers it) and the column."""
+    where = frame.attrs.get("where", "task")
+    return SlimkitError(f"{where}: row {frame.index[position]}: column {column!r}: {problem}", fix=fix)
+
+
+def _id_of(value: Any) -> int | None:
+    """A label id written as a whole number ('7', 7, or 7.0 from JSON), else None."""
+    if isinstance(value, str):  # first: nearly every cell of a CSV/TSV file
+        return int(value) if WHOLE_NUMBER.fullmatch(value) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return operator.index(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return int(number) if number.is_integer() else None
     return None
+
+
+def _ids_fix(names: list[str] | None) -> str:
+    span = f"0 to {len(names) - 1}" if names else "from 0"
+    return f"write label ids as whole numbers {span}, or set task.label_format = 'names' for label names"
+
+
+def _row_ids(frame: Any, position: int, column: str, value: Any, spec: TaskSpec, names: list[str] | None) -> list[int]:
+    """One cell's label ids: a single id, separated ids, or a list (hub data)."""
+    if isinstance(value, list | tuple) or getattr(value, "ndim", 0) > 0:  # a list, or a numpy array from the hub
+        parts = list(value)
+    elif spec.label_format == "ids":
+        parts = [value]
+    else:
+        parts = [x for x in str(value).split(spec.label_separator) if x.strip() != ""]
+    ids = []
+    for part in parts:
+        found = _id_of(part)
+        if found is None:
+            shown = repr(part) if part == value else f"{part!r} in {value!r}"
+            raise _row_error(frame, position, column, f"{shown} is not a label id", _ids_fix(names))
+        ids.append(found)
+    return ids
+
+
+def _check_ids(frame: Any, column: str, rows: list[list[int]], names: list[str] | None) -> None:
+    """Every id must name a label: numpy would read -1 as the last label, and an id past the end
+    fails only when training starts, minutes after the data was read."""
+    limit = len(names) if names is not None else None
+    for position, ids in enumerate(rows):
+        for i in ids:
+            if i < 0 or (limit is not None and i >= limit):
+                span = f"there are {limit} labels, ids 0 to {limit - 1}" if limit else "ids start at 0"
+                raise _row_error(
+                    frame, position, column, f"label id {i} is outside the label list ({span})",
+                    "correct the id, or add its label to task.labels or task.labels_file",
+                )  # fmt: skip
+
+
+def _flags(frame: Any, cols: list[str]) -> list[list[int]]:
+    """Each row's labels from one 0/1 column per label."""
+    rows: list[list[int]] = [[] for _ in range(len(frame))]
+    for j, col in enumerate(cols):
+        for position, value in enumerate(frame[col].tolist()):
+            flag = _id_of(value)
+            if flag not in (0, 1):
+                raise _row_error(
+                    frame, position, col, f"{value!r} is not 0 or 1", "write 1 where the label applies, else 0"
+                )
+            if flag:
+                rows[position].append(j)
+    return rows
 
 
 def _label_sets(frame: Any, spec: TaskSpec, names: list[str] | None) -> tuple[list[list[int]], list[str]]:
@@ -248,32 +454,28 @@ def _label_sets(frame: Any, spec: TaskSpec, names: list[str] | None) -> tuple[li
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise SlimkitError(f"task.label_columns: not in the data: {', '.join(missing)}")
-        values = frame[cols].astype(int).to_numpy()
-        return [[j for j, v in enumerate(row) if v] for row in values], list(cols)
+        return _flags(frame, cols), list(cols)
     column = spec.label_column
     if column is None or column not in frame.columns:
         raise SlimkitError(
             f"task.label_column: {column!r} is not a column (have: {', '.join(map(str, frame.columns))})"
         )
     raw = frame[column].tolist()
-    if fmt == "separated_ids" or (fmt is None and any(isinstance(v, list | tuple) for v in raw[:5])):
-        rows = [
-            [int(x) for x in v] if isinstance(v, list | tuple) or hasattr(v, "tolist")
-            else [int(x) for x in str(v).split(spec.label_separator) if x.strip() != ""]
-            for v in raw
-        ]  # fmt: skip
+    if fmt in ("separated_ids", "ids") or (fmt is None and any(isinstance(v, list | tuple) for v in raw[:5])):
+        rows = [_row_ids(frame, i, column, v, spec, names) for i, v in enumerate(raw)]
+        _check_ids(frame, column, rows, names)
         count = max((max(r) for r in rows if r), default=-1) + 1
-        return rows, names or [str(i) for i in range(count)]
-    if fmt == "ids":
-        rows = [[int(v)] for v in raw]
-        count = max(r[0] for r in rows) + 1
         return rows, names or [str(i) for i in range(count)]
     # label names
     learned = names or sorted({str(v) for v in raw})
     index = {n: i for i, n in enumerate(learned)}
-    unknown = sorted({str(v) for v in raw} - set(index))
-    if unknown:
-        raise SlimkitError(f"task.labels: values not in the label list: {', '.join(unknown[:5])}")
+    for position, value in enumerate(raw):
+        if str(value) not in index:
+            shown = ", ".join(learned[:5]) + (", ..." if len(learned) > 5 else "")
+            raise _row_error(
+                frame, position, column, f"{str(value)!r} is not in the label list ({shown})",
+                "correct the label, or add it to task.labels",
+            )  # fmt: skip
     return [[index[str(v)]] for v in raw], learned
 
 
@@ -290,13 +492,20 @@ def _to_split(frame: Any, spec: TaskSpec, names: list[str] | None, problem: str)
     if spec.filter == "single_label":
         keep = [i for i, r in enumerate(rows) if len(r) == 1]
         texts, rows = [texts[i] for i in keep], [rows[i] for i in keep]
+        if not rows:
+            where = frame.attrs.get("where", "task")
+            raise SlimkitError(
+                f"{where}: no row has exactly one label, so filter = 'single_label' leaves no examples",
+                fix="set task.filter = 'none' and problem = 'multi_label'",
+            )
     if problem == "single_label":
         bad = [i for i, r in enumerate(rows) if len(r) != 1]
-        if bad:
-            raise SlimkitError(
-                f"task: {len(bad)} rows have {len(rows[bad[0]])} labels in a single-label task",
-                fix="set task.filter = 'single_label', or problem = 'multi_label'",
-            )
+        if bad:  # no filter ran, so positions are still the frame's
+            raise _row_error(
+                frame, bad[0], spec.label_column or "labels",
+                f"{len(rows[bad[0]])} labels in a single-label task ({len(bad)} such rows)",
+                "set task.filter = 'single_label', or problem = 'multi_label'",
+            )  # fmt: skip
         return Split(texts, np.array([r[0] for r in rows], dtype=np.int64)), names
     matrix = np.zeros((len(rows), len(names)), dtype=np.float32)
     for i, r in enumerate(rows):
@@ -346,6 +555,12 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
     train, names = _to_split(frames[train_name], spec, names, problem)
     evaluation, _ = _to_split(frames[eval_name], spec, names, problem)
     train, validation = _carve(train, spec.validation_fraction, spec.seed)
+    if not len(train):
+        raise SlimkitError(
+            f"task.validation_fraction: {spec.validation_fraction} of {len(validation)} training rows "
+            "leaves none to train on",
+            fix="add training rows, or lower task.validation_fraction",
+        )
     train = _subsample(train, spec.max_train_examples, spec.seed)
     if spec.max_train_examples is not None:
         # The validation slice keeps its share of the subsample: a full-size slice would make every
@@ -363,3 +578,18 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
         description=f"{spec.preset or spec.dataset}: {len(train)} train / {len(validation)} validation / "
         f"{min(len(evaluation), spec.max_eval_examples or len(evaluation))} eval, {len(names)} labels, {problem}",
     )
+
+
+def task_problems(task: TaskSpec, resolve: Any) -> list[str]:
+    """What loading the task would fail on, read now when the data is local; [] when it is fine.
+
+    Hub data is never fetched here (planning needs no network); the run reports its problems.
+    Loading goes through the same cache as the run's, which reuses it when ``resolve`` is the same.
+    """
+    try:
+        spec, hub = merged_spec(task)
+        if _is_local(spec, hub, resolve):
+            load_task(task, resolve)
+    except SlimkitError as exc:
+        return [str(exc)]
+    return []

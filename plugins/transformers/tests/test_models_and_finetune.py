@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import torch
 
+import slimkit
+from slimkit import Technique
 from slimkit.spec import Pipeline, pipeline_from_dict
 from slimkit_transformers.models import load_classifier, resolve_source
 
@@ -150,3 +152,95 @@ def test_measuring_without_a_task_keeps_sizes_and_says_why(
     names = {m.name: m for m in result.metrics[result.source.key]}
     assert {"params", "size_bytes", "measurement_scope"} <= set(names)
     assert "no task" in names["measurement_scope"].details["warning"]
+
+
+# -- A model folder whose config.json is broken: one line naming the file -----------------------
+
+RESTORE = "(fix: restore the config.json that save_pretrained wrote with the weights)"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1) "
+                      f"{RESTORE}"),
+        ("[1, 2]", f"holds a JSON list, not an object {RESTORE}"),
+        ('{"hidden_size": 8}', "no 'model_type', so transformers cannot tell the architecture "
+                               f'(fix: add it (e.g. "model_type": "bert"), or {RESTORE[6:]}'),
+    ],
+)  # fmt: skip
+def test_a_broken_config_json_is_one_line(tmp_path: Path, content: str, problem: str) -> None:
+    from slimkit.errors import SlimkitError
+    from slimkit_transformers.models import read_config_json
+
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(SlimkitError) as caught:
+        read_config_json(path)
+    assert str(caught.value) == f"model.source: {path}: {problem}"
+
+
+def _broken_copy(tiny_bert: Path, folder: Path, config: str) -> Path:
+    import shutil
+
+    shutil.copytree(tiny_bert, folder)
+    (folder / "config.json").write_text(config)
+    return folder
+
+
+def test_run_with_a_broken_config_json_exits_2(
+    tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from slimkit.cli import cli
+
+    model = _broken_copy(tiny_bert, tmp_path / "model", "garbage")
+    pipeline = tmp_path / "p.json"
+    pipeline.write_text(
+        json.dumps({"model": str(model), "task": tiny_task, "device": "cpu", "measure": {"enabled": False}})
+    )
+    monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "transformers")
+    result = CliRunner().invoke(cli, ["run", str(pipeline), "-q"], prog_name="slimkit")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: model.source: {model / 'config.json'}: not valid JSON: Expecting value: line 1 column 1 (char 0) "
+        f"{RESTORE}\n"
+    )
+
+
+def test_an_unknown_model_type_is_one_line(tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path) -> None:
+    from slimkit.errors import SlimkitError
+
+    config = json.loads((tiny_bert / "config.json").read_text()) | {"model_type": "no-such-architecture"}
+    model = _broken_copy(tiny_bert, tmp_path / "model", json.dumps(config))
+    pipeline = _pipeline(model, tiny_task, tmp_path)
+    with pytest.raises(SlimkitError) as caught:
+        resolve_source(pipeline.model, pipeline, tmp_path / "cache", None)
+    line = str(caught.value)
+    assert line.startswith(f"model.source: {model / 'config.json'}: transformers cannot read it: ValueError: ")
+    assert line.endswith(RESTORE) and "\n" not in line
+
+
+class _ShapeCheck:
+    """A technique that checks the source's config at plan time, as slimkit-gptq's does."""
+
+    @slimkit.hookimpl
+    def register_techniques(self, register):  # type: ignore[no-untyped-def]
+        register(Technique(name="shape.check", stage="quantize", summary="Checks shapes.", consumes=["transformers"],
+                           check_model=lambda config, model: None))  # fmt: skip
+
+
+def test_plan_reports_a_broken_config_json_naming_the_file(
+    tiny_bert: Path, tmp_path: Path, transformers_plugin: Any, register_plugin: Any, slimkit_plugins: Any
+) -> None:
+    from slimkit.planner import plan_pipeline
+
+    register_plugin(_ShapeCheck(), name="shape")
+    model = _broken_copy(tiny_bert, tmp_path / "model", '{"hidden_size": 8}')
+    pipeline = pipeline_from_dict({"model": str(model), "device": "cpu", "steps": [{"technique": "shape.check"}]})
+    plan = plan_pipeline(pipeline, plugins=slimkit_plugins)
+    assert plan.problems == [
+        f"model.source: {model / 'config.json'}: no 'model_type', so transformers cannot tell the architecture "
+        f'(fix: add it (e.g. "model_type": "bert"), or {RESTORE[6:]}'
+    ]

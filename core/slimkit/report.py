@@ -188,6 +188,7 @@ OUTCOME_WORDS = {
     "bad_input": "stopped on bad input",
     "refused": "refused by the planner (nothing was computed)",
     "interrupted": "interrupted",
+    "running": "not finished",
 }
 
 
@@ -196,7 +197,8 @@ def _outcome(results: dict[str, Any]) -> list[str]:
     outcome = results.get("outcome")
     if outcome is None:  # written by an older slimkit
         return []
-    line = f"**Outcome: {OUTCOME_WORDS.get(outcome, outcome)}** (exit code {results.get('exit_code')})"
+    code = results.get("exit_code")
+    line = f"**Outcome: {OUTCOME_WORDS.get(outcome, outcome)}**" + (f" (exit code {code})" if code is not None else "")
     reason = results.get("reason")
     return [line + (f": {reason}" if reason else "."), ""]
 

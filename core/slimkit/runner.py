@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata as md
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -152,10 +154,14 @@ class RunResult:
     crash: str | None = None
     interrupted: str | None = None
     refused: list[str] | None = None
+    running: bool = True  # False once the run has ended, in any way
 
     @property
     def outcome(self) -> str:
-        """done | failed | bad_input | refused | interrupted: what results.json and the report say."""
+        """done | failed | bad_input | refused | interrupted (or running, until the run ends): what
+        results.json, the journal and the report say."""
+        if self.running:
+            return "running"
         if self.interrupted is not None:
             return "interrupted"
         if self.refused is not None:
@@ -166,8 +172,9 @@ class RunResult:
         return "failed" if failed or self.crash is not None else "done"
 
     @property
-    def exit_code(self) -> int:
-        return OUTCOME_EXIT_CODES[self.outcome]
+    def exit_code(self) -> int | None:
+        """The process's exit code; None while the run is still running."""
+        return OUTCOME_EXIT_CODES.get(self.outcome)
 
     @property
     def reason(self) -> str | None:
@@ -178,6 +185,8 @@ class RunResult:
             return "; ".join(failed)
         if self.refused is not None:
             return "the plan was refused: " + "; ".join(self.refused)
+        if self.running:
+            return f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"
         return self.interrupted or self.error or self.crash
 
     @property
@@ -264,6 +273,10 @@ class Runner:
     def run(self) -> RunResult:
         result = self._start()
         started = time.time()
+        # Until the run ends its record says 'running' with this process's pid: a run killed with
+        # SIGKILL (which leaves no chance to write) never leaves an earlier run's outcome in place.
+        self._write_results(result, started)
+        result.running = False
         try:
             self.phase = "while loading the model"
             result.source = self._source()
@@ -291,7 +304,7 @@ class Runner:
         """Record a refused plan (nothing computed), so that an earlier run's results.json in the
         same folder does not contradict the exit code."""
         result = self._start()
-        result.refused = problems
+        result.refused, result.running = problems, False
         self._write_results(result, time.time())
         return result
 
@@ -531,7 +544,8 @@ class Runner:
         from slimkit.report import write_report
 
         write_report(self.run_dir, data)
-        self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
+        if not result.running:
+            self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
 
 
 def artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:

@@ -34,10 +34,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from slimkit.artifacts import MANIFEST, Artifact
+from slimkit.artifacts import MANIFEST, Artifact, atomic_dir
 
 STEP_SCHEMA = "slimkit.step/2"
 VERIFIED = ".slimkit-verified.json"
+SEAL = "slimkit-files.json"  # the digests of a cached folder that is not a step (a converted model)
 CHUNK = 1 << 20
 WAIT_POLL_S = 0.5
 
@@ -57,7 +58,7 @@ def sha256_file(path: Path) -> str:
 def _stored_files(folder: Path) -> Iterator[Path]:
     """Every regular file of a step folder but the manifest and the verification cache."""
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.parent == folder and path.name in (MANIFEST, VERIFIED):
+        if path.is_file() and path.parent == folder and path.name in (MANIFEST, VERIFIED, SEAL):
             continue
         if path.is_file():
             yield path
@@ -151,13 +152,64 @@ def verify_step(folder: Path) -> Artifact | None:
         return None
     artifact, files = _read_manifest(folder)
     if _check_files(folder, files):
-        cache = {name: [r["size"], (folder / name).stat().st_mtime_ns] for name, r in files.items()}
-        with contextlib.suppress(OSError):  # a read-only store is verified again next time
-            _write_atomic(folder / VERIFIED, json.dumps(cache))
+        _remember_verified(folder, files)
     path = folder / artifact.path
     if not path.exists():
         raise DamagedStep(f"its model {artifact.path} is missing")
     return artifact.with_updates(path=path)
+
+
+def _remember_verified(folder: Path, files: dict[str, dict[str, Any]]) -> None:
+    cache = {name: [r["size"], (folder / name).stat().st_mtime_ns] for name, r in files.items()}
+    with contextlib.suppress(OSError):  # a read-only store is verified again next time
+        _write_atomic(folder / VERIFIED, json.dumps(cache))
+
+
+def seal(folder: Path) -> None:
+    """Record the digest of every file of a cached folder (one that is not a step), before it is
+    published, so that :func:`check_seal` can tell a damaged copy from a good one."""
+    (folder / SEAL).write_text(json.dumps({"files": file_records(folder)}, indent=2) + "\n", encoding="utf-8")
+
+
+def check_seal(folder: Path) -> None:
+    """Raise DamagedStep unless every file that :func:`seal` recorded is there, unchanged."""
+    try:
+        files = json.loads((folder / SEAL).read_text(encoding="utf-8"))["files"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedStep(f"its file digests cannot be read ({type(exc).__name__})") from None
+    if not isinstance(files, dict):
+        raise DamagedStep("its file digests are not a table")
+    if _check_files(folder, files):
+        _remember_verified(folder, files)
+
+
+def ensure_folder(final: Path, build: Callable[[Path], None]) -> str | None:
+    """Build a content-addressed cache folder (a converted source model) unless a sealed, intact
+    one is there. Returns a one-line warning when a damaged one was built again, else None.
+
+    The folder's name is claimed while it is built, so concurrent runs convert it once."""
+    damage = _damage(final)
+    if damage is None:
+        return None
+    with claim(final.parent, final.name):
+        if (again := _damage(final)) is None:
+            return None  # another run built it while this one waited
+        remove_scratch(final)
+        with atomic_dir(final) as scratch:
+            build(scratch)
+            seal(scratch)
+    return None if again == "absent" else f"cached folder {final.name} was damaged ({again}); built again"
+
+
+def _damage(folder: Path) -> str | None:
+    """None when ``folder`` is intact, 'absent' when it is not there, else what is wrong with it."""
+    if not folder.exists():
+        return "absent"
+    try:
+        check_seal(folder)
+    except DamagedStep as why:
+        return str(why)
+    return None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -502,6 +504,7 @@ def run_study(
     runner.run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(runner.run_dir / "study.json", study.model_dump(mode="json"))
     runner.journal.write("study_started", study=study.name, variants=len(study_plan.variants), force=force)
+    _record_running(study, runner.run_dir)
     started = time.time()
     phase = "while building variants"
     try:
@@ -529,16 +532,31 @@ def _record_refusal(study: Study, problems: list[str]) -> None:
     says otherwise: the refusal is recorded in its place."""
     run_dir = study.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = {
+    data = _bare_record(study, "refused", "the plan was refused: " + "; ".join(problems))
+    _finish(run_dir, Journal(run_dir / "journal.jsonl"), data)
+
+
+def _record_running(study: Study, run_dir: Path) -> None:
+    """Until the study ends its record says 'running' with this pid: a study killed outright
+    (SIGKILL) never leaves an earlier study's outcome in place."""
+    from slimkit.report import write_report
+
+    reason = f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"
+    data = _bare_record(study, "running", reason)
+    write_json_atomic(run_dir / "results.json", data)
+    write_report(run_dir, data)
+
+
+def _bare_record(study: Study, outcome: str, reason: str) -> dict[str, Any]:
+    return {
         "schema": SCHEMA,
         "study": study.name,
         "pipeline": study.name,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "outcome": "refused",
-        "exit_code": ExitCode.PLAN_REFUSED,
-        "reason": "the plan was refused: " + "; ".join(problems),
+        "outcome": outcome,
+        "exit_code": OUTCOME_EXIT_CODES.get(outcome),
+        "reason": reason,
         "variants": [],
         "artifacts": [],
         "warnings": [],
     }
-    _finish(run_dir, Journal(run_dir / "journal.jsonl"), data)

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimkit.artifacts import Artifact, atomic_dir, stable_hash
+from slimkit import store
+from slimkit.artifacts import Artifact, stable_hash
 from slimkit.errors import SlimkitError, error_line
 
 if TYPE_CHECKING:
@@ -273,20 +274,22 @@ def resolve_source(source: ModelSource, pipeline: Pipeline, cache_dir: Path, tas
     task_sig = None if task is None else (task.labels, task.problem)
     key = stable_hash("transformers-source", content_key, task_sig, pipeline.seed, source.trust_remote_code)
     final = cache_dir / "sources" / key
-    manifest = final / MANIFEST
-    if not manifest.is_file():
-        with atomic_dir(final, replace=False) as scratch:
-            weights = path
-            facts: dict[str, Any] = {"source": source.source}
-            if path.suffix == ".gguf":
-                converted = cache_dir / "gguf" / content_key
-                if not (converted / "config.json").is_file():
-                    with atomic_dir(converted, replace=False) as gguf_scratch:
-                        _gguf_to_folder(path, gguf_scratch)
-                weights, facts["converted_from"] = converted, "gguf"
-            facts |= _build_classifier(weights, scratch, task, source, pipeline.seed)
-            (scratch / MANIFEST).write_text(json.dumps(facts, indent=2))
-    facts = json.loads(manifest.read_text())
+    warnings: list[str] = []
+
+    def build(scratch: Path) -> None:
+        weights = path
+        facts: dict[str, Any] = {"source": source.source}
+        if path.suffix == ".gguf":
+            weights, facts["converted_from"] = cache_dir / "gguf" / content_key, "gguf"
+            warnings.append(store.ensure_folder(weights, lambda out: _gguf_to_folder(path, out)) or "")
+        facts |= _build_classifier(weights, scratch, task, source, pipeline.seed)
+        (scratch / MANIFEST).write_text(json.dumps(facts, indent=2))
+
+    # Cached folders are sealed with their files' digests and checked before reuse, like steps.
+    warnings.append(store.ensure_folder(final, build) or "")
+    facts = json.loads((final / MANIFEST).read_text())
+    if notes := [w for w in warnings if w]:
+        facts["warnings"] = [*facts.get("warnings", []), *notes]
     return Artifact(key=key, path=final, format=FORMAT, label="source", metadata=facts)
 
 

@@ -50,6 +50,24 @@ def test_source_becomes_a_classifier_folder(
     assert _snapshot(model_dir) == before  # the source is never modified
 
 
+def test_a_damaged_cached_source_is_built_again(tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path) -> None:
+    from slimkit_transformers.tasks import load_task
+
+    pipeline = _pipeline(tiny_bert, tiny_task, tmp_path)
+    task = load_task(pipeline.task, pipeline.resolve_path)  # type: ignore[arg-type]
+    artifact = resolve_source(pipeline.model, pipeline, tmp_path / "cache", task)
+    assert artifact is not None and "warnings" not in artifact.metadata
+    weights = artifact.path / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])  # a disk that filled up, a copy cut short
+    again = resolve_source(pipeline.model, pipeline, tmp_path / "cache", task)
+    assert again is not None and weights.read_bytes() == good
+    assert again.metadata["warnings"] == [
+        f"cached folder {artifact.path.name} was damaged (model.safetensors has {len(good) // 2} bytes, "
+        f"not {len(good)}); built again"
+    ]
+
+
 def test_head_initialisation_follows_the_seed(tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path) -> None:
     from slimkit_transformers.tasks import load_task
 

@@ -50,7 +50,16 @@ def quantize(step):
 @slimkit.hookimpl
 def after_step(step, artifact):
     if HOW == "crash-after-step":
+        raise RuntimeError("a bug in a hook")
+    _act("after-step")
+
+
+@slimkit.hookimpl
+def resolve_model(source, pipeline, cache_dir):
+    if HOW == "bug-resolve":
         raise RuntimeError("a bug outside any step")
+    _act("resolve")
+    return None
 
 
 @slimkit.hookimpl
@@ -68,7 +77,13 @@ CASES = {
     "exit-measure": (1, "failed", "measurer 'local:odd': SystemExit(0)"),
     # A step's own error is a failed step, whatever its cause: the plan checked what it could.
     "bad-step": (1, "failed", "step 2 (odd.step): SlimkitError: task.data_files: train.csv: row 3"),
-    "crash-after-step": (1, "failed", "RuntimeError: a bug outside any step (during step 1 (toy.prune))"),
+    # A hook's error fails the step it ran for, as the step's own would.
+    "crash-after-step": (1, "failed", "step 1 (toy.prune): RuntimeError: a bug in a hook"),
+    "exit-after-step": (1, "failed", "step 1 (toy.prune): SystemExit(0): plugin code tried to exit the process"),
+    # Outside any step: sys.exit is recorded and never becomes the exit code; a bug keeps its traceback.
+    "exit-resolve": (1, "failed", "SystemExit(0): plugin code tried to exit the process (while loading the model)"),
+    "bad-resolve": (2, "bad_input", "task.data_files: train.csv: row 3"),
+    "bug-resolve": (1, "failed", "RuntimeError: a bug outside any step (while loading the model)"),
 }
 
 
@@ -106,8 +121,7 @@ def test_every_record_tells_the_exit_code(tmp_path: Path, monkeypatch: pytest.Mo
     report = (run_dir / "report.md").read_text()
     assert f"(exit code {code})" in report.splitlines()[2]
     assert "pending" not in {s["status"] for s in results["steps"]}
-    if how != "crash-after-step":
-        assert "Traceback" not in result.stderr
+    assert ("Traceback" in result.stderr) is (how == "bug-resolve")
     if code == 130:
         assert result.stderr.strip().splitlines()[-1].startswith("Interrupted: finished steps are kept")
 

@@ -70,7 +70,7 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
     assert len(step_dirs) == 4
     assert not any(p.name.startswith(".tmp-") for p in step_dirs)
     for folder in step_dirs:
-        assert sorted(p.name for p in folder.iterdir()) == ["model", MANIFEST]
+        assert sorted(p.name for p in folder.iterdir()) == [".slimkit-verified.json", "model", MANIFEST]
 
     assert read_json(run_dir / "pipeline.json")["steps"][2] == {
         "name": None,

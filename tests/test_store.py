@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from slimkit import store
+from slimkit import digests, store
 from slimkit.artifacts import MANIFEST
+from slimkit.claims import claim
 from slimkit.hardware import Hardware
 from slimkit.runner import RunResult
 from slimkit.spec import Pipeline
@@ -76,6 +77,25 @@ def older_manifest(folder: Path) -> None:
     write_manifest_text(folder, json.dumps(document["artifact"]))
 
 
+def replace_by_folder(folder: Path) -> None:
+    weights = folder / "model" / "weights.json"
+    weights.unlink()
+    weights.mkdir()
+
+
+def replace_by_link(folder: Path) -> None:
+    weights = folder / "model" / "weights.json"
+    copy = folder.parent / "copy.json"
+    copy.write_bytes(weights.read_bytes())
+    weights.unlink()
+    weights.symlink_to(copy)
+
+
+def spoil_cache_and_flip(folder: Path) -> None:
+    (folder / digests.VERIFIED_CACHE).write_text('{"model/weights.json": 5}')
+    flip_a_byte(folder)
+
+
 DAMAGE = {
     "truncated weights": (truncate, "has 5 bytes"),
     "a flipped byte": (flip_a_byte, "does not match its sha256"),
@@ -87,6 +107,15 @@ DAMAGE = {
     "a manifest that is a list": (lambda f: write_manifest_text(f, "[1]"), "not a manifest"),
     "a manifest without digests": (older_manifest, "without file digests"),
     "a listed file missing": (lambda f: (f / "model" / "weights.json").unlink(), "is missing"),
+    "an empty file list": (lambda f: edit_manifest(f, lambda d: d.update(files={})), "is not in its file list"),
+    "a file list that is not a table": (lambda f: edit_manifest(f, lambda d: d.update(files=[])), "not a table"),
+    "a size that is a string": (
+        lambda f: edit_manifest(f, lambda d: d["files"]["model/weights.json"].update(size="21")),
+        "bad entry for 'model/weights.json'",
+    ),
+    "a file replaced by a folder": (replace_by_folder, "is missing"),
+    "a file replaced by a link": (replace_by_link, "is not a regular file"),
+    "a garbage verification cache and a flipped byte": (spoil_cache_and_flip, "does not match its sha256"),
 }
 
 
@@ -121,17 +150,30 @@ def test_reuse_hashes_only_files_whose_size_or_mtime_changed(
 ) -> None:
     folder = first_step_folder(run(two_steps()))
     hashed: list[str] = []
-    real = store.sha256_file
-    monkeypatch.setattr(store, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    real = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda p: hashed.append(p.name) or real(p))
 
     run(two_steps())
-    assert hashed == []  # as published: size and mtime match the manifest
+    assert hashed == []  # as published: the fingerprints recorded when it was hashed still hold
     weights = folder / "model" / "weights.json"
-    os.utime(weights, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched (or copied), not changed
+    os.utime(weights, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched, not changed
     run(two_steps())
     assert hashed == ["weights.json"]
     run(two_steps())
     assert hashed == ["weights.json"]  # verified once, remembered in the verification cache
+
+
+def test_a_copied_store_is_hashed_even_when_its_mtimes_were_kept(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
+    """cp -a keeps mtimes but not inodes or ctimes: damage in transit is caught."""
+    folder = first_step_folder(run(two_steps()))
+    copy = tmp_path / "copied-store"
+    subprocess.run(["cp", "-a", str(folder.parent), str(copy)], check=True)
+    weights = copy / folder.name / "model" / "weights.json"
+    kept = weights.stat()
+    flip_a_byte(copy / folder.name)
+    os.utime(weights, ns=(kept.st_atime_ns, kept.st_mtime_ns))  # the mtime put back, as a copy tool would
+    with pytest.raises(digests.Damaged, match="does not match its sha256"):
+        store.verify_step(copy / folder.name)
 
 
 def test_a_published_step_lists_every_file_with_its_digest(run: Any, toy: ToyPlugin) -> None:
@@ -141,11 +183,7 @@ def test_a_published_step_lists_every_file_with_its_digest(run: Any, toy: ToyPlu
     assert document["artifact"]["path"] == "model"
     weights = folder / "model" / "weights.json"
     assert document["files"] == {
-        "model/weights.json": {
-            "size": weights.stat().st_size,
-            "sha256": store.sha256_file(weights),
-            "mtime_ns": weights.stat().st_mtime_ns,
-        }
+        "model/weights.json": {"size": weights.stat().st_size, "sha256": digests.sha256_file(weights)}
     }
 
 
@@ -154,8 +192,8 @@ def test_a_claim_waits_for_its_holder_and_is_free_when_the_holder_is_killed(tmp_
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from slimkit import store\n"
-            "with store.claim(Path(sys.argv[1]), 'k1'):\n    print('held', flush=True); time.sleep(60)",
+            "import sys, time; from pathlib import Path; from slimkit.claims import claim\n"
+            "with claim(Path(sys.argv[1]), 'k1'):\n    print('held', flush=True); time.sleep(60)",
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,
@@ -167,7 +205,7 @@ def test_a_claim_waits_for_its_holder_and_is_free_when_the_holder_is_killed(tmp_
         killer = __import__("threading").Timer(1.0, lambda: os.kill(holder.pid, signal.SIGKILL))
         killer.start()
         started = time.monotonic()
-        with store.claim(tmp_path, "k1", on_wait=owners.append):
+        with claim(tmp_path, "k1", on_wait=owners.append):
             waited = time.monotonic() - started
         killer.join()
     finally:
@@ -248,3 +286,31 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next_claim_holder(
+    run: Any, toy: ToyPlugin, tmp_path: Path
+) -> None:
+    folder = first_step_folder(run(two_steps()))
+    steps = folder.parent
+    left = [steps / f".tmp-{folder.name}-0123abcd", steps / f".trash-{folder.name}-89abcdef"]
+    other = steps / f".tmp-{folder.name}-longer-name-0123abcd"  # another step whose name starts alike
+    for path in [*left, other]:
+        (path / "model").mkdir(parents=True)
+    run(two_steps(), force=True)
+    assert [p.exists() for p in left] == [False, False] and other.exists()
+
+
+def test_a_step_that_writes_a_link_fails(run: Any, toy: ToyPlugin, register_plugin: Any, tmp_path: Path) -> None:
+    from test_runner import Custom
+
+    def linking(step: Any) -> Any:
+        (step.output_dir / "weights.json").symlink_to(tmp_path / "elsewhere.json")
+        return step.artifact()
+
+    register_plugin(Custom(linking), name="custom")
+    result = run(two_steps().prune("custom.prune", name="link"))
+    assert result.exit_code == 1
+    assert result.steps[2].error == (
+        "PluginError: the output holds model/weights.json, which is not a regular file (a link?); write the file itself"
+    )

@@ -340,6 +340,38 @@ class Spy:
                 raise KeyboardInterrupt
 
 
+class Broken(Spy):
+    """An executor that fails after two variants: by a bug, or by calling sys.exit."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(stop_after=None)
+        self.error = error
+
+    def run(self, jobs: Sequence[VariantJob], context: ExecutorContext) -> Iterator[VariantOutcome]:
+        for n, outcome in enumerate(super().run(jobs, context)):
+            yield outcome
+            if n == 1:
+                raise self.error
+
+
+@pytest.mark.parametrize("error", [RuntimeError("executor bug"), SystemExit(0)])
+def test_a_study_that_breaks_records_it_over_an_earlier_success(
+    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware, error: BaseException
+) -> None:
+    study = study_from_dict(study_data(tmp_path), base_dir=tmp_path)
+    assert run_study(study, plugins=slimkit_plugins, hardware=hw).exit_code == 0
+    if isinstance(error, SystemExit):  # never the process's exit code: the study failed (1)
+        assert run_study(study, plugins=slimkit_plugins, hardware=hw, executor=Broken(error), force=True).exit_code == 1
+    else:
+        with pytest.raises(RuntimeError, match="executor bug"):
+            run_study(study, plugins=slimkit_plugins, hardware=hw, executor=Broken(error), force=True)
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert (results["outcome"], results["exit_code"]) == ("failed", 1)
+    assert results["reason"].endswith("(while building variants)")
+    last = json.loads((tmp_path / "study" / "journal.jsonl").read_text().splitlines()[-1])
+    assert (last["event"], last["outcome"]) == ("study_finished", "failed")
+
+
 def test_interrupted_study_resumes_without_rebuilding_finished_variants(
     tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
 ) -> None:

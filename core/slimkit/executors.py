@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from slimkit.artifacts import Artifact
-from slimkit.errors import PlanRefused, SlimkitError
+from slimkit.errors import PlanRefused, SlimkitError, error_line
 from slimkit.hardware import Hardware
 
 
@@ -121,18 +121,18 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
         )
     except PlanRefused as exc:
         return VariantOutcome(name=job.name, status="refused", error="; ".join(exc.problems))
-    except SlimkitError as exc:  # e.g. no plugin can load the model
-        return VariantOutcome(name=job.name, status="failed", error=str(exc))
+    except (Exception, SystemExit) as exc:  # no plugin can load the model, or a bug: in the variant's own results
+        return VariantOutcome(name=job.name, status="failed", error=error_line(exc))
     steps = [s.as_dict() for s in result.steps]
-    failed = next((s for s in result.steps if s.status in ("failed", "interrupted")), None)
     final = result.steps[-1].artifact if result.steps else result.source
+    ok = result.outcome == "done" and final is not None
     return VariantOutcome(
         name=job.name,
-        status="failed" if failed is not None or final is None else "done",
-        artifact=final if failed is None else None,
+        status="done" if ok else "failed",
+        artifact=final if ok else None,
         source=result.source,
         steps=steps,
-        error=f"step {failed.index} ({failed.name}): {failed.error}" if failed is not None else None,
+        error=None if ok else result.reason or "the variant built no model",
         # Only what the run itself warned about: the study plans every variant afresh each time it
         # runs, so a plan warning stored here would repeat a plugin's old wording after it changed.
         warnings=[w for w in result.warnings if w not in result.plan.warnings],

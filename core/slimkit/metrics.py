@@ -38,7 +38,7 @@ def compare(metric: Metric, baseline: Metric | None) -> dict[str, float | None]:
         return {}
     if metric.kind == "accuracy":
         return {"delta_points": round((metric.value - baseline.value) * 100, 4)}
-    if metric.kind in ("speed", "size", "memory") and metric.value > 0:
+    if metric.kind in ("speed", "size", "memory") and metric.value > 0 and baseline.value > 0:
         ratio = baseline.value / metric.value if metric.better == "lower" else metric.value / baseline.value
         return {"ratio": round(ratio, 4)}
     return {}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from slimkit.artifacts import write_text_atomic
 from slimkit.errors import SlimkitError
 
 STUDY_SCHEMA = "slimkit.study/1"
@@ -340,7 +340,5 @@ def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
         results = results | {"warnings": [*results.get("warnings", []), f"plots not drawn: {exc}"]}
     results = results | {"plots": [p.name for p in plots]}
     path = run_dir / "report.md"
-    tmp = path.with_name(f".report.md.{os.getpid()}.tmp")
-    tmp.write_text(render_markdown(results), encoding="utf-8")
-    os.replace(tmp, path)  # a reader sees the old report or the new one, never half of it
+    write_text_atomic(path, render_markdown(results))
     return path

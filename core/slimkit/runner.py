@@ -33,7 +33,9 @@ from typing import Any, TypeVar
 
 from slimkit import store
 from slimkit.artifacts import Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
+from slimkit.claims import claim
 from slimkit.context import MeasureContext, StepContext
+from slimkit.digests import Damaged
 from slimkit.errors import ExitCode, PlanRefused, PluginError, SlimkitError, error_line
 from slimkit.hardware import Hardware, probe
 from slimkit.metrics import Metric, compare
@@ -63,6 +65,7 @@ LIBRARIES = (
 )
 
 
+LOADING = "while loading the model"
 OUTCOME_EXIT_CODES = {
     "done": ExitCode.OK,
     "failed": ExitCode.STEP_FAILED,
@@ -257,6 +260,19 @@ def _relocate(artifact: Artifact, step: StepContext, scratch: Path, final: Path)
     return artifact.with_updates(path=final / relative, key=step.key, label=step.name)
 
 
+@dataclass
+class _Job:
+    """One step as this run works on it: the plan's step, its record, and where its output goes."""
+
+    step: PlannedStep
+    record: StepRecord
+    input: Artifact
+    key: str
+    final: Path
+    done: dict[str, Artifact]  # the artifacts of the steps before it, by name
+    label: str
+
+
 class Runner:
     def __init__(self, plan: Plan, plugins: Plugins, *, force: bool, display: Display) -> None:
         self.plan = plan
@@ -278,7 +294,7 @@ class Runner:
         self._write_results(result, started)
         result.running = False
         try:
-            self.phase = "while loading the model"
+            self.phase = LOADING
             result.source = self._source()
             self._steps(result)
             if self.pipeline.measure.enabled:
@@ -286,11 +302,19 @@ class Runner:
                 self._measure(result)
         except KeyboardInterrupt:
             result.interrupted = f"interrupted by the user {self.phase}"
+            for record in result.steps:
+                if record.status == "pending" and record.key is not None:  # waiting for another run's build
+                    record.status, record.error = "interrupted", "interrupted by the user"
             raise
         except SlimkitError as exc:
-            result.error = str(exc)
-            raise
-        except BaseException as exc:  # a bug, or a library exiting: recorded, then it propagates
+            if self.phase != LOADING:  # a plugin's error outside any step: the run failed (exit 1)
+                result.crash = f"{error_line(exc)} ({self.phase})"
+            else:
+                result.error = str(exc)  # the model cannot be loaded: bad input (exit 2)
+                raise SlimkitError(exc.message, fix=exc.fix) from None
+        except SystemExit as exc:  # plugin code exiting outside any step: recorded, never the exit code
+            result.crash = f"{error_line(exc)} ({self.phase})"
+        except BaseException as exc:  # a bug: recorded, then it propagates with its traceback (exit 1)
             result.crash = f"{error_line(exc)} ({self.phase})"
             raise
         finally:
@@ -349,47 +373,49 @@ class Runner:
         self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
         return source
 
-    def _context(
-        self, step: PlannedStep, current: Artifact, key: str, out: Path, done: dict[str, Artifact]
-    ) -> StepContext:
+    def _context(self, job: _Job, out: Path) -> StepContext:
+        step = job.step
         return StepContext(
             name=step.name,
             index=step.index,
             spec=step.spec,
             technique=step.technique,
             config=step.config,
-            input=current,
+            input=job.input,
             output_dir=out,
-            key=key,
+            key=job.key,
             pipeline=self.pipeline,
             hardware=self.hardware,
             device=self.plan.device,
             run_dir=self.run_dir,
-            artifacts=dict(done),
+            artifacts=job.done,
             progress=self.display.progress,
             plugins=self.plugins,
         )
 
-    def _verified(self, folder: Path, result: RunResult) -> Artifact | None:
-        """The finished step in ``folder`` if its files match their digests. A damaged one is
-        reported in one line (console, journal, results) and never reused."""
+    def _verified(self, folder: Path, result: RunResult, *, report: bool, then: str) -> Artifact | None:
+        """The finished step in ``folder`` if its files match their digests, else None. Damage is
+        reported (console, journal, results) only when ``report``: a check made outside the claim
+        can catch another run in the middle of republishing the folder."""
         try:
             return store.verify_step(folder)
-        except store.DamagedStep as why:
-            warning = f"stored step {folder.name} is damaged ({why}); building it again"
-            if warning not in result.warnings:
+        except Damaged as why:
+            warning = f"stored step {folder.name} is damaged ({why}); {then}"
+            if report and warning not in result.warnings:
                 result.warnings.append(warning)
                 self.display.line(f"! {warning}")
                 self.journal.write("step_damaged", folder=folder.name, reason=str(why))
             return None
 
-    def _reusable(self, final: Path, key: str, result: RunResult) -> Artifact | None:
+    def _reusable(self, final: Path, key: str, result: RunResult, *, report: bool) -> Artifact | None:
         """A verified finished step with this key: in its own folder, or under another step name
         (a store shared between pipelines holds the same work under the name each gave it)."""
-        found = self._verified(final, result)
+        found = self._verified(final, result, report=report, then="building it again")
         if found is None and self.steps_dir.is_dir():
-            for other in sorted(self.steps_dir.glob(f"*-{key}")):
-                if other != final and (found := self._verified(other, result)) is not None:
+            for other in sorted(self.steps_dir.glob(f"[!.]*-{key}")):
+                if other == final:
+                    continue
+                if (found := self._verified(other, result, report=report, then="not reused")) is not None:
                     break
         return found
 
@@ -402,9 +428,16 @@ class Runner:
             self.phase = f"during step {step.index} ({step.name})"
             key = step_key(current.key, step, self.pipeline)
             record.key = key
-            final = self.steps_dir / f"{_slug(step.name)}-{key}"
-            label = f"[{step.index}/{total}] {step.name} ({step.technique.name})"
-            artifact = self._reuse_or_build(step, record, current, key, final, done, label, result)
+            job = _Job(
+                step=step,
+                record=record,
+                input=current,
+                key=key,
+                final=self.steps_dir / f"{_slug(step.name)}-{key}",
+                done=dict(done),
+                label=f"[{step.index}/{total}] {step.name} ({step.technique.name})",
+            )
+            artifact = self._reuse_or_build(job, result)
             if artifact is None:
                 for later in result.steps[step.index :]:
                     later.status = "skipped"
@@ -413,97 +446,77 @@ class Runner:
             done[step.name] = artifact
             current = artifact
 
-    def _reuse_or_build(
-        self,
-        step: PlannedStep,
-        record: StepRecord,
-        current: Artifact,
-        key: str,
-        final: Path,
-        done: dict[str, Artifact],
-        label: str,
-        result: RunResult,
-    ) -> Artifact | None:
+    def _reuse_or_build(self, job: _Job, result: RunResult) -> Artifact | None:
         """Reuse a verified finished step, else claim its key and build it. A run that finds the
         key claimed waits: the other run's step is then reused, never built twice."""
-        if not self.force and (found := self._reusable(final, key, result)) is not None:
-            return self._reuse(step, record, current, key, found, done, label)
+        if not self.force and (found := self._reusable(job.final, job.key, result, report=False)) is not None:
+            return self._reuse(job, found)
 
         def waiting(owner: str) -> None:
-            self.display.line(f"… {label}: waiting for {owner}, which is building it")
-            self.journal.write("step_waiting", step=step.name, key=key, owner=owner)
+            self.display.line(f"… {job.label}: waiting for {owner}, which is building it")
+            self.journal.write("step_waiting", step=job.step.name, key=job.key, owner=owner)
 
-        with store.claim(self.steps_dir, key, on_wait=waiting):
-            if not self.force and (found := self._reusable(final, key, result)) is not None:
-                return self._reuse(step, record, current, key, found, done, label)
-            store.remove_scratch(final)  # left by a killed run; ours to remove while we hold the key
-            return self._execute(step, record, current, key, final, done, label)
+        with claim(self.steps_dir, job.key, on_wait=waiting):
+            if not self.force and (found := self._reusable(job.final, job.key, result, report=True)) is not None:
+                return self._reuse(job, found)
+            store.remove_scratch(job.final)  # left by a killed run; ours to remove while we hold the key
+            return self._execute(job)
 
-    def _reuse(
-        self,
-        step: PlannedStep,
-        record: StepRecord,
-        current: Artifact,
-        key: str,
-        found: Artifact,
-        done: dict[str, Artifact],
-        label: str,
-    ) -> Artifact:
-        artifact = found.with_updates(key=key, label=step.name)
-        ctx = self._context(step, current, key, artifact.path, done)
+    def _reuse(self, job: _Job, found: Artifact) -> Artifact | None:
+        artifact = found.with_updates(key=job.key, label=job.step.name)
+        ctx = self._context(job, artifact.path)
         ctx.scratch["cached"] = True
-        self.plugins.before_step(ctx)
-        record.status, record.artifact, record.seconds = "reused", artifact, 0.0
-        self.plugins.after_step(ctx, artifact)
-        self.journal.write("step_reused", step=step.name, key=key, path=str(artifact.path))
-        self.display.line(f"↺ {label}: reused from an earlier run")
+        try:
+            self.plugins.before_step(ctx)
+            self.plugins.after_step(ctx, artifact)
+        except (Exception, SystemExit) as exc:  # a hook's error fails the step, as the step's own would
+            self._failed(job, exc, ctx, 0.0)
+            return None
+        job.record.status, job.record.artifact, job.record.seconds = "reused", artifact, 0.0
+        self.journal.write("step_reused", step=job.step.name, key=job.key, path=str(artifact.path))
+        self.display.line(f"↺ {job.label}: reused from an earlier run")
         return artifact
 
-    def _execute(
-        self,
-        step: PlannedStep,
-        record: StepRecord,
-        current: Artifact,
-        key: str,
-        final: Path,
-        done: dict[str, Artifact],
-        label: str,
-    ) -> Artifact | None:
+    def _execute(self, job: _Job) -> Artifact | None:
         started = time.perf_counter()
-        self.journal.write("step_started", step=step.name, technique=step.technique.name, key=key)
+        self.journal.write("step_started", step=job.step.name, technique=job.step.technique.name, key=job.key)
         ctx: StepContext | None = None
         try:
-            with atomic_dir(final) as scratch:
+            with atomic_dir(job.final) as scratch:
                 out = scratch / "model"
                 out.mkdir()
-                ctx = self._context(step, current, key, out, done)
+                ctx = self._context(job, out)
                 self.plugins.before_step(ctx)
-                with self.display.status(f"▶ {label}"):
+                with self.display.status(f"▶ {job.label}"):
                     produced = self.plugins.run_stage(ctx)
-                artifact = _relocate(produced, ctx, scratch, final)
+                artifact = _relocate(produced, ctx, scratch, job.final)
                 # The manifest holds the path relative to the step's folder, so the store can move.
-                store.write_manifest(scratch, artifact.with_updates(path=artifact.path.relative_to(final)))
+                store.write_manifest(scratch, artifact.with_updates(path=artifact.path.relative_to(job.final)))
+            ctx.output_dir = artifact.path if artifact.path.is_dir() else artifact.path.parent
+            self.plugins.after_step(ctx, artifact)
         except KeyboardInterrupt:
-            record.status, record.error = "interrupted", "interrupted by the user"
-            record.seconds = round(time.perf_counter() - started, 3)
-            self.journal.write("step_interrupted", step=step.name, key=key)
+            job.record.status, job.record.error = "interrupted", "interrupted by the user"
+            job.record.seconds = round(time.perf_counter() - started, 3)
+            self.journal.write("step_interrupted", step=job.step.name, key=job.key)
             raise
         except (Exception, SystemExit) as exc:  # recorded; earlier results stay usable
-            record.status = "failed"
-            record.error = error_line(exc)
-            record.seconds = round(time.perf_counter() - started, 3)
-            if ctx is not None:
-                self.plugins.on_step_error(ctx, exc)
-            self.journal.write("step_failed", step=step.name, key=key, error=record.error)
-            self.display.line(f"✗ {label} failed: {record.error}")
+            self._failed(job, exc, ctx, round(time.perf_counter() - started, 3))
             return None
-        record.status, record.artifact = "done", artifact
-        record.seconds = round(time.perf_counter() - started, 3)
-        ctx.output_dir = artifact.path if artifact.path.is_dir() else artifact.path.parent
-        self.plugins.after_step(ctx, artifact)
-        self.journal.write("step_done", step=step.name, key=key, seconds=record.seconds, path=str(artifact.path))
-        self.display.line(f"✓ {label} in {record.seconds:.1f} s")
+        job.record.status, job.record.artifact = "done", artifact
+        job.record.seconds = round(time.perf_counter() - started, 3)
+        self.journal.write(
+            "step_done", step=job.step.name, key=job.key, seconds=job.record.seconds, path=str(artifact.path)
+        )
+        self.display.line(f"✓ {job.label} in {job.record.seconds:.1f} s")
         return artifact
+
+    def _failed(self, job: _Job, exc: BaseException, ctx: StepContext | None, seconds: float) -> None:
+        """Record a failed step (its own error, a hook's, or plugin code calling sys.exit)."""
+        job.record.status, job.record.error, job.record.seconds = "failed", error_line(exc), seconds
+        if ctx is not None:
+            self.plugins.on_step_error(ctx, exc)
+        self.journal.write("step_failed", step=job.step.name, key=job.key, error=job.record.error)
+        self.display.line(f"✗ {job.label} failed: {job.record.error}")
 
     def _baseline(self, result: RunResult) -> Artifact:
         assert result.source is not None
@@ -539,11 +552,16 @@ class Runner:
         self.journal.write("measure_done", errors=result.measure_errors)
 
     def _write_results(self, result: RunResult, started: float) -> None:
+        """results.json, then the report and the journal's last line. Only results.json may fail
+        the run: the report is rebuilt from it (`slimkit report`), so its failure is a warning."""
         data = results_document(result, seconds=time.time() - started)
         write_json_atomic(result.results_path, data)
         from slimkit.report import write_report
 
-        write_report(self.run_dir, data)
+        try:
+            write_report(self.run_dir, data)
+        except Exception as exc:
+            self.display.line(f"! report.md not written ({error_line(exc)}); `slimkit report` rebuilds it")
         if not result.running:
             self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
 

@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimkit import store
 from slimkit.artifacts import Artifact, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext
-from slimkit.errors import ExitCode, PlanRefused
+from slimkit.digests import Damaged
+from slimkit.errors import ExitCode, PlanRefused, error_line
 from slimkit.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
 from slimkit.hardware import Hardware, probe
 from slimkit.metrics import Metric
@@ -106,12 +108,7 @@ class _State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        data: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                data = {}  # a damaged state only costs reuse; the step store still has the work
+        data = _read_state(path)
         self.outcomes: dict[str, dict[str, Any]] = data.get("outcomes", {})
         self.screened: dict[str, dict[str, float]] = data.get("screened", {})
         self.step_seconds: dict[str, float] = data.get("step_seconds", {})
@@ -129,11 +126,15 @@ class _State:
         )
 
     def finished(self, job: VariantJob) -> VariantOutcome | None:
-        entry = self.outcomes.get(job.name)
-        if not entry or entry.get("fingerprint") != _fingerprint(job) or entry["outcome"]["status"] != "done":
+        """The outcome of a variant an earlier run built, if its model is still there and intact."""
+        entry: Any = self.outcomes.get(job.name)
+        try:
+            if entry["fingerprint"] != _fingerprint(job) or entry["outcome"]["status"] != "done":
+                return None
+            outcome = VariantOutcome.from_dict(entry["outcome"])
+        except (KeyError, TypeError, ValueError):  # no entry, or a damaged one: the variant is built again
             return None
-        outcome = VariantOutcome.from_dict(entry["outcome"])
-        return outcome if outcome.artifact is not None and outcome.artifact.path.exists() else None
+        return outcome if outcome.artifact is not None and _intact(outcome.artifact.path) else None
 
     def record(self, job: VariantJob, outcome: VariantOutcome) -> None:
         self.outcomes[job.name] = {"fingerprint": _fingerprint(job), "outcome": outcome.as_dict()}
@@ -141,6 +142,27 @@ class _State:
             if step.get("status") == "done" and step.get("key") and step.get("seconds") is not None:
                 self.step_seconds[step["key"]] = step["seconds"]
         self.save()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """state.json's tables; a damaged or unreadable state only costs reuse (the step store still
+    has the work), so it reads as empty."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _intact(model: Path) -> bool:
+    """Whether a variant's model is there and, when it is a stored step's, matches its digests."""
+    try:
+        step = store.verify_step(model.parent)
+    except Damaged:
+        return False
+    return model.exists() if step is None else step.path == model
 
 
 def _fingerprint(job: VariantJob) -> str:
@@ -451,6 +473,9 @@ class StudyRunner:
         return notes
 
 
+FAILED = ("failed", "refused")
+
+
 def _outcome(
     variants: list[dict[str, Any]], errors: dict[str, str], baseline: str | None, interrupted: str | None
 ) -> tuple[str, str | None]:
@@ -462,9 +487,6 @@ def _outcome(
     if baseline is None:
         why.append("the baseline was not built")
     return ("failed", "; ".join(why)) if why else ("done", None)
-
-
-FAILED = ("failed", "refused")
 
 
 def run_study(
@@ -514,6 +536,11 @@ def run_study(
     except KeyboardInterrupt:
         _finish(runner.run_dir, runner.journal, runner.results(started, interrupted=f"interrupted by the user {phase}"))
         raise
+    except (Exception, SystemExit) as exc:  # a bug or a library exiting: recorded, never the exit code
+        data = _bare_record(study, "failed", f"{error_line(exc)} ({phase})")
+        if not isinstance(exc, SystemExit):
+            _finish(runner.run_dir, runner.journal, data)
+            raise  # a bug keeps its traceback (exit 1)
     _finish(runner.run_dir, runner.journal, data)
     return StudyResult(run_dir=runner.run_dir, results=data)
 

@@ -266,7 +266,11 @@ def test_steps_never_touch_their_input_folder(
     export, optimize, int8 = result.steps
     assert _artifact_files(export) == _artifact_files(optimize) == _artifact_files(int8)
     for step in result.steps:  # nothing but the model folder and the runner's manifest
-        assert {p.name for p in step.artifact.path.parent.iterdir()} == {"model", "slimkit-artifact.json", ".slimkit-verified.json"}
+        assert {p.name for p in step.artifact.path.parent.iterdir()} == {
+            "model",
+            "slimkit-artifact.json",
+            ".slimkit-verified.json",
+        }
 
 
 def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, slimkit_plugins: Any) -> None:

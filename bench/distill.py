@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,9 @@ def _other_start(student: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
 
 def _pipelines(path: Path, quick: bool) -> dict[str, Any]:
     """The pipelines to run, by candidate name; each ends with the step whose output is the candidate."""
-    from slimkit.spec import pipeline_from_dict
+    from slimkit.spec import pipeline_from_dict, read_spec_file
 
-    data = tomllib.loads(path.read_text())
+    data = read_spec_file(path)  # with the file it extends merged in
     distill = next(s for s in data["steps"] if s.get("technique") == "distill.kd")
     if quick:
         data["name"] += "-quick"

@@ -22,7 +22,6 @@ Writes bench/results/llm_quant.json (llm_quant-quick.json with --quick).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tomllib
@@ -57,15 +56,17 @@ FOUR_BIT = ("bnb-nf4", "gptq-4bit")
 
 def _baseline(plugins: Any, quick: bool) -> Path:
     """The fine-tuned classifier folder: from the example's last run, else trained now."""
+    from slimkit.results import RunResults, load_results
     from slimkit.runner import run_pipeline
     from slimkit.spec import pipeline_from_dict
 
     results = REPO / "runs" / "smollm2-ekman" / "results.json"
-    if results.is_file():
-        data = json.loads(results.read_text())
-        step = next((s for s in data["steps"] if s["name"] == "finetune" and s["status"] in ("done", "reused")), None)
-        if step is not None and Path(step["artifact"]["path"]).is_dir():
-            return Path(step["artifact"]["path"])
+    if results.is_file() and isinstance(earlier := load_results(results), RunResults):
+        step = earlier.step("finetune")
+        if step is not None and step.status in ("done", "reused") and step.artifact is not None:
+            model = earlier.resolve(step.artifact.path)  # relative to the run folder, or under $SLIMKIT_CACHE
+            if model.is_dir():
+                return model
     data = tomllib.loads(EXAMPLE.read_text()) | {"measure": {"enabled": False}}
     if quick:
         data |= {"name": "bench-llm-quant-quick-finetune", "store_dir": str(REPO / "runs" / "bench-llm-quant-quick")}
@@ -91,7 +92,7 @@ def _pipelines(model: Path, quick: bool, eval_rows: int | None, gptq: bool) -> d
         if name.startswith("gptq") and not gptq:
             continue
         if name.startswith("gptq") and quick:
-            step = step | {"config": step["config"] | {"calibration_samples": 16}}
+            step = step | {"config": step["config"] | {"calibration_examples": 64}}  # about 16 sequences
         steps = step if isinstance(step, list) else [step | {"name": name}]
         pipelines[name] = pipeline_from_dict(
             {

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,9 @@ SHAPES = ("b1.s128", "b32.s128")
 
 def _pipelines(path: Path, quick: bool, torchao: bool) -> dict[str, Any]:
     """The pipelines to run, by name; the main one is the example file itself."""
-    from slimkit.spec import pipeline_from_dict
+    from slimkit.spec import pipeline_from_dict, read_spec_file
 
-    data = tomllib.loads(path.read_text())
+    data = read_spec_file(path)  # with the file it extends merged in
     if quick:
         data["name"] += "-quick"
         data["store_dir"] = str(REPO / "runs" / "bench-torch-quick" / "store")
@@ -54,7 +53,7 @@ def _pipelines(path: Path, quick: bool, torchao: bool) -> dict[str, Any]:
             if step["technique"] == "transformers.finetune":
                 step["config"] = step.get("config", {}) | {"epochs": 1}
             if step["technique"] == "torch.structured-prune":
-                step["config"] = step.get("config", {}) | {"calibration_batches": 2}
+                step["config"] = step.get("config", {}) | {"calibration_examples": 64}  # 2 batches of 32
         data["measure"] |= {"warmup": 2, "repeats": 5, "rounds": 1, "dynamic_length": False}
     data["measure"] = data.get("measure", {}) | {"enabled": False}
     finetune = next(s for s in data["steps"] if s["technique"] == "transformers.finetune")

@@ -160,6 +160,7 @@ def test_plugins_all_shows_builtins_and_skipped(monkeypatch: pytest.MonkeyPatch)
     records = json.loads(result.stdout)
     assert [(r["name"], r["origin"], r["status"], r["error"]) for r in records] == [
         ("disk", "builtin", "loaded", None),
+        ("dispatch", "builtin", "loaded", None),
         ("toy", "entry-point", "skipped", "not in SLIMKIT_LOAD_PLUGINS"),
     ]
     assert records[0]["hooks"] == ["measure", "resolve_model"]
@@ -394,11 +395,19 @@ def test_report_errors(tmp_path: Path) -> None:
     result = invoke("report", tmp_path)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {tmp_path / 'results.json'} is not a results file: ")
-    (tmp_path / "results.json").write_text('{"steps": 5, "artifacts": "x"}')
-    result = invoke("report", tmp_path)
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.startswith(f"Error: {tmp_path}: results.json does not have the shape slimkit writes (")
-    assert len(result.stderr.splitlines()) == 1
+    shape = f"Error: {tmp_path / 'results.json'} does not have the shape slimkit writes: "
+    for document, problem in [
+        ({"steps": 5, "artifacts": "x"}, "schema: Field required"),
+        ({"schema": "slimkit.results/2", "pipeline": "p", "steps": 5}, "steps: Input should be a valid list"),
+        ({"schema": "slimkit.results/9", "pipeline": "p"}, "schema: Input should be 'slimkit.results/1' or "),
+        ({"schema": "slimkit.study/2", "study": "s", "variants": [{"name": "v"}]}, "variants.0.status: Field required"),
+        ({"schema": "slimkit.results/1", "pipeline": "p", "artifacts": [{"label": "a"}]}, "artifacts.0.key: "),
+    ]:
+        (tmp_path / "results.json").write_text(json.dumps(document))
+        result = invoke("report", tmp_path)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.startswith(shape + problem), result.stderr
+        assert len(result.stderr.splitlines()) == 1
 
 
 def test_techniques_refuses_an_unknown_stage() -> None:

@@ -97,6 +97,7 @@ def test_each_entry_point_loads_on_its_own() -> None:
     plugins = load(stubs())
     assert summary(plugins) == {
         "disk": ("loaded", None),
+        "dispatch": ("loaded", None),
         "needsdep": ("unavailable", "ModuleNotFoundError: No module named 'onnxruntime'"),
         "tooold": ("unavailable", "ImportError: cannot import name 'quantize_dynamic' from 'onnxruntime.quantization'"),
         "broken": ("failed", "RuntimeError: boom"),
@@ -114,7 +115,7 @@ def test_each_entry_point_loads_on_its_own() -> None:
     # The plugin with the unknown hook is gone entirely, its techniques too.
     assert plugins.pm.get_plugin("typo") is None
     assert plugins.techniques.get("typo.noop") is None
-    assert [r.name for r in plugins.loaded()] == ["disk", "good"]
+    assert [r.name for r in plugins.loaded()] == ["disk", "dispatch", "good"]
     assert [r.name for r in plugins.problems()] == ["needsdep", "tooold", "broken", "typo"]
 
 
@@ -193,6 +194,7 @@ def test_real_entry_points(plugin_modules: Path) -> None:
     plugins.load_entrypoints(entry_points=eps)
     assert summary(plugins) == {
         "disk": ("loaded", None),
+        "dispatch": ("loaded", None),
         "dep": (
             "unavailable",
             "ModuleNotFoundError: No module named 'slimkit_test_dependency_that_is_not_installed'",
@@ -224,6 +226,7 @@ def test_selection_by_entry_point_or_distribution_name(monkeypatch: pytest.Monke
     plugins = load(entry_points)
     assert summary(plugins) == {
         "disk": ("loaded", None),
+        "dispatch": ("loaded", None),
         "needsdep": ("skipped", "not in SLIMKIT_LOAD_PLUGINS"),
         "tooold": ("skipped", "not in SLIMKIT_LOAD_PLUGINS"),
         "broken": ("failed", "RuntimeError: boom"),
@@ -259,8 +262,8 @@ def test_build_plugins_reads_the_installed_entry_points(monkeypatch: pytest.Monk
     monkeypatch.setattr(md, "entry_points", entry_points)
     plugins = build_plugins()
     assert seen == ["slimkit"]
-    assert [r.name for r in plugins.loaded()] == ["disk", "good"]
-    assert [r.name for r in build_plugins(entry_points=False).loaded()] == ["disk"]
+    assert [r.name for r in plugins.loaded()] == ["disk", "dispatch", "good"]
+    assert [r.name for r in build_plugins(entry_points=False).loaded()] == ["disk", "dispatch"]
     assert build_plugins(entry_points=False, builtins=False).records == {}
 
 

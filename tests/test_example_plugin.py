@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from slimkit.cli import cli
+from slimkit.results import resolve_path
 
 try:
     md.distribution("slimkit-example")
@@ -49,7 +50,8 @@ def test_runs_in_a_pipeline(tmp_path: Path) -> None:
     summary = json.loads(result.output)
     (step,) = summary["steps"]
     assert step["status"] == "done" and step["technique"] == "example.round"
-    assert json.loads((Path(step["artifact"]["path"]) / "weights.json").read_text()) == [0.1, 0.5]
+    model = resolve_path(step["artifact"]["path"], tmp_path / "runs" / "example")  # relative to results.json
+    assert json.loads((model / "weights.json").read_text()) == [0.1, 0.5]
 
 
 def test_slimkit_pytest_plugin_turns_autoload_off(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from slimkit.cli import cli
-from slimkit.spec import MeasureSpec, ModelSource, Pipeline, TaskSpec
+from slimkit.spec import MeasureSpec, ModelSource, Pipeline, TaskSpec, read_spec_file
 from slimkit.study import BlockStep, SearchSpec, Study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +155,14 @@ def _clean(result: Result, content: bytes) -> None:
 
 
 def _seed_data(path: Path) -> dict[str, Any]:
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    # The file with what it extends merged in: the mutated copy is written where its bases are not.
+    return read_spec_file(path, kind="study" if path in STUDY_SEEDS else "pipeline")
+
+
+def _beside_the_examples(folder: Path) -> None:
+    """Copies of the example files, so that a corrupted copy of one still finds what it extends."""
+    for example in EXAMPLES:
+        (folder / example.name).write_bytes(example.read_bytes())
 
 
 def _plan(folder: Path, name: str, content: bytes, study: bool = False) -> None:
@@ -184,6 +191,7 @@ def test_plan_of_a_mutated_pipeline_never_crashes(tmp_path: Path, data: st.DataO
 @given(data=st.data())
 def test_plan_of_a_corrupted_pipeline_file_never_crashes(tmp_path: Path, data: st.DataObject) -> None:
     seed = data.draw(st.sampled_from(PIPELINE_SEEDS))
+    _beside_the_examples(tmp_path)
     _plan(tmp_path, "pipeline.toml", data.draw(corrupted_bytes(seed.read_bytes())))
 
 
@@ -201,6 +209,7 @@ def test_plan_of_corrupted_task_data_never_crashes(tmp_path: Path, data: st.Data
 def test_study_plan_of_a_mutated_study_never_crashes(tmp_path: Path, data: st.DataObject) -> None:
     seed = data.draw(st.sampled_from(STUDY_SEEDS))
     if data.draw(st.booleans()):
+        _beside_the_examples(tmp_path)
         content = data.draw(corrupted_bytes(seed.read_bytes()))
         name = "study.toml"
     else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from slimkit import Technique, hookimpl
 from slimkit.errors import PlanRefused
 from slimkit.hardware import CudaDevice, Hardware
-from slimkit.planner import Plan, plan_pipeline
+from slimkit.planner import NO_SPEEDUP, WEAK_CPU, Note, Plan, plan_pipeline
 from slimkit.plugins import Plugins
 from slimkit.registry_index import Index, load_index
 from slimkit.spec import Pipeline, pipeline_from_dict
@@ -194,6 +196,7 @@ def test_missing_beneficial_feature_is_a_warning(plan: Any, register_plugin: Any
     result = plan(toy_pipeline({"technique": "hw.q"}))
     assert result.ok
     assert result.warnings == ["step 1 (hw.q): hw.q this CPU lacks avx512_vnni / amx, so little speed-up is expected"]
+    assert [w.code for w in result.warnings] == [WEAK_CPU]
     # One of them is enough.
     amx = Hardware(
         cpu_model="x", arch="x86_64", logical_cores=1, physical_cores=1, cpu_flags=["amx_tile"], memory_bytes=1
@@ -208,6 +211,27 @@ def test_no_speedup_device_warns_only_when_speed_is_the_goal(plan: Any, register
     assert plan(toy_pipeline({"technique": "hw.q"})).warnings == [warning]
     assert plan(toy_pipeline({"technique": "hw.q", "goal": "size"})).warnings == []
     assert plan(toy_pipeline({"technique": "hw.q", "goal": "size"})).ok
+
+
+def test_warnings_are_notes_that_read_as_their_text() -> None:
+    note = Note(NO_SPEEDUP, "step 1 (q): q gives no speed-up on cpu")
+    assert note == note.text == str(note) == "step 1 (q): q gives no speed-up on cpu" and type(str(note)) is str
+    assert json.dumps({"warnings": [note]}) == '{"warnings": ["step 1 (q): q gives no speed-up on cpu"]}'
+    copy = pickle.loads(pickle.dumps(note))  # executors may ship plans to other processes
+    assert (copy, copy.code) == (note, NO_SPEEDUP)
+
+
+def test_goal_decides_on_the_code_not_the_wording(
+    plan: Any, register_plugin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slimkit.planner
+
+    register_plugin(hardware_plugin(), name="hw")
+    notes = [Note(NO_SPEEDUP, "is slow here"), Note("other", "gives no speed-up, but not about speed")]
+    monkeypatch.setattr(slimkit.planner, "hardware_fit", lambda *a: ([], notes))
+    assert plan(toy_pipeline({"technique": "hw.q", "goal": "size"})).warnings == [
+        "step 1 (hw.q): hw.q gives no speed-up, but not about speed"
+    ]
 
 
 def test_cuda_capability(plan: Any, register_plugin: Any) -> None:
@@ -435,6 +459,17 @@ def test_config_problems_name_step_and_field(plan: Any) -> None:
         warnings.simplefilter("error")
         data = result.as_dict()
     assert [s["config"] for s in data["steps"]] == [{"threshold": 0.25}, {"decimals": 1}]
+
+
+def test_a_technique_that_reads_the_task_needs_one(plan: Any, register_plugin: Any) -> None:
+    register_plugin(Declares({"name": "data.tune", "stage": "train", "needs_task": True}), name="data")
+    result = plan(toy_pipeline({"technique": "toy.prune"}, {"technique": "data.tune", "name": "tune"}))
+    assert result.problems == [
+        "step 2 (tune): data.tune reads the pipeline's task, and this pipeline has none (fix: add a [task] table)"
+    ]
+    with_task = toy_pipeline({"technique": "data.tune"}, task={"data_files": {"train": "t.csv"}, "labels": ["a"]})
+    assert plan(with_task).ok
+    assert plan(toy_pipeline({"technique": "toy.round"})).ok  # a technique that does not read it needs none
 
 
 def test_python_requirement_of_a_technique(plan: Any, register_plugin: Any) -> None:

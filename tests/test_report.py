@@ -10,8 +10,9 @@ import pytest
 
 from slimkit.artifacts import atomic_dir, disk_size, stable_hash, write_json_atomic
 from slimkit.metrics import Metric, compare
-from slimkit.plots import primary_latency
+from slimkit.pareto import primary_latency
 from slimkit.report import format_cell, format_value, metric_columns, render_markdown
+from slimkit.results import ResultMetric, RunResults, parse_results
 
 
 def metric(**kw: Any) -> Metric:
@@ -43,25 +44,30 @@ def test_compare() -> None:
     ],
 )
 def test_format_value(value: float | None, unit: str, text: str) -> None:
-    assert format_value({"value": value, "unit": unit}) == text
+    assert format_value(metric(value=value, unit=unit)) == text
 
 
 def test_format_cell() -> None:
-    latency = {"value": 10.0, "unit": "ms", "spread": {"p90": 12.0}, "vs_baseline": {"ratio": 2.0}}
+    latency = ResultMetric(name="l", value=10.0, unit="ms", spread={"p90": 12.0}, vs_baseline={"ratio": 2.0})
     assert format_cell(latency) == "10.00 ms (p90 12.00) · 2.00x"
-    assert format_cell({"value": 0.5, "unit": "fraction", "vs_baseline": {"delta_points": -1.5}}) == "50.00 · -1.50"
+    delta = ResultMetric(name="f1", value=0.5, unit="fraction", vs_baseline={"delta_points": -1.5})
+    assert format_cell(delta) == "50.00 · -1.50"
 
 
 def results(**overrides: Any) -> dict[str, Any]:
     m = {"unit": "", "spread": {}, "vs_baseline": {}}
+    hardware = {"cpu_model": "Test CPU", "arch": "x86_64", "logical_cores": 8, "physical_cores": 4}
     return {
+        "schema": "slimkit.results/2",
         "pipeline": "demo",
         "device": "cpu",
         "baseline": "source",
-        "hardware": {"cpu_model": "Test CPU", "physical_cores": 4, "cpu_flags": ["avx2"]},
+        "hardware": hardware | {"cpu_flags": ["avx2"], "memory_bytes": None},
         "artifacts": [
             {
                 "label": "source",
+                "key": "k0",
+                "path": "$SLIMKIT_CACHE/toy-k0",
                 "produced_by": None,
                 "format": "toy",
                 "metadata": {},
@@ -72,6 +78,8 @@ def results(**overrides: Any) -> dict[str, Any]:
             },
             {
                 "label": "small|model",
+                "key": "k1",
+                "path": "steps/small-k1/model",
                 "produced_by": "toy.round",
                 "format": "toy",
                 "metadata": {"warnings": ["accuracy fell"]},
@@ -83,6 +91,7 @@ def results(**overrides: Any) -> dict[str, Any]:
                 "index": 1,
                 "name": "small|model",
                 "technique": "toy.round",
+                "stage": "quantize",
                 "plugin": "toy",
                 "plugin_version": "1.0",
                 "status": "done",
@@ -93,6 +102,7 @@ def results(**overrides: Any) -> dict[str, Any]:
                 "index": 2,
                 "name": "x",
                 "technique": "toy.fail",
+                "stage": "prune",
                 "plugin": "toy",
                 "plugin_version": None,
                 "status": "skipped",
@@ -106,8 +116,14 @@ def results(**overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+def read(data: dict[str, Any]) -> RunResults:
+    document = parse_results(data, Path("results.json"))
+    assert isinstance(document, RunResults)
+    return document
+
+
 def test_metric_columns_order_by_kind_then_name() -> None:
-    artifacts = results()["artifacts"]
+    artifacts = read(results()).artifacts
     assert metric_columns(artifacts, ("speed", "memory", "size", "accuracy")) == ["latency", "f1"]
     assert metric_columns(artifacts, ("accuracy",)) == ["f1"]
 
@@ -117,12 +133,12 @@ def test_metric_warnings_are_listed_loudly() -> None:
     data["artifacts"][1]["metrics"].append(
         {"name": "agreement", "value": 0.1, "kind": "accuracy", "details": {"warning": "head lost"}}
     )
-    text = render_markdown(data)
+    text = render_markdown(read(data))
     assert "- **small|model** (agreement): head lost" in text
 
 
 def test_render_markdown() -> None:
-    assert render_markdown(results()) == "\n".join(
+    assert render_markdown(read(results())) == "\n".join(
         [
             "# slimkit run: demo",
             "",
@@ -167,17 +183,17 @@ def test_render_markdown_says_how_it_was_timed() -> None:
     data = results(measure_settings=settings)
     latency = data["artifacts"][0]["metrics"][1]
     latency |= {"name": "latency_ms.b1.s128", "details": {"threads": 2, "omp_wait_policy": "PASSIVE"}}
-    text = render_markdown(data)
+    text = render_markdown(read(data))
     assert (
         "## Measurement\n\nMeasured in one session, blocks rotated round-robin across models: batch sizes [1], "
         "sequence lengths [128], 5 warm-up and 20 timed calls per block, 3 round(s), 2 thread(s), "
         "OMP_WAIT_POLICY PASSIVE.\n"
     ) in text
-    assert "## Measurement" not in render_markdown(results(measure_settings=settings | {"latency": False}))
+    assert "## Measurement" not in render_markdown(read(results(measure_settings=settings | {"latency": False})))
 
 
 def test_render_markdown_of_an_empty_run() -> None:
-    text = render_markdown({"pipeline": "empty"})
+    text = render_markdown(RunResults(pipeline="empty"))
     assert text.startswith("# slimkit run: empty\n\nDevice `None` on ? (? cores; flags: none).")
     assert "## Accuracy" not in text and "## Steps" not in text and "## Warnings" not in text
 
@@ -192,8 +208,7 @@ def test_render_markdown_of_an_empty_run() -> None:
     ],
 )
 def test_primary_latency_prefers_batch_one_padded(names: list[str], chosen: str | None) -> None:
-    artifacts = [{"metrics": [{"name": f"latency_ms.{n}"} for n in names] + [{"name": "micro_f1"}]}]
-    assert primary_latency(artifacts) == (chosen and f"latency_ms.{chosen}")
+    assert primary_latency([f"latency_ms.{n}" for n in names] + ["micro_f1"]) == (chosen and f"latency_ms.{chosen}")
 
 
 def test_stable_hash() -> None:

@@ -13,6 +13,7 @@ from slimkit import Artifact, Metric, StepContext, hookimpl
 from slimkit.artifacts import MANIFEST
 from slimkit.errors import PlanRefused, SlimkitError
 from slimkit.hardware import Hardware
+from slimkit.results import resolve_path
 from slimkit.runner import RunResult
 from slimkit.spec import Pipeline, TaskSpec, pipeline_from_dict
 from toy_plugin import ToyPlugin
@@ -48,8 +49,8 @@ def journal(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
 
 
-def weights(artifact: dict[str, Any]) -> list[float]:
-    path = Path(artifact["path"])
+def weights(artifact: dict[str, Any], run_dir: Path) -> list[float]:
+    path = resolve_path(artifact["path"], run_dir)  # results.json's paths are relative to its folder
     return json.loads((path / ("weights.toyx" if artifact["format"] == "toyx" else "weights.json")).read_text())
 
 
@@ -81,7 +82,7 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
     }
 
     results = read_json(run_dir / "results.json")
-    assert results["schema"] == "slimkit.results/1"
+    assert results["schema"] == "slimkit.results/2"
     assert results["pipeline"] == "run"
     assert results["exit_code"] == 0
     assert results["device"] == "cpu"
@@ -104,7 +105,7 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
         ("quantize", "toy.round", "toy"),
         ("toy.export", "toy.export", "toyx"),
     ]
-    assert [weights(a) for a in artifacts] == [
+    assert [weights(a, run_dir) for a in artifacts] == [
         [0.1, 0.5, -0.3, 0.04],
         [0.0, 0.5, -0.3, 0.0],
         [0.0, 1.0, -0.6, 0.0],
@@ -118,10 +119,12 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
     assert [m["value"] for m in nonzero] == [1.0, 0.5, 0.5, 0.5, 0.5]
     assert [m["vs_baseline"] for m in nonzero] == [{"delta_points": 0.0}] + [{"delta_points": -50.0}] * 4
     assert artifacts[0]["metrics"][0]["vs_baseline"] == {"ratio": 1.0}
-    # The step records point at the artifacts in their final folders.
+    # The step records point at the artifacts in their final folders, relative to the run directory;
+    # the source model in the cache is written with the cache's variable, never an absolute path.
+    assert artifacts[0]["path"].startswith("$SLIMKIT_CACHE/toy-")
     for step, artifact in zip(results["steps"], artifacts[1:], strict=True):
         assert step["artifact"]["path"] == artifact["path"]
-        assert Path(artifact["path"]).parent.parent == run_dir / "steps"
+        assert Path(artifact["path"]).parent.parent == Path("steps")
         assert step["key"] == artifact["key"]
 
     report = (run_dir / "report.md").read_text()
@@ -188,7 +191,7 @@ def test_failed_step_keeps_earlier_results_and_resumes(run: Any, toy: ToyPlugin,
         ("toy.prune", ["size_bytes", "nonzero_share"]),
         ("toy.finetune", ["size_bytes", "nonzero_share"]),
     ]
-    assert weights(results["artifacts"][2]) == [0.0, 1.0, -0.6, 0.0]
+    assert weights(results["artifacts"][2], run_dir) == [0.0, 1.0, -0.6, 0.0]
     report = (run_dir / "report.md").read_text()
     assert "| 3 | q | toy.fail | toy | failed |" in report
     assert "RuntimeError: toy.fail always fails |" in report
@@ -216,7 +219,7 @@ def test_failed_step_keeps_earlier_results_and_resumes(run: Any, toy: ToyPlugin,
     results = read_json(run_dir / "results.json")
     assert [s["status"] for s in results["steps"]] == ["reused", "reused", "done", "done"]
     assert [s["seconds"] for s in results["steps"][:2]] == [0.0, 0.0]
-    assert weights(results["artifacts"][-1]) == [0.0, 1.0, -0.6, 0.0]
+    assert weights(results["artifacts"][-1], run_dir) == [0.0, 1.0, -0.6, 0.0]
     assert "step_reused" in [e["event"] for e in journal(run_dir)]
 
     # --force recomputes everything.
@@ -359,8 +362,9 @@ def test_step_returning_none_is_a_failure(run: Any, toy: ToyPlugin, register_plu
     register_plugin(Custom(lambda step: None), name="custom")
     result = run(toy_pipeline().prune("custom.prune"))
     assert [s.error for s in result.steps] == [
-        "PluginError: step 'custom.prune': plugin 'custom' declares 'custom.prune' but its 'prune' hook returned "
-        "None for it (fix: the plugin's prune() must return step.artifact() when step.owns('custom.prune'))"
+        "PluginError: step 'custom.prune': plugin 'custom' declares 'custom.prune' but nothing performed it: the "
+        "declaration names no implementation and no 'prune' hook returned an artifact (fix: declare "
+        "implementation='package.module:function' for 'custom.prune')"
     ]
 
 
@@ -473,7 +477,7 @@ def test_baseline_step(run: Any, toy: ToyPlugin) -> None:
     assert toy.calls[-1] == "measure:tune,source,toy.round"  # the baseline is measured first
     by_label = {a["label"]: a for a in results["artifacts"]}
     # Relative to the fine-tuned model [0.2, 1.0, -0.6, 0.08]; rounding zeroes two of four weights.
-    assert weights(by_label["toy.round"]) == [0.0, 1.0, -1.0, 0.0]
+    assert weights(by_label["toy.round"], result.run_dir) == [0.0, 1.0, -1.0, 0.0]
     assert by_label["tune"]["metrics"][1]["vs_baseline"] == {"delta_points": 0.0}
     assert by_label["toy.round"]["metrics"][1]["vs_baseline"] == {"delta_points": -50.0}
 

@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from slimkit import Metric, Technique, hookimpl
 from slimkit.cli import cli
 from slimkit.errors import PlanRefused, SlimkitError, SpecError
-from slimkit.executors import ExecutorContext, LocalExecutor, VariantJob, VariantOutcome
 from slimkit.hardware import Hardware
 from slimkit.report import render_markdown
-from slimkit.search import Search, select
+from slimkit.results import MeasuredArtifact, StudyResults, load_results, parse_results
 from slimkit.study import Study, expand, load_study, study_from_dict
-from slimkit.study_runner import plan_study, run_study
+from slimkit.study.executors import ExecutorContext, LocalExecutor, VariantJob, VariantOutcome
+from slimkit.study.runner import plan_study, run_study
+from slimkit.study.search import Search, select
 from toy_plugin import ToyPlugin, read, write
 
 # After the base step (x2): [0.02, 0.04, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8]
@@ -97,7 +98,13 @@ def fake(register_plugin: Any, toy: ToyPlugin) -> ToyPlugin:
 
 def run(tmp_path: Path, plugins: Any, hw: Hardware, **fields: Any) -> dict[str, Any]:
     study = study_from_dict(study_data(tmp_path, **fields), base_dir=tmp_path)
-    return run_study(study, plugins=plugins, hardware=hw).results
+    return run_study(study, plugins=plugins, hardware=hw).results.document()
+
+
+def as_results(document: dict[str, Any]) -> StudyResults:
+    results = parse_results(document, Path("results.json"))
+    assert isinstance(results, StudyResults)
+    return results
 
 
 def by_name(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -258,7 +265,7 @@ def test_nothing_meets_the_budget_still_reports_best_so_far(
         ["baseline", "prune[threshold=0.05]", "round", "prune[threshold=0.05]+round", "prune[threshold=0.5]",
          "prune[threshold=0.5]+round"]
     )  # fmt: skip
-    assert "No variant chosen" in render_markdown(results)
+    assert "No variant chosen" in render_markdown(as_results(results))
 
 
 def test_a_variant_without_speed_up_is_warned_about_once_naming_the_shape(
@@ -277,7 +284,8 @@ def test_a_rerun_reports_the_plan_warnings_of_now_not_of_the_first_build(
     import slimkit.planner
 
     def note(text: str) -> None:
-        monkeypatch.setattr(slimkit.planner, "hardware_fit", lambda *a: ([], [f"gives no speed-up on cpu: {text}"]))
+        no_speedup = slimkit.planner.Note(slimkit.planner.NO_SPEEDUP, f"gives no speed-up on cpu: {text}")
+        monkeypatch.setattr(slimkit.planner, "hardware_fit", lambda *a: ([], [no_speedup]))
 
     note("old wording")
     run(tmp_path, slimkit_plugins, hw, search={"space": [["round"]]})
@@ -314,7 +322,7 @@ def test_random_search_and_time_budget(tmp_path: Path, fake: ToyPlugin, slimkit_
     # A clock that moves 10 s per reading: the 25 s budget stops the study after a few variants.
     ticks = iter(range(0, 10_000, 10))
     study = study_from_dict(study_data(tmp_path / "t", search={"time_budget_s": 25}), base_dir=tmp_path)
-    data = run_study(study, plugins=slimkit_plugins, hardware=hw, clock=lambda: float(next(ticks))).results
+    data = run_study(study, plugins=slimkit_plugins, hardware=hw, clock=lambda: float(next(ticks))).results.document()
     assert data["search"]["stopped_by_time_budget"] is True
     states = [v["status"] for v in data["variants"]]
     assert 0 < states.count("built") < 12 and states.count("built") + states.count("not run") == 12
@@ -385,7 +393,7 @@ def test_interrupted_study_resumes_without_rebuilding_finished_variants(
     steps_before = list(fake.executed)
     fake.executed.clear()
     second = Spy()
-    results = run_study(study, plugins=slimkit_plugins, hardware=hw, executor=second).results
+    results = run_study(study, plugins=slimkit_plugins, hardware=hw, executor=second).results.document()
     assert set(second.jobs).isdisjoint(first.jobs) and len(second.jobs) == 12 - 4
     assert "finetune" in steps_before and "finetune" not in fake.executed  # the baseline is never redone
     status = {v["name"]: v["status"] for v in results["variants"]}
@@ -394,7 +402,7 @@ def test_interrupted_study_resumes_without_rebuilding_finished_variants(
     fake.executed.clear()
     third = Spy()
     calls = len(fake.calls)
-    again = run_study(study, plugins=slimkit_plugins, hardware=hw, executor=third).results
+    again = run_study(study, plugins=slimkit_plugins, hardware=hw, executor=third).results.document()
     assert third.jobs == [] and fake.executed == []
     assert not any(c.startswith("measure:") for c in fake.calls[calls:])
     assert again["artifacts"] == results["artifacts"]
@@ -449,30 +457,37 @@ def test_failed_variant_is_reported_and_the_others_measured(
     data = study_data(tmp_path, search={"space": [["round", "fail"]]})
     data["blocks"]["fail"] = {"technique": "toy.fail"}
     results = run_study(study_from_dict(data, base_dir=tmp_path), plugins=slimkit_plugins, hardware=hw).results
+    assert results.folder == tmp_path / "study"
+    results = results.document()
     fail = by_name(results)["fail"]
     assert fail["status"] == "failed" and "toy.fail always fails" in fail["note"]
     assert results["exit_code"] == 1
     assert [a["label"] for a in results["artifacts"]] == ["baseline", "round"]
-    assert "| fail | fail | failed |" in render_markdown(results)
+    assert "| fail | fail | failed |" in render_markdown(as_results(results))
 
 
 # -- Search on plain data ---------------------------------------------------------------------
 
 
-def entry(label: str, ms: float, f1: float, base_f1: float = 0.80) -> dict[str, Any]:
-    return {
-        "label": label,
-        "metrics": [
-            {"name": "latency_ms.b1.s128", "value": ms, "kind": "speed", "better": "lower", "vs_baseline": {}},
-            {"name": "size_bytes", "value": ms * 1e6, "kind": "size", "better": "lower", "vs_baseline": {}},
-            {
-                "name": "micro_f1",
-                "value": f1,
-                "kind": "accuracy",
-                "vs_baseline": {"delta_points": round((f1 - base_f1) * 100, 4)},
-            },
-        ],
-    }
+def entry(label: str, ms: float, f1: float, base_f1: float = 0.80) -> MeasuredArtifact:
+    return MeasuredArtifact.model_validate(
+        {
+            "label": label,
+            "key": label,
+            "format": "toy",
+            "path": f"steps/{label}/model",
+            "metrics": [
+                {"name": "latency_ms.b1.s128", "value": ms, "kind": "speed", "better": "lower", "vs_baseline": {}},
+                {"name": "size_bytes", "value": ms * 1e6, "kind": "size", "better": "lower", "vs_baseline": {}},
+                {
+                    "name": "micro_f1",
+                    "value": f1,
+                    "kind": "accuracy",
+                    "vs_baseline": {"delta_points": round((f1 - base_f1) * 100, 4)},
+                },
+            ],
+        }
+    )
 
 
 def test_select_best_within_budget_and_pareto_front() -> None:
@@ -480,12 +495,12 @@ def test_select_best_within_budget_and_pareto_front() -> None:
     spec = Study.model_validate({"model": "m", "variants": [{"blocks": ["x"]}], "blocks": {"x": {"technique": "t"}}})
     sel = select(entries, "baseline", spec.search)
     assert (sel.chosen, sel.meets_budget, sel.within_budget) == ("a", True, ["a", "c"])
-    assert sel.front == ["b", "a", "baseline"]  # c is beaten by a on both axes
+    assert sel.pareto_front == ["b", "a", "baseline"]  # c is beaten by a on both axes
     size = spec.search.model_copy(update={"objective": "size"})
     assert select(entries, "baseline", size).objective == "size_bytes"
     strict = spec.search.model_copy(update={"budget": spec.search.budget.model_copy(update={"max_drop_points": 0.1})})
     sel = select(entries, "baseline", strict)
-    assert sel.chosen is None and sel.closest == "a" and sel.front == ["b", "a", "baseline"]
+    assert sel.chosen is None and sel.closest == "a" and sel.pareto_front == ["b", "a", "baseline"]
     assert select([entry("baseline", 20, 0.8)], "baseline", spec.search).reason == "no compressed variant was measured"
 
 
@@ -520,7 +535,7 @@ FIXED = Path(__file__).resolve().parent / "data" / "study-results.json"
 
 def test_report_from_a_fixed_results_file_lists_every_variant(tmp_path: Path) -> None:
     results = json.loads(FIXED.read_text())
-    text = render_markdown(results)
+    text = render_markdown(load_results(FIXED))
     for variant in results["variants"]:
         assert variant["name"] in text
     assert "# slimkit study: minilm-fixed" in text
@@ -534,7 +549,7 @@ def test_report_from_a_fixed_results_file_lists_every_variant(tmp_path: Path) ->
     assert "Pareto front (objective vs accuracy): prune+onnx-int8, baseline." in text
     from slimkit.report import write_report
 
-    path = write_report(tmp_path, results)
+    path = write_report(tmp_path, load_results(FIXED))
     assert path.read_text(encoding="utf-8").startswith("# slimkit study: minilm-fixed")
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from slimkit.metrics import Metric
     from slimkit.planner import Plan
     from slimkit.plugins import Plugins
+    from slimkit.predictor import Predictor
     from slimkit.runner import RunResult
     from slimkit.spec import Pipeline, load_pipeline
     from slimkit.techniques import Goal, HardwareSupport, NoConfig, Stage, Technique
@@ -34,6 +35,7 @@ __all__ = [
     "Pipeline",
     "Plan",
     "Plugins",
+    "Predictor",
     "RunResult",
     "SlimkitError",
     "Stage",
@@ -52,6 +54,7 @@ _LAZY = {
     "Metric": "slimkit.metrics",
     "Plan": "slimkit.planner",
     "Plugins": "slimkit.plugins",
+    "Predictor": "slimkit.predictor",
     "RunResult": "slimkit.runner",
     "Pipeline": "slimkit.spec",
     "load_pipeline": "slimkit.spec",

@@ -234,6 +234,7 @@ def run(
     results are kept and reported); 2 bad input; 3 the plan was refused; 130 interrupted.
     """
     from slimkit.report import render_markdown
+    from slimkit.results import load_results
     from slimkit.runner import run_pipeline
     from slimkit.spec import load_pipeline
 
@@ -242,11 +243,11 @@ def run(
         pipeline = pipeline.model_copy(update={"output_dir": usable_output(output)})
     plugins = _plugins(trust_local_plugins)
     result = run_pipeline(pipeline, plugins=plugins, force=force, show_progress=not quiet and not as_json)
-    data = json.loads(result.results_path.read_text(encoding="utf-8"))
+    results = load_results(result.results_path)
     if as_json:
-        _emit_json(data)
+        _emit_json(results.document())
     else:
-        click.echo(render_markdown(data))
+        click.echo(render_markdown(results))
         click.echo(f"Results: {result.results_path}")
     sys.exit(result.exit_code)
 
@@ -326,7 +327,7 @@ def study(
     if time_budget is not None:
         spec = spec.model_copy(update={"search": spec.search.model_copy(update={"time_budget_s": time_budget})})
     if plan_only:
-        from slimkit.study_runner import plan_study
+        from slimkit.study.runner import plan_study
 
         study_plan = plan_study(spec, plugins=plugins)
         if as_json:
@@ -339,7 +340,7 @@ def study(
             sys.exit(ExitCode.PLAN_REFUSED)
         return
     from slimkit.report import render_markdown
-    from slimkit.study_runner import run_study
+    from slimkit.study.runner import run_study
 
     result = run_study(
         spec,
@@ -350,7 +351,7 @@ def study(
         show_progress=not quiet and not as_json,
     )
     if as_json:
-        _emit_json(result.results)
+        _emit_json(result.results.document())
     else:
         click.echo(render_markdown(result.results))
         click.echo(f"Results: {result.results_path}")
@@ -361,21 +362,17 @@ def study(
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print results.json instead of Markdown.")
 def report(run_dir: Path, as_json: bool) -> None:
-    """Print the Markdown report of a finished (or failed) run from its results.json."""
-    from slimkit.report import load_results, render_markdown
+    """Print the Markdown report of a finished (or failed) run or study from its results.json.
 
-    data = load_results(run_dir)
+    A file of another shape is one line naming the field (exit code 2)."""
+    from slimkit.report import render_markdown
+    from slimkit.results import load_results
+
+    results = load_results(run_dir)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(results.document(), indent=2))
         return
-    try:
-        text = render_markdown(data)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a JSON object of another shape
-        raise SlimkitError(
-            f"{run_dir}: results.json does not have the shape slimkit writes ({type(exc).__name__}: {exc})",
-            fix="pass a run directory written by `slimkit run` or `slimkit study`",
-        ) from None
-    click.echo(text)
+    click.echo(render_markdown(results))
 
 
 @cli.command()

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,8 +20,12 @@ from slimkit.hardware import Hardware
 from slimkit.spec import MeasureSpec, Pipeline, StepSpec, TaskSpec
 from slimkit.techniques import Technique
 
+if TYPE_CHECKING:
+    from slimkit.plugins import Plugins
+
 log = logging.getLogger("slimkit")
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 # progress(iterable, description, total) -> iterable: wraps long loops in the run's progress display.
 ProgressFn = Callable[..., Iterator[Any]]
@@ -32,18 +36,20 @@ def _plain_progress(items: Iterable[T], description: str = "", total: int | None
 
 
 @dataclass
-class StepContext:
-    """Everything a stage hook needs to perform one step.
+class StepContext(Generic[ConfigT]):
+    """Everything a technique's implementation needs to perform one step.
 
     The implementation writes its model into ``output_dir`` (a fresh, empty folder that becomes
-    the artifact only if the hook returns normally) and returns ``step.artifact(...)``.
+    the artifact only if it returns normally) and returns ``step.artifact(...)``. Annotate it with
+    the technique's config model, ``def run(step: StepContext[MyConfig]) -> Artifact``, and
+    ``step.config`` is typed.
     """
 
     name: str
     index: int
     spec: StepSpec
     technique: Technique
-    config: BaseModel
+    config: ConfigT
     input: Artifact
     output_dir: Path
     key: str
@@ -54,7 +60,7 @@ class StepContext:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     progress: ProgressFn = _plain_progress
     scratch: dict[str, Any] = field(default_factory=dict)
-    plugins: Any = None  # the slimkit.plugins.Plugins facade, to load predictors of any format
+    plugins: Plugins | None = None  # the typed facade, to load predictors of any format
 
     @property
     def task(self) -> TaskSpec | None:
@@ -101,7 +107,7 @@ class MeasureContext:
     run_dir: Path
     progress: ProgressFn = _plain_progress
     scratch: dict[str, Any] = field(default_factory=dict)
-    plugins: Any = None  # the slimkit.plugins.Plugins facade, to load predictors of any format
+    plugins: Plugins | None = None  # the typed facade, to load predictors of any format
 
     @property
     def task(self) -> TaskSpec | None:

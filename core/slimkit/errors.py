@@ -65,12 +65,6 @@ class PlanRefused(SlimkitError):
         super().__init__(f"the pipeline cannot run: {len(self.problems)} problem(s): " + "; ".join(self.problems))
 
 
-class StepFailed(SlimkitError):
-    """A step raised; the run recorded it and earlier results stay usable."""
-
-    exit_code = ExitCode.STEP_FAILED
-
-
 def error_line(exc: BaseException) -> str:
     """One line for an error a step or a measurer raised, as results.json and the report show it.
 

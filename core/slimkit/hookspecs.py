@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from slimkit.artifacts import Artifact
     from slimkit.context import MeasureContext, StepContext
     from slimkit.metrics import Metric
+    from slimkit.predictor import Predictor
     from slimkit.spec import ModelSource, Pipeline, TaskSpec
     from slimkit.techniques import Technique
 
@@ -115,11 +116,16 @@ def check_task(task: TaskSpec, pipeline: Pipeline) -> list[str] | None:
     """
 
 
-# -- Stages: the plugin that owns the step's technique does the work ------------------------
+# -- Stages ---------------------------------------------------------------------------------
+# A technique's work is done by the function its declaration names (``implementation``): the
+# built-in ``dispatch`` plugin implements these five hooks ``trylast`` and calls that function.
+# Implement a stage hook yourself only to cut across techniques: ``wrapper=True`` to time, log or
+# track every step of a stage, or to take over steps (the older style, still supported: return
+# None for steps that are not yours, checked with ``step.owns(name)``).
 
 
 @_hookspec(firstresult=True)
-def train(step: StepContext) -> Artifact | None:
+def train(step: StepContext[Any]) -> Artifact | None:
     """Fine-tune a model (to build a baseline, or to recover accuracy after pruning).
 
     Fires: for each step whose technique has stage ``train``.
@@ -128,7 +134,7 @@ def train(step: StepContext) -> Artifact | None:
         task, hardware and earlier artifacts.
 
     Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
-    when ``step.technique`` is not one of this plugin's (check with ``step.owns(name)``).
+    to leave the step to its technique's declared implementation.
 
     Stops at the first non-None result.
 
@@ -137,7 +143,7 @@ def train(step: StepContext) -> Artifact | None:
 
 
 @_hookspec(firstresult=True)
-def prune(step: StepContext) -> Artifact | None:
+def prune(step: StepContext[Any]) -> Artifact | None:
     """Remove weights, neurons, heads, layers or vocabulary.
 
     Fires: for each step whose technique has stage ``prune``.
@@ -146,7 +152,7 @@ def prune(step: StepContext) -> Artifact | None:
         task, hardware and earlier artifacts.
 
     Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
-    when ``step.technique`` is not one of this plugin's.
+    to leave the step to its technique's declared implementation.
 
     Stops at the first non-None result.
 
@@ -155,7 +161,7 @@ def prune(step: StepContext) -> Artifact | None:
 
 
 @_hookspec(firstresult=True)
-def distill(step: StepContext) -> Artifact | None:
+def distill(step: StepContext[Any]) -> Artifact | None:
     """Train a smaller student to imitate the step's input model.
 
     Fires: for each step whose technique has stage ``distill``.
@@ -164,7 +170,7 @@ def distill(step: StepContext) -> Artifact | None:
         folder, task, hardware and earlier artifacts.
 
     Returns: ``step.artifact(...)`` after writing the student into ``step.output_dir``, or None
-    when ``step.technique`` is not one of this plugin's.
+    to leave the step to its technique's declared implementation.
 
     Stops at the first non-None result.
 
@@ -173,7 +179,7 @@ def distill(step: StepContext) -> Artifact | None:
 
 
 @_hookspec(firstresult=True)
-def quantize(step: StepContext) -> Artifact | None:
+def quantize(step: StepContext[Any]) -> Artifact | None:
     """Store weights (and maybe compute) in fewer bits.
 
     Fires: for each step whose technique has stage ``quantize``.
@@ -182,7 +188,7 @@ def quantize(step: StepContext) -> Artifact | None:
         task (for calibration data), hardware and earlier artifacts.
 
     Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
-    when ``step.technique`` is not one of this plugin's.
+    to leave the step to its technique's declared implementation.
 
     Stops at the first non-None result.
 
@@ -191,7 +197,7 @@ def quantize(step: StepContext) -> Artifact | None:
 
 
 @_hookspec(firstresult=True)
-def export(step: StepContext) -> Artifact | None:
+def export(step: StepContext[Any]) -> Artifact | None:
     """Convert a model to a deployment format (e.g. ONNX).
 
     Fires: for each step whose technique has stage ``export``.
@@ -200,7 +206,7 @@ def export(step: StepContext) -> Artifact | None:
         task, hardware and earlier artifacts.
 
     Returns: ``step.artifact(...)`` after writing the model into ``step.output_dir``, or None
-    when ``step.technique`` is not one of this plugin's.
+    to leave the step to its technique's declared implementation.
 
     Stops at the first non-None result.
 
@@ -230,7 +236,7 @@ def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str,
 
 
 @_hookspec(firstresult=True)
-def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor | None:
     """Load an artifact for inference behind the predictor interface that measurers time.
 
     Fires: when a measurer (or the memory probe) needs to run a model, once per artifact.
@@ -239,9 +245,8 @@ def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
     :param device: ``cpu``, ``cuda`` or ``mps``.
     :param threads: the intra-op thread count every runtime must use, so timings compare.
 
-    Returns: an object with ``encode(texts, *, max_length, pad_to_max)`` (tokenization, never
-    timed), ``__call__(encoded) -> numpy logits``, ``facts`` (a dict: runtime, dtype, params)
-    and ``close()``; or None.
+    Returns: a ``slimkit.Predictor`` (``runtime``, ``facts``, ``encode(texts, *, max_length,
+    pad_to_max)``, never timed, ``__call__(encoded) -> numpy logits`` and ``close()``), or None.
 
     Stops at the first non-None result.
 
@@ -263,8 +268,8 @@ def make_executor(name: str, options: dict[str, Any]) -> Any | None:
     :param options: the study file's ``executor.options``, as written.
 
     Returns: an object with ``name`` and ``run(jobs, context)`` yielding a
-    :class:`slimkit.executors.VariantOutcome` per :class:`slimkit.executors.VariantJob` as each
-    finishes (see slimkit.executors), or None when ``name`` is not yours.
+    :class:`slimkit.study.executors.VariantOutcome` per :class:`slimkit.study.executors.VariantJob`
+    as each finishes (see slimkit.study.executors), or None when ``name`` is not yours.
 
     Stops at the first non-None result.
 
@@ -276,7 +281,7 @@ def make_executor(name: str, options: dict[str, Any]) -> Any | None:
 
 
 @_hookspec
-def before_step(step: StepContext) -> None:
+def before_step(step: StepContext[Any]) -> None:
     """Observe a step about to run.
 
     Fires: before each step's stage hook, and also before a step whose output is reused from an
@@ -291,7 +296,7 @@ def before_step(step: StepContext) -> None:
 
 
 @_hookspec
-def after_step(step: StepContext, artifact: Artifact) -> None:
+def after_step(step: StepContext[Any], artifact: Artifact) -> None:
     """Observe a finished step.
 
     Fires: after each step's stage hook returned (or its output was reused), once the artifact
@@ -307,7 +312,7 @@ def after_step(step: StepContext, artifact: Artifact) -> None:
 
 
 @_hookspec
-def on_step_error(step: StepContext, error: BaseException) -> None:
+def on_step_error(step: StepContext[Any], error: BaseException) -> None:
     """Observe a step that raised.
 
     Fires: when a step's stage hook raises; the run records the failure, measures the steps that

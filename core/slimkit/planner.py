@@ -23,9 +23,44 @@ from slimkit.hardware import Hardware, probe
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.registry_index import Index, load_index
 from slimkit.spec import Pipeline, StepSpec
-from slimkit.techniques import Goal, Stage, Technique, error_message, field_path
+from slimkit.techniques import Goal, Stage, Technique
+from slimkit.validation import error_message, field_path
 
 DEFAULT_SOURCE_FORMAT = "transformers"
+
+
+class Note(str):
+    """A plan warning. It reads, prints, compares and serializes as its text (results.json keeps a list
+    of strings), and carries a stable ``code`` that code decides on: rewording a warning never
+    changes what the planner does with it."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Note:
+        note = super().__new__(cls, text)
+        note.code = code
+        return note
+
+    @property
+    def text(self) -> str:
+        return str(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # str's own would rebuild it from the text alone
+        return (Note, (self.code, str(self)))
+
+    def __repr__(self) -> str:
+        return f"Note({self.code!r}, {str(self)!r})"
+
+
+# The codes of the planner's notes.
+NO_SPEEDUP = "no-speedup"  # the technique runs here but makes inference no faster on this device
+WEAK_CPU = "weak-cpu"  # this CPU lacks the features that make the technique fast
+CUDA_UNCHECKED = "cuda-unchecked"  # 'cuda' was asked and cannot be checked without torch
+MODEL_CONFIG_UNREAD = "model-config-unread"  # the source's config could not be read for the model checks
+LOCAL_PLUGINS = "local-plugins"  # the pipeline's local plugin files run (trusted)
+PLUGIN_BROKEN = "plugin-broken"  # an installed plugin failed to load or is unavailable
+# Notes about speed alone, left out for a step whose goal is size, memory or accuracy.
+SPEED_NOTES = frozenset({NO_SPEEDUP, WEAK_CPU})
 
 
 @dataclass
@@ -62,8 +97,7 @@ class Plan:
     source_format: str
     steps: list[PlannedStep] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    plugins: Plugins | None = None
+    warnings: list[Note] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,11 +135,11 @@ def resolve_device(pipeline: Pipeline, hardware: Hardware) -> str:
     return "cuda" if hardware.cuda else "cpu"
 
 
-def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple[list[str], list[str]]:
+def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple[list[str], list[Note]]:
     """(reasons it cannot run here, reasons it will run but gain little)."""
     hw = technique.hardware
     blockers: list[str] = []
-    weak: list[str] = []
+    weak: list[Note] = []
     if device not in hw.devices:
         blockers.append(f"runs on {', '.join(hw.devices)}, not {device}")
     if device == "cpu":
@@ -115,14 +149,15 @@ def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple
         if missing:
             blockers.append(f"needs CPU features {', '.join(missing)}")
         if hw.cpu_features_beneficial and not any(hardware.has(f) for f in hw.cpu_features_beneficial):
-            weak.append(f"this CPU lacks {' / '.join(hw.cpu_features_beneficial)}, so little speed-up is expected")
+            lacks = " / ".join(hw.cpu_features_beneficial)
+            weak.append(Note(WEAK_CPU, f"this CPU lacks {lacks}, so little speed-up is expected"))
     if device == "cuda" and hw.min_cuda_capability:
         best = hardware.best_cuda_capability()
         if best is not None and best < hw.min_cuda_capability:
             need = ".".join(map(str, hw.min_cuda_capability))
             blockers.append(f"needs CUDA capability {need}, this GPU has {'.'.join(map(str, best))}")
     if hw.speedup_devices is not None and device not in hw.speedup_devices:
-        weak.append(f"gives no speed-up on {device}" + (f": {hw.notes}" if hw.notes else ""))
+        weak.append(Note(NO_SPEEDUP, f"gives no speed-up on {device}" + (f": {hw.notes}" if hw.notes else "")))
     return blockers, weak
 
 
@@ -175,7 +210,6 @@ class _Planner:
             device=self.device,
             hardware=hardware,
             source_format=guess_source_format(pipeline),
-            plugins=plugins,
         )
 
     # Each method appends to self.plan.problems / warnings and never raises for user errors.
@@ -186,7 +220,9 @@ class _Planner:
             if self.hardware.cuda_checked:
                 self.plan.problems.append(f"device: 'cuda' was asked, but this machine has no CUDA device {fix}")
             else:
-                self.plan.warnings.append("device: 'cuda' was asked, but without torch installed it cannot be checked")
+                self.plan.warnings.append(
+                    Note(CUDA_UNCHECKED, "device: 'cuda' was asked, but without torch installed it cannot be checked")
+                )
         if self.device == "mps" and (self.hardware.arch != "arm64" or sys.platform != "darwin"):
             self.plan.problems.append(f"device: 'mps' needs an Apple-silicon Mac, this is {self.hardware.arch} {fix}")
 
@@ -241,7 +277,8 @@ class _Planner:
         except SlimkitError as exc:  # bad input (a config.json that is not JSON): the run would fail on it too
             self.plan.problems.append(str(exc))
         except Exception as exc:  # a broken reader must not stop planning: the step checks again
-            self.plan.warnings.append(f"model: its config could not be read at plan time ({error_line(exc)})")
+            why = f"model: its config could not be read at plan time ({error_line(exc)})"
+            self.plan.warnings.append(Note(MODEL_CONFIG_UNREAD, why))
         return None
 
     def _check_model(self, step: PlannedStep, config: dict[str, Any]) -> None:
@@ -276,7 +313,9 @@ class _Planner:
                 "trust (fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
             )
             return
-        self.plan.warnings.append(f"plugins: runs code from local plugin file(s) {files} (trusted)")
+        self.plan.warnings.append(
+            Note(LOCAL_PLUGINS, f"plugins: runs code from local plugin file(s) {files} (trusted)")
+        )
         for entry in self.pipeline.plugins:
             try:
                 self.plugins.load_local(self.pipeline.resolve_path(entry))
@@ -288,7 +327,7 @@ class _Planner:
             self.plan.problems.append(f"the pipeline {problem}")
         for record in self.plugins.problems():
             state = "failed to load" if record.status == "failed" else "is unavailable"
-            self.plan.warnings.append(f"plugin {record.name!r} {state}: {record.error}")
+            self.plan.warnings.append(Note(PLUGIN_BROKEN, f"plugin {record.name!r} {state}: {record.error}"))
 
     def _missing(self, i: int, spec: StepSpec, name: str) -> str:
         namespace = name.split(".", 1)[0]
@@ -397,13 +436,18 @@ class _Planner:
         self._relations()
 
     def _check_step(self, where: str, spec: StepSpec, technique: Technique) -> BaseModel:
-        """A step's own problems (hardware, requirements, config); returns its config."""
+        """A step's own problems (task, hardware, requirements, config); returns its config."""
+        if technique.needs_task and self.pipeline.task is None:
+            self.plan.problems.append(
+                f"{where}: {technique.name} reads the pipeline's task, and this pipeline has none "
+                "(fix: add a [task] table)"
+            )
         blockers, weak = hardware_fit(technique, self.device, self.hardware)
         for problem in blockers:
             self.plan.problems.append(f"{where}: {technique.name} {problem}")
-        for warning in weak:
-            if "speed-up" not in warning or spec.goal in (None, Goal.SPEED):
-                self.plan.warnings.append(f"{where}: {technique.name} {warning}")
+        for note in weak:
+            if note.code not in SPEED_NOTES or spec.goal in (None, Goal.SPEED):
+                self.plan.warnings.append(Note(note.code, f"{where}: {technique.name} {note}"))
         for problem in requirement_problems(technique.requires, self.index):
             self.plan.problems.append(f"{where}: {technique.name} {problem}")
         try:

@@ -10,50 +10,18 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-# The accuracy figure plotted: the first of these that the run measured.
-ACCURACY_PREFERENCE = ("micro_f1", "accuracy", "macro_f1", "jaccard")
+from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
+from slimkit.results import AnyResults, MeasuredArtifact, StudyResults, metric_names
 
 
-def primary_accuracy(artifacts: list[dict[str, Any]]) -> str | None:
-    names = {m["name"] for a in artifacts for m in a["metrics"] if m.get("kind") == "accuracy"}
-    return next((n for n in ACCURACY_PREFERENCE if n in names), None)
-
-
-def primary_latency(artifacts: list[dict[str, Any]]) -> str | None:
-    """The latency figure to plot and optimise: the smallest batch at the longest padded length (``b1.s128``).
-
-    Padded lengths come first because they are the figures users compare across runs and papers;
-    the real-length figure (``b1.dyn``) depends on the eval texts.
-    """
-    names = {m["name"] for a in artifacts for m in a["metrics"] if m["name"].startswith("latency_ms.")}
-
-    def rank(name: str) -> tuple[int, int, int, str]:
-        shape = [*name.removeprefix("latency_ms.").split("."), ""]
-        batch = int(shape[0][1:]) if shape[0][1:].isdigit() else 1 << 30
-        padded = shape[1].startswith("s") and shape[1][1:].isdigit()
-        return (-batch, int(padded), int(shape[1][1:]) if padded else 0, name)
-
-    return max(names, key=rank, default=None)
-
-
-def points(artifacts: list[dict[str, Any]], x_name: str, y_name: str) -> list[tuple[str, float, float]]:
+def points(artifacts: list[MeasuredArtifact], x_name: str, y_name: str) -> list[tuple[str, float, float]]:
     out = []
     for a in artifacts:
-        by_name = {m["name"]: m.get("value") for m in a["metrics"]}
+        by_name = {m.name: m.value for m in a.metrics}
         x, y = by_name.get(x_name), by_name.get(y_name)
         if x is not None and y is not None:
-            out.append((a["label"], float(x), float(y)))
+            out.append((a.label, float(x), float(y)))
     return out
-
-
-def pareto_front(pts: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
-    """Points that no other point beats on both axes (x lower is better, y higher is better)."""
-    front = []
-    for label, x, y in pts:
-        dominated = any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for _, x2, y2 in pts)
-        if not dominated:
-            front.append((label, x, y))
-    return sorted(front, key=lambda p: p[1])
 
 
 # Where a point's label may go, tried in order (offset points, horizontal alignment): variants
@@ -82,13 +50,15 @@ def place_labels(fig: Any, ax: Any, pts: list[tuple[str, float, float]]) -> list
     return placed
 
 
-def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+def render_plots(results: AnyResults, out_dir: Path) -> list[Path]:
     """Write the plots next to the report; return their paths (none without matplotlib or data)."""
     if importlib.util.find_spec("matplotlib") is None:
         return []
-    artifacts = results.get("artifacts", [])
-    # A study plots the accuracy metric its budget is about.
-    y_name = (results.get("selection") or {}).get("accuracy") or primary_accuracy(artifacts)
+    artifacts = results.artifacts
+    # A study plots the accuracy metric its budget is about, and stars the variant it chose.
+    selection = results.selection if isinstance(results, StudyResults) else None
+    chosen = selection.chosen if selection else None
+    y_name = (selection.accuracy if selection else None) or primary_accuracy(metric_names(artifacts, "accuracy"))
     if y_name is None:
         return []
     import matplotlib
@@ -98,7 +68,7 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
 
     written = []
     for x_name, x_label, scale in (
-        (primary_latency(artifacts), "latency (ms, median)", 1.0),
+        (primary_latency(metric_names(artifacts)), "latency (ms, median)", 1.0),
         ("size_bytes", "size on disk (MB)", 1e-6),
     ):
         if x_name is None:
@@ -108,16 +78,16 @@ def render_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         ax.scatter([p[1] for p in pts], [p[2] for p in pts], color="tab:blue", zorder=3)
-        chosen = [p for p in pts if p[0] == (results.get("selection") or {}).get("chosen")]
-        if chosen:
-            ax.scatter([chosen[0][1]], [chosen[0][2]], marker="*", s=220, color="tab:orange", zorder=4,
-                       label=f"chosen: {chosen[0][0]}")  # fmt: skip
+        star = [p for p in pts if p[0] == chosen]
+        if star:
+            ax.scatter([star[0][1]], [star[0][2]], marker="*", s=220, color="tab:orange", zorder=4,
+                       label=f"chosen: {star[0][0]}")  # fmt: skip
         front = pareto_front(pts)
         ax.plot([p[1] for p in front], [p[2] for p in front], color="tab:red", lw=1.2, ls="--",
                 label="Pareto front", zorder=2)  # fmt: skip
         ax.set_xlabel(f"{x_label}: {x_name}")
         ax.set_ylabel(f"{y_name} (points)")
-        ax.set_title(f"{results.get('pipeline')}: {y_name} vs {x_name}")
+        ax.set_title(f"{results.title}: {y_name} vs {x_name}")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()

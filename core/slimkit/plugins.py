@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 from pydantic import ValidationError
@@ -32,13 +32,18 @@ from slimkit import hookspecs
 from slimkit.artifacts import Artifact
 from slimkit.errors import PluginError, error_line
 from slimkit.metrics import Metric
-from slimkit.techniques import TechniqueRegistry, one_line
+from slimkit.techniques import TechniqueRegistry
+from slimkit.validation import one_line
+
+if TYPE_CHECKING:
+    from slimkit.context import StepContext
+    from slimkit.predictor import Predictor
 
 ENTRY_POINT_GROUP = "slimkit"
 LOAD_ENV = "SLIMKIT_LOAD_PLUGINS"
 TRACE_ENV = "SLIMKIT_TRACE_HOOKS"
 TRUST_ENV = "SLIMKIT_TRUST_LOCAL_PLUGINS"
-BUILTINS = ("slimkit.builtin.disk",)
+BUILTINS = ("slimkit.builtin.disk", "slimkit.builtin.dispatch")
 
 Status = Literal["loaded", "unavailable", "failed", "skipped"]
 Origin = Literal["builtin", "entry-point", "local", "test"]
@@ -316,20 +321,21 @@ class Plugins:
             for name in names
         ]
 
-    def run_stage(self, step: Any) -> Artifact:
-        """Call the step's stage hook; the plugin owning its technique must return an artifact."""
-        stage = step.technique.stage.value
+    def run_stage(self, step: StepContext[Any]) -> Artifact:
+        """Perform a step: its stage hook, which ends in the technique's declared implementation
+        (the built-in ``dispatch`` plugin) unless a plugin's own stage hook returns first."""
+        technique = step.technique
+        stage = technique.stage.value
         result = getattr(self.pm.hook, stage)(step=step)
         if result is None:
             raise PluginError(
-                f"step {step.name!r}: plugin {step.technique.plugin!r} declares {step.technique.name!r} "
-                f"but its '{stage}' hook returned None for it",
-                fix=f"the plugin's {stage}() must return step.artifact() when step.owns({step.technique.name!r})",
+                f"step {step.name!r}: plugin {technique.plugin!r} declares {technique.name!r} but nothing performed "
+                f"it: the declaration names no implementation and no '{stage}' hook returned an artifact",
+                fix=f"declare implementation='package.module:function' for {technique.name!r}",
             )
         if not isinstance(result, Artifact):
-            raise PluginError(
-                f"step {step.name!r}: the '{stage}' hook returned {type(result).__name__}, not an Artifact"
-            )
+            who = technique.implementation if isinstance(technique.implementation, str) else f"the '{stage}' hook"
+            raise PluginError(f"step {step.name!r}: {who} returned {type(result).__name__}, not an Artifact")
         return result
 
     def measure(self, artifacts: Sequence[Artifact], context: Any) -> tuple[dict[str, list[Metric]], dict[str, str]]:
@@ -357,8 +363,8 @@ class Plugins:
                 merged.setdefault(key, []).extend(metrics)
         return merged, errors
 
-    def load_predictor(self, artifact: Artifact, device: str, threads: int) -> Any | None:
-        return self.pm.hook.load_predictor(artifact=artifact, device=device, threads=threads)
+    def load_predictor(self, artifact: Artifact, device: str, threads: int) -> Predictor | None:
+        return self.pm.hook.load_predictor(artifact=artifact, device=device, threads=threads)  # type: ignore[no-any-return]
 
     def make_executor(self, name: str, options: dict[str, Any]) -> Any | None:
         return self.pm.hook.make_executor(name=name, options=options)

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from slimkit.artifacts import write_text_atomic
-from slimkit.errors import SlimkitError
+from slimkit.metrics import Metric
+from slimkit.results import (
+    AnyResults,
+    MeasuredArtifact,
+    ResultMetric,
+    RunResults,
+    StudyResults,
+    VariantResult,
+)
+from slimkit.spec import StepSpec
 
-STUDY_SCHEMA = "slimkit.study/1"
 KIND_ORDER = {"speed": 0, "memory": 1, "size": 2, "accuracy": 3, "info": 4}
 
 
-def load_results(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "results.json" if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise SlimkitError(f"no results.json in {run_dir}", fix="pass the run directory that `slimkit run` printed")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SlimkitError(f"{path} is not a results file: {exc}") from None
-    if not isinstance(data, dict):
-        raise SlimkitError(f"{path} is not a results file: it holds no JSON object")
-    return data
-
-
-def format_value(metric: dict[str, Any]) -> str:
-    value, unit = metric.get("value"), metric.get("unit", "")
+def format_value(metric: Metric) -> str:
+    value, unit = metric.value, metric.unit
     if value is None:
         return "n/a"
     if unit == "bytes":
@@ -43,12 +38,11 @@ def format_value(metric: dict[str, Any]) -> str:
     return f"{int(value)}{' ' + unit if unit else ''}"
 
 
-def format_cell(metric: dict[str, Any]) -> str:
+def format_cell(metric: ResultMetric) -> str:
     text = format_value(metric)
-    spread = metric.get("spread") or {}
-    if "p90" in spread and metric.get("unit") == "ms":
-        text += f" (p90 {spread['p90']:.2f})"
-    vs = metric.get("vs_baseline") or {}
+    if "p90" in metric.spread and metric.unit == "ms":
+        text += f" (p90 {metric.spread['p90']:.2f})"
+    vs = metric.vs_baseline
     if "ratio" in vs:
         text += f" · {vs['ratio']:.2f}x"
     elif "delta_points" in vs:
@@ -60,34 +54,34 @@ def format_cell(metric: dict[str, Any]) -> str:
 HIDDEN_PREFIXES = ("throughput.",)
 
 
-def metric_columns(artifacts: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[str]:
+def metric_columns(artifacts: Sequence[MeasuredArtifact], kinds: tuple[str, ...]) -> list[str]:
     """Metric names of the given kinds that the report shows, in a stable order."""
     seen: dict[str, str] = {}
     for artifact in artifacts:
-        for metric in artifact["metrics"]:
-            seen.setdefault(metric["name"], metric.get("kind", "info"))
+        for metric in artifact.metrics:
+            seen.setdefault(metric.name, metric.kind)
     names = [n for n, k in seen.items() if k in kinds and not n.startswith(HIDDEN_PREFIXES)]
     if "nonzero_params" in names and not _any_sparse(artifacts):
         names.remove("nonzero_params")
     return sorted(names, key=lambda n: (KIND_ORDER.get(seen[n], 9), n))
 
 
-def _any_sparse(artifacts: list[dict[str, Any]]) -> bool:
+def _any_sparse(artifacts: Sequence[MeasuredArtifact]) -> bool:
     for artifact in artifacts:
-        by_name = {m["name"]: m.get("value") for m in artifact["metrics"]}
+        by_name = {m.name: m.value for m in artifact.metrics}
         if by_name.get("nonzero_params") not in (None, by_name.get("params")):
             return True
     return False
 
 
-def metric_warnings(artifacts: list[dict[str, Any]]) -> list[str]:
+def metric_warnings(artifacts: Sequence[MeasuredArtifact]) -> list[str]:
     """Warnings measurers attached to figures (e.g. a lost classification head)."""
     notes = []
     for artifact in artifacts:
-        for metric in artifact["metrics"]:
-            warning = (metric.get("details") or {}).get("warning")
+        for metric in artifact.metrics:
+            warning = metric.details.get("warning")
             if warning:
-                notes.append(f"**{artifact['label']}** ({metric['name']}): {warning}")
+                notes.append(f"**{artifact.label}** ({metric.name}): {warning}")
     return notes
 
 
@@ -97,51 +91,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    if results.get("schema") == STUDY_SCHEMA:
-        return render_study_markdown(results)
-    artifacts: list[dict[str, Any]] = results.get("artifacts", [])
-    out = [f"# slimkit run: {results.get('pipeline')}", "", *_outcome(results)]
+def _plot_lines(plots: Sequence[str]) -> list[str]:
+    return [line for plot in plots for line in (f"![{plot}]({plot})", "")]
+
+
+def render_markdown(results: AnyResults, plots: Sequence[str] = ()) -> str:
+    """The report of a run or a study; ``plots`` are the names of the PNGs beside it, if any."""
+    if isinstance(results, StudyResults):
+        return render_study_markdown(results, plots)
+    out = [f"# slimkit run: {results.pipeline}", "", *_outcome(results)]
     out.append(
-        f"{_machine(results)}. Baseline: **{results.get('baseline')}**. "
+        f"{_machine(results)}. Baseline: **{results.baseline}**. "
         "Ratios are baseline / candidate for latency, size and memory (higher is better); "
         "accuracy deltas are in points."
     )
     out.append("")
-    for title, kinds in (("Speed, memory and size", ("speed", "memory", "size")), ("Accuracy", ("accuracy",))):
-        columns = metric_columns(artifacts, kinds)
-        if not columns:
-            continue
-        out += [f"## {title}", ""]
-        rows = []
-        for artifact in artifacts:
-            by_name = {m["name"]: m for m in artifact["metrics"]}
-            rows.append(
-                [artifact["label"], artifact.get("produced_by") or "-", artifact["format"]]
-                + [format_cell(by_name[c]) if c in by_name else "-" for c in columns]
-            )
-        out += _table(["model", "technique", "format", *columns], rows)
-        out.append("")
-    for plot in results.get("plots", []):
-        out += [f"![{plot}]({plot})", ""]
-    steps = results.get("steps", [])
-    if steps:
-        out.append("## Steps")
-        out.append("")
-        rows = [
-            [
-                str(s["index"]),
-                s["name"],
-                s["technique"],
-                f"{s['plugin']} {s.get('plugin_version') or ''}".strip(),
-                s["status"],
-                "-" if s.get("seconds") is None else f"{s['seconds']:.1f} s",
-                s.get("error") or "",
-            ]
-            for s in steps
-        ]
-        out += _table(["#", "step", "technique", "plugin", "status", "time", "error"], rows)
-        out.append("")
+    out += _run_tables(results.artifacts)
+    out += _plot_lines(plots)
+    out += _steps_section(results)
     notes = _notes(results)
     if notes:
         out.append("## Warnings")
@@ -152,33 +119,70 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(out + _libraries(results))
 
 
-def _measurement(results: dict[str, Any]) -> list[str]:
+def _run_tables(artifacts: list[MeasuredArtifact]) -> list[str]:
+    out = []
+    for title, kinds in (("Speed, memory and size", ("speed", "memory", "size")), ("Accuracy", ("accuracy",))):
+        columns = metric_columns(artifacts, kinds)
+        if not columns:
+            continue
+        out += [f"## {title}", ""]
+        rows = []
+        for artifact in artifacts:
+            by_name = {m.name: m for m in artifact.metrics}
+            rows.append(
+                [artifact.label, artifact.produced_by or "-", artifact.format]
+                + [format_cell(by_name[c]) if c in by_name else "-" for c in columns]
+            )
+        out += _table(["model", "technique", "format", *columns], rows)
+        out.append("")
+    return out
+
+
+def _steps_section(results: RunResults) -> list[str]:
+    if not results.steps:
+        return []
+    rows = [
+        [
+            str(s.index),
+            s.name,
+            s.technique,
+            f"{s.plugin} {s.plugin_version or ''}".strip(),
+            s.status,
+            "-" if s.seconds is None else f"{s.seconds:.1f} s",
+            s.error or "",
+        ]
+        for s in results.steps
+    ]
+    return ["## Steps", "", *_table(["#", "step", "technique", "plugin", "status", "time", "error"], rows), ""]
+
+
+def _measurement(results: AnyResults) -> list[str]:
     """How the figures were timed: settings, and the threads the measurers recorded using."""
-    settings = results.get("measure_settings") or {}
-    if not settings or not (settings.get("enabled", True) and settings.get("latency", True)):
+    settings = results.measure_settings
+    if settings is None or not (settings.enabled and settings.latency):
         return []
     used = sorted(
         {
             f"{d['threads']} thread(s), OMP_WAIT_POLICY {d.get('omp_wait_policy', 'default')}"
-            for a in results.get("artifacts", [])
-            for m in a["metrics"]
-            if m["name"].startswith("latency_ms.") and "threads" in (d := m.get("details") or {})
+            for a in results.artifacts
+            for m in a.metrics
+            if m.name.startswith("latency_ms.") and "threads" in (d := m.details)
         }
     )
-    threads = "; ".join(used) or f"threads {settings.get('threads') or 'physical cores'}"
+    threads = "; ".join(used) or f"threads {settings.threads or 'physical cores'}"
     return [
         "## Measurement",
         "",
         "Measured in one session, blocks rotated round-robin across models: batch sizes "
-        f"{settings.get('batch_sizes')}, sequence lengths {settings.get('sequence_lengths')}, "
-        f"{settings.get('warmup')} warm-up and {settings.get('repeats')} timed calls per block, "
-        f"{settings.get('rounds')} round(s), {threads}.",
+        f"{settings.batch_sizes}, sequence lengths {settings.sequence_lengths}, "
+        f"{settings.warmup} warm-up and {settings.repeats} timed calls per block, "
+        f"{settings.rounds} round(s), {threads}.",
         "",
     ]
 
 
-def _libraries(results: dict[str, Any]) -> list[str]:
-    libs = results.get("libraries") or {}
+def _libraries(results: AnyResults) -> list[str]:
+    libs = results.libraries
     return ["Libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(libs.items())), ""] if libs else []
 
 
@@ -192,144 +196,162 @@ OUTCOME_WORDS = {
 }
 
 
-def _outcome(results: dict[str, Any]) -> list[str]:
+def _outcome(results: AnyResults) -> list[str]:
     """The first thing a reader sees: how the run or study ended, with the exit code and why."""
-    outcome = results.get("outcome")
+    outcome = results.outcome
     if outcome is None:  # written by an older slimkit
         return []
-    code = results.get("exit_code")
+    code = results.exit_code
     line = f"**Outcome: {OUTCOME_WORDS.get(outcome, outcome)}**" + (f" (exit code {code})" if code is not None else "")
-    reason = results.get("reason")
+    reason = results.reason
     return [line + (f": {reason}" if reason else "."), ""]
 
 
-def _machine(results: dict[str, Any]) -> str:
-    hw = results.get("hardware") or {}
-    return (
-        f"Device `{results.get('device')}` on {hw.get('cpu_model', '?')} ({hw.get('physical_cores', '?')} cores; "
-        f"flags: {', '.join(hw.get('cpu_flags', [])) or 'none'})"
-    )
+def _machine(results: AnyResults) -> str:
+    hw = results.hardware
+    cpu, cores = (hw.cpu_model, hw.physical_cores) if hw else ("?", "?")
+    flags = ", ".join(hw.cpu_flags) if hw else ""
+    return f"Device `{results.device}` on {cpu} ({cores} cores; flags: {flags or 'none'})"
 
 
-def _notes(results: dict[str, Any]) -> list[str]:
+def _notes(results: AnyResults) -> list[str]:
     """Every warning of a run or study: measurers', the run's, measurer failures, artifacts' own."""
-    artifacts = results.get("artifacts", [])
-    notes = ([f"the run stopped: {results['error']}"] if results.get("error") else []) + metric_warnings(artifacts)
-    notes += list(results.get("warnings", []))
-    notes += [f"measurer {p!r} failed: {e}" for p, e in (results.get("measure_errors") or {}).items()]
+    artifacts = results.artifacts
+    error = results.error if isinstance(results, RunResults) else None
+    notes = ([f"the run stopped: {error}"] if error else []) + metric_warnings(artifacts)
+    notes += list(results.warnings)
+    notes += [f"measurer {p!r} failed: {e}" for p, e in results.measure_errors.items()]
     for artifact in artifacts:
-        for flag in (artifact.get("metadata") or {}).get("warnings", []):
-            notes.append(f"{artifact['label']}: {flag}")
+        for flag in artifact.metadata.get("warnings", []):
+            notes.append(f"{artifact.label}: {flag}")
     return notes
 
 
-def _step_text(step: dict[str, Any]) -> str:
-    config = step.get("config") or {}
-    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
-    return f"{step.get('name') or step.get('technique')} ({step.get('technique') or step.get('stage')}" + (
-        f": {options})" if options else ")"
-    )
+def _step_text(step: StepSpec) -> str:
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in step.config.items())
+    return f"{step.name or step.technique} ({step.technique or step.stage}" + (f": {options})" if options else ")")
 
 
-def _seconds(variant: dict[str, Any]) -> str:
-    seconds = variant.get("build_seconds")
+def _seconds(variant: VariantResult) -> str:
+    seconds = variant.build_seconds
     if seconds is None:
         return "-"
     text = f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 60:.1f} min"
-    unknown = variant.get("steps_of_unknown_time") or 0
+    unknown = variant.steps_of_unknown_time
     return text + (f" + {unknown} step(s) built outside the study" if unknown else "")
 
 
-def render_study_markdown(results: dict[str, Any]) -> str:
+def render_study_markdown(results: StudyResults, plots: Sequence[str] = ()) -> str:
     """The study report: every variant, the chosen one and why, Pareto front, machine, warnings."""
-    artifacts: list[dict[str, Any]] = results.get("artifacts", [])
-    variants: list[dict[str, Any]] = results.get("variants", [])
-    search = results.get("search") or {}
-    selection = results.get("selection") or {}
-    model = (results.get("model") or {}).get("source", "?")
-    task = results.get("task") or {}
-    out = [f"# slimkit study: {results.get('study')}", "", *_outcome(results)]
-    out.append(
-        f"Model `{model}`" + (f", task `{task.get('preset') or task.get('dataset')}`" if task else "") + ". "
-        f"{_machine(results)}. Baseline: **{results.get('baseline')}**"
-        + (" (" + " → ".join(_step_text(s) for s in results.get("base", [])) + ")" if results.get("base") else "")
-        + ". Every figure below comes from one measurement session of all variants; ratios are "
-        "baseline / variant for latency, size and memory (higher is better); accuracy deltas are in points."
-    )
-    out.append("")
-    out += ["## Chosen variant", ""]
-    budget = search.get("budget") or {}
-    accuracy = selection.get("accuracy") or budget.get("metric") or "?"
-    out.append(
-        f"Objective: **{selection.get('objective') or search.get('objective')}**; budget: at most "
-        f"{budget.get('max_drop_points', '?')} point(s) of **{accuracy}** below the baseline."
-    )
-    out.append("")
-    if selection.get("chosen"):
-        out.append(f"**{selection['chosen']}**: {selection.get('reason', '')}.")
-    else:
-        out.append(f"**No variant chosen**: {selection.get('reason') or 'nothing was measured'}.")
-    if selection.get("pareto_front"):
-        out += ["", "Pareto front (objective vs accuracy): " + ", ".join(selection["pareto_front"]) + "."]
-    out.append("")
-    columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
-    by_label = {a["label"]: a for a in artifacts}
-    chosen = selection.get("chosen")
-    front = set(selection.get("pareto_front") or [])
-    rows = []
-    for v in variants:
-        artifact = by_label.get(v["name"])
-        if artifact is None:
-            continue
-        metrics = {m["name"]: m for m in artifact["metrics"]}
-        mark = " ★" if v["name"] == chosen else (" ◆" if v["name"] in front else "")
-        rows.append(
-            [v["name"] + mark, " → ".join(v.get("blocks") or []) or "(base steps)", artifact["format"]]
-            + [format_cell(metrics[c]) if c in metrics else "-" for c in columns]
-            + [_seconds(v)]
-        )
-    if rows:
-        out += ["## Variants", "", "★ chosen, ◆ on the Pareto front.", ""]
-        out += _table(["variant", "blocks", "format", *columns, "build time"], rows)
-        out.append("")
-    for plot in results.get("plots", []):
-        out += [f"![{plot}]({plot})", ""]
-    unmeasured = [v for v in variants if v["name"] not in by_label]
-    if unmeasured:
-        out += ["## Variants without figures", ""]
-        out += _table(
-            ["variant", "blocks", "status", "why"],
-            [[v["name"], " → ".join(v.get("blocks") or []), v["status"], v.get("note") or ""] for v in unmeasured],
-        )
-        out.append("")
-    recipes = [v for v in variants if v.get("config")]
-    if recipes:
-        out += ["## Recipes", "", "Steps each variant adds after the base steps.", ""]
-        out += [f"- **{v['name']}**: " + " → ".join(_step_text(s) for s in v["config"]) for v in recipes]
-        out.append("")
-    out += ["## Search", ""]
-    stopped = (
-        " The time budget ran out; variants not started are listed above."
-        if search.get("stopped_by_time_budget")
-        else ""
-    )
-    time_budget = search.get("time_budget_s")
-    out.append(
-        f"Strategy `{search.get('strategy')}`: {search.get('built', 0)} of {search.get('total', 0)} variant(s) built"
-        + (f" within a time budget of {time_budget:g} s" if time_budget else "")
-        + f"; executor `{results.get('executor')}`; the study took {results.get('seconds', 0):.1f} s.{stopped}"
-    )
-    out.append("")
+    out = [f"# slimkit study: {results.study}", "", *_outcome(results), _study_intro(results), ""]
+    out += _chosen_section(results)
+    out += _variants_section(results)
+    out += _plot_lines(plots)
+    out += _unmeasured_section(results)
+    out += _recipes_section(results.variants)
+    out += _search_section(results)
     notes = _notes(results)
     if notes:
-        out += ["## Warnings", ""]
-        out += [f"- {n}" for n in notes]
-        out.append("")
+        out += ["## Warnings", "", *[f"- {n}" for n in notes], ""]
     out += _measurement(results)
     return "\n".join(out + _libraries(results))
 
 
-def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
+def _study_intro(results: StudyResults) -> str:
+    model = results.model.source if results.model else "?"
+    task, base = results.task, results.base
+    return (
+        f"Model `{model}`"
+        + (f", task `{task.preset or task.dataset}`" if task and task.model_fields_set else "")
+        + ". "
+        f"{_machine(results)}. Baseline: **{results.baseline}**"
+        + (" (" + " → ".join(_step_text(s) for s in base) + ")" if base else "")
+        + ". Every figure below comes from one measurement session of all variants; ratios are "
+        "baseline / variant for latency, size and memory (higher is better); accuracy deltas are in points."
+    )
+
+
+def _chosen_section(results: StudyResults) -> list[str]:
+    search, selection = results.search, results.selection
+    budget = search.budget if search else None
+    accuracy = (selection.accuracy if selection else None) or (budget.metric if budget else None) or "?"
+    objective = (selection.objective if selection else None) or (search.objective if search else None)
+    out = ["## Chosen variant", ""]
+    out.append(
+        f"Objective: **{objective}**; budget: at most "
+        f"{budget.max_drop_points if budget else '?'} point(s) of **{accuracy}** below the baseline."
+    )
+    out.append("")
+    if selection and selection.chosen:
+        out.append(f"**{selection.chosen}**: {selection.reason}.")
+    else:
+        out.append(f"**No variant chosen**: {(selection.reason if selection else '') or 'nothing was measured'}.")
+    if selection and selection.pareto_front:
+        out += ["", "Pareto front (objective vs accuracy): " + ", ".join(selection.pareto_front) + "."]
+    return [*out, ""]
+
+
+def _variants_section(results: StudyResults) -> list[str]:
+    """One row per measured variant, ★ on the chosen one and ◆ on the Pareto front."""
+    artifacts, selection = results.artifacts, results.selection
+    columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
+    by_label = {a.label: a for a in artifacts}
+    chosen, front = (selection.chosen, set(selection.pareto_front)) if selection else (None, set())
+    rows = []
+    for v in results.variants:
+        artifact = by_label.get(v.name)
+        if artifact is None:
+            continue
+        metrics = {m.name: m for m in artifact.metrics}
+        mark = " ★" if v.name == chosen else (" ◆" if v.name in front else "")
+        rows.append(
+            [v.name + mark, " → ".join(v.blocks) or "(base steps)", artifact.format]
+            + [format_cell(metrics[c]) if c in metrics else "-" for c in columns]
+            + [_seconds(v)]
+        )
+    if not rows:
+        return []
+    header = ["variant", "blocks", "format", *columns, "build time"]
+    return ["## Variants", "", "★ chosen, ◆ on the Pareto front.", "", *_table(header, rows), ""]
+
+
+def _unmeasured_section(results: StudyResults) -> list[str]:
+    measured = {a.label for a in results.artifacts}
+    unmeasured = [v for v in results.variants if v.name not in measured]
+    if not unmeasured:
+        return []
+    rows = [[v.name, " → ".join(v.blocks), v.status, v.note or ""] for v in unmeasured]
+    return ["## Variants without figures", "", *_table(["variant", "blocks", "status", "why"], rows), ""]
+
+
+def _recipes_section(variants: list[VariantResult]) -> list[str]:
+    recipes = [v for v in variants if v.config]
+    if not recipes:
+        return []
+    lines = [f"- **{v.name}**: " + " → ".join(_step_text(s) for s in v.config) for v in recipes]
+    return ["## Recipes", "", "Steps each variant adds after the base steps.", "", *lines, ""]
+
+
+def _search_section(results: StudyResults) -> list[str]:
+    search = results.search
+    stopped = (
+        " The time budget ran out; variants not started are listed above."
+        if search and search.stopped_by_time_budget
+        else ""
+    )
+    time_budget = search.time_budget_s if search else None
+    return [
+        "## Search",
+        "",
+        f"Strategy `{search.strategy if search else None}`: {search.built if search else 0} of "
+        f"{search.total if search else 0} variant(s) built"
+        + (f" within a time budget of {time_budget:g} s" if time_budget else "")
+        + f"; executor `{results.executor}`; the study took {results.seconds or 0:.1f} s.{stopped}",
+        "",
+    ]
+
+
+def write_report(run_dir: Path, results: AnyResults) -> Path:
     """Write report.md (and its PNG plots) into the run directory; return the report's path."""
     from slimkit.plots import render_plots
 
@@ -337,8 +359,7 @@ def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
         plots = render_plots(results, run_dir)
     except Exception as exc:
         plots = []
-        results = results | {"warnings": [*results.get("warnings", []), f"plots not drawn: {exc}"]}
-    results = results | {"plots": [p.name for p in plots]}
+        results = results.model_copy(update={"warnings": [*results.warnings, f"plots not drawn: {exc}"]})
     path = run_dir / "report.md"
-    write_text_atomic(path, render_markdown(results))
+    write_text_atomic(path, render_markdown(results, [p.name for p in plots]))
     return path

@@ -19,70 +19,31 @@ results.json, the journal's last line, the report and the exit code always tell 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata as md
-import json
 import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from slimkit import store
 from slimkit.artifacts import Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
 from slimkit.claims import claim
 from slimkit.context import MeasureContext, StepContext
 from slimkit.digests import Damaged
-from slimkit.errors import ExitCode, PlanRefused, PluginError, SlimkitError, error_line
+from slimkit.display import Display
+from slimkit.errors import PlanRefused, PluginError, SlimkitError, error_line
 from slimkit.hardware import Hardware, probe
-from slimkit.metrics import Metric, compare
+from slimkit.journal import Journal
+from slimkit.metrics import Metric
 from slimkit.planner import Plan, PlannedStep, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
+from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
 from slimkit.spec import Pipeline
-
-T = TypeVar("T")
-# Recorded in results.json so a reader knows which library versions produced the figures.
-LIBRARIES = (
-    "slimkit",
-    "torch",
-    "transformers",
-    "datasets",
-    "onnx",
-    "onnxruntime",
-    "optimum",
-    "accelerate",
-    "bitsandbytes",
-    "gptqmodel",
-    "torch-pruning",
-    "torchao",
-    "textpruner",
-    "numpy",
-    "pydantic",
-    "pluggy",
-)
-
+from slimkit.versions import library_versions
 
 LOADING = "while loading the model"
-OUTCOME_EXIT_CODES = {
-    "done": ExitCode.OK,
-    "failed": ExitCode.STEP_FAILED,
-    "bad_input": ExitCode.USAGE,
-    "refused": ExitCode.PLAN_REFUSED,
-    "interrupted": ExitCode.INTERRUPTED,
-}
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return versions
 
 
 def _slug(text: str) -> str:
@@ -140,6 +101,10 @@ class StepRecord:
             "artifact": self.artifact.model_dump(mode="json") if self.artifact else None,
         }
 
+    def result(self, folder: Path) -> StepResult:
+        """The record as results.json in ``folder`` holds it: the artifact's path made portable."""
+        return StepResult.of(self.as_dict(), folder)
+
 
 @dataclass
 class RunResult:
@@ -160,7 +125,7 @@ class RunResult:
     running: bool = True  # False once the run has ended, in any way
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """done | failed | bad_input | refused | interrupted (or running, until the run ends): what
         results.json, the journal and the report say."""
         if self.running:
@@ -201,50 +166,7 @@ class RunResult:
         return ([self.source] if self.source else []) + done
 
 
-class Journal:
-    """Append-only JSON lines: what happened, when, in order."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, event: str, **data: Any) -> None:
-        record = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "event": event, **data}
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=str) + "\n")
-
-
-class Display:
-    """Progress for people: Rich when writing to a terminal, plain lines otherwise, or nothing."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.console: Any = None
-        if enabled:
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-
-    def line(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text, highlight=False)
-
-    def status(self, text: str) -> AbstractContextManager[Any]:
-        if self.console is not None and self.console.is_terminal:
-            return self.console.status(text)  # type: ignore[no-any-return]
-        self.line(text)
-        return nullcontext()
-
-    def progress(self, items: Iterable[T], description: str = "", total: int | None = None) -> Iterator[T]:
-        """Wrap a long loop of a plugin in a progress bar."""
-        if self.console is None or not self.console.is_terminal:
-            yield from items
-            return
-        from rich.progress import track
-
-        yield from track(items, description=description, total=total, console=self.console, transient=True)
-
-
-def _relocate(artifact: Artifact, step: StepContext, scratch: Path, final: Path) -> Artifact:
+def _relocate(artifact: Artifact, step: StepContext[Any], scratch: Path, final: Path) -> Artifact:
     """The hook returned paths inside the scratch folder; point them at the final folder.
 
     The key and label are the runner's, whatever the hook put there: results are merged by key, so
@@ -373,7 +295,7 @@ class Runner:
         self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
         return source
 
-    def _context(self, job: _Job, out: Path) -> StepContext:
+    def _context(self, job: _Job, out: Path) -> StepContext[Any]:
         step = job.step
         return StepContext(
             name=step.name,
@@ -480,7 +402,7 @@ class Runner:
     def _execute(self, job: _Job) -> Artifact | None:
         started = time.perf_counter()
         self.journal.write("step_started", step=job.step.name, technique=job.step.technique.name, key=job.key)
-        ctx: StepContext | None = None
+        ctx: StepContext[Any] | None = None
         try:
             with atomic_dir(job.final) as scratch:
                 out = scratch / "model"
@@ -510,7 +432,7 @@ class Runner:
         self.display.line(f"✓ {job.label} in {job.record.seconds:.1f} s")
         return artifact
 
-    def _failed(self, job: _Job, exc: BaseException, ctx: StepContext | None, seconds: float) -> None:
+    def _failed(self, job: _Job, exc: BaseException, ctx: StepContext[Any] | None, seconds: float) -> None:
         """Record a failed step (its own error, a hook's, or plugin code calling sys.exit)."""
         job.record.status, job.record.error, job.record.seconds = "failed", error_line(exc), seconds
         if ctx is not None:
@@ -554,53 +476,41 @@ class Runner:
     def _write_results(self, result: RunResult, started: float) -> None:
         """results.json, then the report and the journal's last line. Only results.json may fail
         the run: the report is rebuilt from it (`slimkit report`), so its failure is a warning."""
-        data = results_document(result, seconds=time.time() - started)
-        write_json_atomic(result.results_path, data)
+        results = results_document(result, seconds=time.time() - started)
+        results.save()
         from slimkit.report import write_report
 
         try:
-            write_report(self.run_dir, data)
+            write_report(self.run_dir, results)
         except Exception as exc:
             self.display.line(f"! report.md not written ({error_line(exc)}); `slimkit report` rebuilds it")
         if not result.running:
             self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
 
 
-def artifact_entry(artifact: Artifact, metrics: list[Metric], baseline: dict[str, Metric]) -> dict[str, Any]:
-    return {
-        "label": artifact.label,
-        "key": artifact.key,
-        "format": artifact.format,
-        "path": str(artifact.path),
-        "produced_by": artifact.produced_by,
-        "metadata": artifact.metadata,
-        "metrics": [m.model_dump(mode="json") | {"vs_baseline": compare(m, baseline.get(m.name))} for m in metrics],
-    }
-
-
-def results_document(result: RunResult, *, seconds: float) -> dict[str, Any]:
-    baseline_metrics = {m.name: m for m in result.metrics.get(result.baseline.key, [])} if result.baseline else {}
-    artifacts = [artifact_entry(a, result.metrics.get(a.key, []), baseline_metrics) for a in result.artifacts()]
-    return {
-        "schema": "slimkit.results/1",
-        "pipeline": result.plan.pipeline.name,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 3),
-        "outcome": result.outcome,
-        "exit_code": result.exit_code,
-        "reason": result.reason,
-        "device": result.plan.device,
-        "hardware": result.plan.hardware.model_dump(mode="json"),
-        "libraries": library_versions(),
-        "measure_settings": result.plan.pipeline.measure.model_dump(mode="json"),
-        "baseline": result.baseline.label if result.baseline else None,
-        "plan": result.plan.as_dict(),
-        "steps": [s.as_dict() for s in result.steps],
-        "artifacts": artifacts,
-        "measure_errors": result.measure_errors,
-        "warnings": result.warnings,
-        "error": result.error,
-    }
+def results_document(result: RunResult, *, seconds: float) -> RunResults:
+    """results.json of a run, its paths relative to the run directory (or under $SLIMKIT_CACHE)."""
+    folder = result.run_dir
+    baseline_key = result.baseline.key if result.baseline else None
+    return RunResults(
+        pipeline=result.plan.pipeline.name,
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        seconds=round(seconds, 3),
+        outcome=result.outcome,
+        exit_code=result.exit_code,
+        reason=result.reason,
+        device=result.plan.device,
+        hardware=result.plan.hardware,
+        libraries=library_versions(),
+        measure_settings=result.plan.pipeline.measure,
+        baseline=result.baseline.label if result.baseline else None,
+        plan=PlanResult.model_validate(result.plan.as_dict()),
+        steps=[s.result(folder) for s in result.steps],
+        artifacts=measured_artifacts(result.artifacts(), result.metrics, baseline_key, folder),
+        measure_errors=result.measure_errors,
+        warnings=result.warnings,
+        error=result.error,
+    ).located(folder)
 
 
 def run_pipeline(

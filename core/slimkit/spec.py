@@ -26,7 +26,9 @@ from pydantic import (
 )
 
 from slimkit.errors import SpecError
-from slimkit.techniques import Goal, Stage, error_message, field_path
+from slimkit.includes import resolve_extends
+from slimkit.techniques import Goal, Stage
+from slimkit.validation import error_message, field_path
 
 if TYPE_CHECKING:
     from slimkit.planner import Plan
@@ -376,8 +378,15 @@ def pipeline_from_dict(data: Any, *, base_dir: Path | None = None, source: str |
     return pipeline
 
 
-def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """The table at the top of a TOML, YAML or JSON file; SpecError (one line) when it cannot be read."""
+def read_spec_file(path: str | Path, *, kind: Literal["pipeline", "study"] | None = "pipeline") -> dict[str, Any]:
+    """The table at the top of a TOML, YAML or JSON file, merged over the files it ``extends``
+    (:mod:`slimkit.includes`; ``kind`` is what it is loaded as); SpecError (one line) when it
+    cannot be read."""
+    return resolve_extends(Path(path), read_table, kind=kind)
+
+
+def read_table(path: str | Path) -> dict[str, Any]:
+    """The table at the top of one TOML, YAML or JSON file, as written (``extends`` not followed)."""
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"no such file: {path}"], source=None)
@@ -424,4 +433,12 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
 
 def pipeline_json_schema() -> dict[str, Any]:
-    return Pipeline.model_json_schema()
+    """The JSON Schema of a pipeline file, ``extends`` included (a file that extends another may
+    leave out what its base sets, so nothing is required of the file itself)."""
+    schema = Pipeline.model_json_schema()
+    schema["properties"]["extends"] = {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "Files in this folder whose tables this file starts from (docs/pipeline-file.md).",
+    }
+    schema.pop("required", None)
+    return schema

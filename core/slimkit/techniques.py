@@ -7,17 +7,19 @@ requirements and the config model.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 
 from slimkit.errors import PluginError
+from slimkit.validation import one_line
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_-]*$")
+IMPLEMENTATION_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DeviceKind = Literal["cpu", "cuda", "mps"]
 
 
@@ -85,7 +87,14 @@ class Technique(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     name: str = Field(description="Namespaced name, '<plugin>.<technique>', e.g. 'onnx.quantize-dynamic'.")
-    stage: Stage = Field(description="The stage hook that performs it.")
+    stage: Stage = Field(description="The stage it belongs to (ordering, goals, the stage hook that wraps it).")
+    implementation: str | Callable[..., Any] | None = Field(
+        default=None,
+        exclude=True,
+        description="The function that performs it, given the StepContext: 'package.module:function' (imported "
+        "only when a step uses it, so planning imports nothing heavy) or the function itself. None: the "
+        "plugin's stage hook performs it (the older style, still supported).",
+    )
     summary: str = Field(description="One line saying what it does.")
     consumes: list[str] = Field(description="Model formats it accepts, e.g. ['transformers'].")
     produces: str | None = Field(default=None, description="Format it writes; None means the same as its input.")
@@ -105,7 +114,11 @@ class Technique(BaseModel):
         description="PEP 508 requirements checked at plan time, e.g. 'onnxruntime>=1.17' or 'transformers<5'.",
     )
     config: type[BaseModel] = Field(default=NoConfig, description="Pydantic model of its options.")
-    needs_pickle: bool = Field(default=False, description="Whether loading its artifacts unpickles data.")
+    needs_task: bool = Field(
+        default=False,
+        description="Whether it reads the pipeline's task (training, calibration, vocabulary pruning): a pipeline "
+        "without a [task] table is refused at plan time, before any compute.",
+    )
     check_model: Callable[[BaseModel, dict[str, Any]], str | None] | None = Field(
         default=None,
         exclude=True,
@@ -151,6 +164,31 @@ class Technique(BaseModel):
             raise ValueError("name at least one format")
         return values
 
+    @field_validator("implementation")
+    @classmethod
+    def _implementation_path(cls, value: str | Callable[..., Any] | None) -> str | Callable[..., Any] | None:
+        if isinstance(value, str) and not IMPLEMENTATION_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not 'package.module:function'")
+        return value
+
+    def load_implementation(self) -> Callable[..., Any] | None:
+        """The function that performs this technique, imported on first use; None when the plugin's
+        stage hook performs it. Raises PluginError naming the technique when it cannot be imported."""
+        if self.implementation is None or callable(self.implementation):
+            return self.implementation
+        module_name, _, attribute = self.implementation.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"technique {self.name!r}: its implementation {self.implementation!r} cannot be loaded "
+                f"({type(exc).__name__}: {exc})",
+                fix=f"check the path, or install what plugin {self.plugin!r} needs",
+            ) from None
+        if not callable(found):
+            raise PluginError(f"technique {self.name!r}: {self.implementation!r} is not a function")
+        return found  # type: ignore[no-any-return]
+
     def output_format(self, input_format: str) -> str:
         return self.produces or input_format
 
@@ -178,7 +216,6 @@ class TechniqueRegistry:
 
     def __init__(self) -> None:
         self._techniques: dict[str, Technique] = {}
-        self.errors: dict[str, str] = {}  # plugin name -> why its declarations were refused
 
     def register_for(self, plugin: str, version: str | None) -> Callable[[Technique], None]:
         """The ``register`` callback handed to one plugin's ``register_techniques`` hook."""
@@ -220,24 +257,3 @@ class TechniqueRegistry:
     def drop_plugin(self, plugin: str) -> None:
         for name in [n for n, t in self._techniques.items() if t.plugin == plugin]:
             del self._techniques[name]
-
-
-def error_message(err: ErrorDetails) -> str:
-    """A pydantic error's message without the 'Value error, ' prefix that validators get."""
-    msg = err["msg"]
-    return msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg
-
-
-def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    """A pydantic error location as a dotted path; a key that a file spelt with a line break or
-    another unprintable character is quoted, so that the error stays on one line."""
-    return ".".join(str(x) if str(x).isprintable() else repr(x) for x in loc)
-
-
-def one_line(exc: ValidationError) -> str:
-    """A pydantic error as one line: 'field: message; field: message'."""
-    parts = []
-    for err in exc.errors():
-        loc = field_path(err["loc"]) or "(root)"
-        parts.append(f"{loc}: {error_message(err)}")
-    return "; ".join(parts)

@@ -35,6 +35,7 @@ def register_techniques(register: Any) -> None:
             consumes=[FORMAT],
             after=["train", "prune"],
             config=RoundConfig,
+            implementation="slimkit_example:round_weights",
         )
     )
 
@@ -53,11 +54,9 @@ def resolve_model(source: Any, pipeline: Any, cache_dir: Path) -> slimkit.Artifa
     return slimkit.Artifact(key=key, path=folder, format=FORMAT, label="source")
 
 
-@slimkit.hookimpl
-def quantize(step: slimkit.StepContext) -> slimkit.Artifact | None:
-    if not step.owns("example.round"):
-        return None
+def round_weights(step: slimkit.StepContext[RoundConfig]) -> slimkit.Artifact:
+    """example.round: the declaration names this function; slimkit calls it for each such step."""
     weights = json.loads((step.input.path / "weights.json").read_text())
-    rounded = [round(w, step.config.decimals) for w in weights]  # type: ignore[attr-defined]
+    rounded = [round(w, step.config.decimals) for w in weights]
     (step.output_dir / "weights.json").write_text(json.dumps(rounded))
     return step.artifact(weights=len(rounded))

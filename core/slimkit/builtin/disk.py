@@ -41,7 +41,6 @@ def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str,
                 unit="bytes",
                 kind="size",
                 better="lower",
-                details={"path": str(a.path)},
             )
         ]
         for a in artifacts

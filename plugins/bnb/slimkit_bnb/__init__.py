@@ -5,7 +5,8 @@
 
 Both go through transformers' ``BitsAndBytesConfig`` and write the ``bnb`` format: a transformers
 folder whose config carries the quantization settings, reloaded by ``from_pretrained`` (measured by
-this plugin's ``load_predictor``). The classification head is never quantized and is compared,
+this plugin's ``load_predictor``). Each declaration names its function in ``slimkit_bnb.quantize``.
+The classification head is never quantized and is compared,
 bit for bit, before quantization, after it and after a save/reload round trip.
 
 On CPU bitsandbytes saves memory and disk but runs no faster than a 16-bit model (weights are
@@ -16,11 +17,16 @@ wants speed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 import slimkit
-from slimkit import Artifact, StepContext, Technique
+from slimkit import Artifact, Technique
 from slimkit_bnb.config import FourBitConfig, Int8Config
+
+if TYPE_CHECKING:
+    from slimkit import Predictor
 
 FORMAT = "bnb"
 INT8 = "bnb.int8"
@@ -29,10 +35,12 @@ REQUIRES = ["torch>=2.2", "transformers>=4.45", "bitsandbytes>=0.49"]
 # Weight-only quantization of a trained model: nothing trains, prunes or distills it afterwards.
 AFTER = ["train", "prune", "distill"]
 
-__all__ = ["FORMAT", "FOUR_BIT", "INT8", "load_predictor", "quantize", "register_techniques"]
+__all__ = ["FORMAT", "FOUR_BIT", "INT8", "load_predictor", "register_techniques"]
 
 
-def _declare(name: str, summary: str, config: type[Any], speedup_devices: list[str], notes: str) -> Technique:
+def _declare(
+    name: str, summary: str, config: type[BaseModel], function: str, speedup_devices: list[str], notes: str
+) -> Technique:
     return Technique(
         name=name,
         stage="quantize",
@@ -45,7 +53,7 @@ def _declare(name: str, summary: str, config: type[Any], speedup_devices: list[s
         hardware={"devices": ["cpu", "cuda"], "speedup_devices": speedup_devices, "notes": notes},
         requires=REQUIRES,
         config=config,
-        needs_pickle=False,
+        implementation=f"slimkit_bnb.quantize:{function}",
     )
 
 
@@ -56,6 +64,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             INT8,
             "LLM.int8 weights (outlier activation columns kept in 16 bits)",
             Int8Config,
+            "int8",
             [],
             "LLM.int8 trades speed for memory: slower than float32 on CPU and than float16 on CUDA.",
         )
@@ -65,6 +74,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             FOUR_BIT,
             "4-bit NF4/FP4 weights with optional double quantization and a chosen compute dtype",
             FourBitConfig,
+            "four_bit",
             ["cuda"],
             "on CPU the 4-bit weights are dequantized to the compute dtype at every call: smaller and leaner "
             "in memory, and about as fast as the model in that dtype (bf16 compute can beat float32 on a CPU "
@@ -74,18 +84,9 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
 
 
 @slimkit.hookimpl
-def quantize(step: StepContext) -> Artifact | None:
-    if step.owns(INT8) or step.owns(FOUR_BIT):
-        from slimkit_bnb.quant import bnb_quantize
-
-        return bnb_quantize(step)
-    return None
-
-
-@slimkit.hookimpl
-def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor | None:
     if artifact.format != FORMAT:
         return None
-    from slimkit_bnb.quant import BnbPredictor
+    from slimkit_bnb.quantize import BnbPredictor
 
     return BnbPredictor(artifact.path, device=device)

@@ -2,7 +2,8 @@
 
 One technique, ``distill.kd``: the model entering the step is the teacher; the student is a copy
 of it with fewer layers, an earlier artifact of the pipeline (e.g. a structurally pruned teacher)
-or another model. Hooks stay cheap to import: torch and transformers load inside ``distill``.
+or another model. Its function is ``slimkit_distill.kd:distill``, imported only when a step runs it,
+so importing this module stays cheap (no torch, no transformers).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import slimkit
-from slimkit import Artifact, StepContext, Technique
+from slimkit import Technique
 from slimkit_distill.config import DistillConfig, StudentSpec
 
 FORMAT = "transformers"
 KD = "distill.kd"
 
-__all__ = ["KD", "DistillConfig", "StudentSpec", "distill", "register_techniques"]
+__all__ = ["KD", "DistillConfig", "StudentSpec", "register_techniques"]
 
 
 @slimkit.hookimpl
@@ -38,15 +39,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             },
             requires=["transformers>=4.45", "datasets>=2.19", "accelerate>=0.26"],
             config=DistillConfig,
-            needs_pickle=False,
+            implementation="slimkit_distill.kd:distill",
+            needs_task=True,
         )
     )
-
-
-@slimkit.hookimpl
-def distill(step: StepContext) -> Artifact | None:
-    if not step.owns(KD):
-        return None
-    from slimkit_distill.kd import distill as run_kd
-
-    return run_kd(step)

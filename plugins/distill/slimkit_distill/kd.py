@@ -11,7 +11,6 @@ threshold tuned on it, the saved task facts) is what ``transformers.finetune`` d
 from __future__ import annotations
 
 import gc
-import json
 import shutil
 import tempfile
 import time
@@ -19,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +32,10 @@ from slimkit_distill.config import DistillConfig
 from slimkit_distill.losses import distillation_loss, hidden_state_loss, mix
 from slimkit_distill.student import Student, build_student, hidden_layer_map, layer_list
 from slimkit_distill.transfer import load_transfer_texts
+from slimkit_transformers.steps import step_task
+
+if TYPE_CHECKING:
+    from slimkit_transformers.tasks import TaskData
 
 TEACHER_LOGITS = "teacher_logits"
 EXAMPLE_INDEX = "example_index"
@@ -191,7 +194,7 @@ def forward_pass(
     return logits, hidden
 
 
-def _teacher_artifact(step: StepContext, cfg: DistillConfig) -> Artifact:
+def _teacher_artifact(step: StepContext[DistillConfig], cfg: DistillConfig) -> Artifact:
     if cfg.teacher is None:
         return step.input
     found = step.artifacts.get(cfg.teacher)
@@ -209,179 +212,267 @@ def _params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def distill(step: StepContext) -> Artifact:
-    from transformers import EarlyStoppingCallback
+@dataclass
+class Teaching:
+    """What the teacher pass leaves for training the student."""
 
-    from slimkit_transformers import scores
-    from slimkit_transformers.finetune import TASK_FILE, encode_split, freeze_all_but, training_arguments
-    from slimkit_transformers.models import load_classifier, set_threads
-    from slimkit_transformers.tasks import load_task
+    train_ds: Any  # the student's training rows (and transfer set), with the teacher's logits as a column
+    val_logits: np.ndarray  # the teacher's logits on the validation slice
+    hidden: HiddenCache | None  # its matched layers' outputs, for hidden-state matching
+    projections: torch.nn.ModuleList | None  # student width -> teacher width, when they differ
+    facts: dict[str, Any]
 
-    cfg: DistillConfig = step.config  # type: ignore[assignment]
-    if step.task is None:
-        raise SlimkitError(f"step {step.name!r}: distill.kd needs the pipeline's 'task'")
-    task = load_task(step.task, step.pipeline.resolve_path)
+
+@dataclass
+class Trained:
+    """The student after training, and what the run recorded."""
+
+    trainer: Any
+    seconds: float
+    val_logits: np.ndarray
+    trainable: int
+    best_metric: str
+
+
+def distill(step: StepContext[DistillConfig]) -> Artifact:
+    """``distill.kd``: build the student, run the teacher once, train the student, save it."""
+    from slimkit_transformers.finetune import encode_split, save_trained, validate
+    from slimkit_transformers.models import set_threads
+
+    cfg = step.config
+    task = step_task(step)
     seed = step.seed if cfg.seed is None else cfg.seed
     threads = set_threads(step.pipeline.measure.threads)
     teacher_artifact = _teacher_artifact(step, cfg)
     torch.manual_seed(seed)
-    student: Student = build_student(cfg.student, teacher_artifact, step.artifacts, step.pipeline, task)
-    model, tokenizer = student.model.to(step.device), student.tokenizer
-    train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
-    val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
-    uses_teacher = cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0 or cfg.transfer_texts is not None
-    train_split = task.train
-    facts: dict[str, Any] = {
-        "teacher": teacher_artifact.label,
+    student = build_student(cfg.student, teacher_artifact, step.artifacts, step.pipeline, task)
+    student.model.to(step.device)
+    train_ds = encode_split(task.train, student.tokenizer, cfg.max_length, task.multi_label)
+    val_ds = encode_split(task.validation, student.tokenizer, cfg.max_length, task.multi_label)
+    facts = _student_facts(cfg, teacher_artifact, student)
+    teaching = None
+    scratch = Path(tempfile.mkdtemp(prefix="distill-", dir=step.run_dir))
+    try:
+        if _uses_teacher(cfg):
+            teaching = teacher_pass(step, task, teacher_artifact, student, (train_ds, val_ds), scratch, seed)
+            facts |= teaching.facts
+            train_ds = teaching.train_ds
+        trained = train_student(step, task, student, train_ds, val_ds, teaching, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    teacher_threshold = _threshold(task, teacher_artifact)
+    threshold, val_scores = validate(step, task, trained.val_logits, teacher_threshold)
+    if teaching is not None:
+        facts |= _compared_with_teacher(task, cfg, trained.val_logits, teaching.val_logits, teacher_threshold)
+    save_trained(step, trained.trainer.model, student.tokenizer, task, threshold)
+    return step.artifact(**facts, **_run_facts(trained, threads, threshold, val_scores))
+
+
+def _uses_teacher(cfg: DistillConfig) -> bool:
+    """Whether anything needs the teacher's outputs; alpha = 0 without a transfer set is plain fine-tuning."""
+    return cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0 or cfg.transfer_texts is not None
+
+
+def _student_facts(cfg: DistillConfig, teacher: Artifact, student: Student) -> dict[str, Any]:
+    return {
+        "teacher": teacher.label,
         "student_init": student.origin,
         "student_layers": student.depth,
         "kept_layers": student.kept_layers,
         "alpha": cfg.alpha,
         "temperature": cfg.temperature,
         "hidden_weight": cfg.hidden_weight,
-        "student_params": _params(model),
+        "student_params": _params(student.model),
     }
-    scratch = Path(tempfile.mkdtemp(prefix="distill-", dir=step.run_dir))
-    try:
-        hidden_cache = None
-        projections = None
-        teacher_val_logits = None
-        if uses_teacher:
-            started = time.perf_counter()
-            teacher, teacher_tokenizer = load_classifier(teacher_artifact.path, device=step.device)
-            teacher_depth = len(layer_list(teacher)[1])
-            facts |= {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
-            if cfg.augment_copies or cfg.transfer_texts is not None:
-                threshold = _threshold(task, teacher_artifact)
-                train_split, augment_facts = _with_transfer_set(
-                    task, teacher, teacher_tokenizer, tokenizer, cfg, seed, step.device, threshold,
-                    step.pipeline.resolve_path, step.progress,
-                )  # fmt: skip
-                facts |= augment_facts
-                train_ds = encode_split(train_split, tokenizer, cfg.max_length, task.multi_label)
-            teacher_train, teacher_val = train_ds, val_ds
-            same_tokens = all(
-                teacher_tokenizer(split.texts, truncation=True, max_length=cfg.max_length)["input_ids"]
-                == ds["input_ids"]
-                for split, ds in ((train_split, train_ds), (task.validation, val_ds))
-            )
-            if not same_tokens:  # each model reads the texts through its own tokenizer
-                teacher_train = encode_split(train_split, teacher_tokenizer, cfg.max_length, task.multi_label)
-                teacher_val = encode_split(task.validation, teacher_tokenizer, cfg.max_length, task.multi_label)
-            facts["same_tokenization"] = same_tokens
-            layer_map = None
-            if cfg.hidden_weight > 0:
-                if not same_tokens:
-                    raise SlimkitError(
-                        f"step {step.name!r}: hidden-state matching needs the student to tokenize like the teacher",
-                        fix="set hidden_weight = 0, or choose a student with the teacher's tokenizer",
-                    )
-                layer_map = hidden_layer_map(student, teacher_depth)
-                facts["hidden_layer_map"] = layer_map
-            train_logits, hidden_cache = forward_pass(
-                teacher, teacher_train, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=step.device,
-                hidden_layers=layer_map, scratch=scratch, progress=step.progress, description="teacher pass",
-            )  # fmt: skip
-            teacher_val_logits, _ = forward_pass(
-                teacher, teacher_val, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=step.device
-            )
-            facts["teacher_pass_seconds"] = round(time.perf_counter() - started, 2)
-            teacher_width = teacher.config.hidden_size
-            del teacher
-            gc.collect()
-            train_ds = train_ds.add_column(TEACHER_LOGITS, train_logits.tolist())
-            if hidden_cache is not None:
-                train_ds = train_ds.add_column(EXAMPLE_INDEX, list(range(len(train_ds))))
-                student_width = model.config.hidden_size
-                if student_width != teacher_width:
-                    torch.manual_seed(seed)
-                    projections = torch.nn.ModuleList(
-                        torch.nn.Linear(student_width, teacher_width) for _ in range(student.depth)
-                    ).to(step.device)
-                facts["hidden_projection"] = projections is not None
-            before_logits, _ = forward_pass(
-                model, val_ds, tokenizer, batch_size=cfg.eval_batch_size, device=step.device
-            )
-            facts["distill_loss_validation_before"] = _soft_loss(before_logits, teacher_val_logits, cfg, task)
-            # The lowest value the loss can take (the teacher's own soft targets): 0 for KL, their entropy for BCE.
-            facts["distill_loss_validation_floor"] = _soft_loss(teacher_val_logits, teacher_val_logits, cfg, task)
 
-        trainable = freeze_all_but(model, cfg.train_layers)
-        best_metric = "micro_f1" if task.multi_label else "accuracy"
 
-        def compute_metrics(prediction: Any) -> dict[str, float]:
-            logits, labels = prediction.predictions, prediction.label_ids
-            preds = scores.predict(logits, task.multi_label, task.threshold)
-            return scores.classification_scores(labels, preds, task.multi_label)
+def teacher_pass(
+    step: StepContext[DistillConfig],
+    task: TaskData,
+    teacher_artifact: Artifact,
+    student: Student,
+    datasets: tuple[Any, Any],
+    scratch: Path,
+    seed: int,
+) -> Teaching:
+    """Run the teacher once over the student's training rows (after labelling the transfer set
+    with it) and the validation slice; ``datasets`` are those rows encoded for the student."""
+    from slimkit_transformers.finetune import encode_split
+    from slimkit_transformers.models import load_classifier
 
-        args = training_arguments(
-            cfg, seed=seed, device=step.device, output_dir=scratch / "checkpoints", train_rows=len(train_ds),
-            best_metric=best_metric, remove_unused_columns=False,  # the teacher's columns must reach the collator
+    cfg = step.config
+    train_ds, val_ds = datasets
+    started = time.perf_counter()
+    teacher, teacher_tokenizer = load_classifier(teacher_artifact.path, device=step.device)
+    teacher_depth = len(layer_list(teacher)[1])
+    facts: dict[str, Any] = {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
+    train_split = task.train
+    if cfg.augment_copies or cfg.transfer_texts is not None:
+        train_split, augment_facts = _with_transfer_set(
+            task, teacher, teacher_tokenizer, student.tokenizer, cfg, seed, step.device,
+            _threshold(task, teacher_artifact), step.pipeline.resolve_path, step.progress,
         )  # fmt: skip
-        trainer = DistillTrainer(
-            model=model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=val_ds,
-            data_collator=DistillCollator(tokenizer, hidden_cache),
-            compute_metrics=compute_metrics,
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
-            alpha=cfg.alpha,
-            temperature=cfg.temperature,
-            multi_label=task.multi_label,
-            hidden_weight=cfg.hidden_weight,
-            projections=projections,
+        facts |= augment_facts
+        train_ds = encode_split(train_split, student.tokenizer, cfg.max_length, task.multi_label)
+    teacher_train, teacher_val, same_tokens = _teacher_inputs(
+        cfg, task, teacher_tokenizer, [(train_split, train_ds), (task.validation, val_ds)]
+    )
+    facts["same_tokenization"] = same_tokens
+    layer_map = _hidden_layers(step, student, teacher_depth, same_tokens)
+    if layer_map is not None:
+        facts["hidden_layer_map"] = layer_map
+    train_logits, hidden = forward_pass(
+        teacher, teacher_train, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=step.device,
+        hidden_layers=layer_map, scratch=scratch, progress=step.progress, description="teacher pass",
+    )  # fmt: skip
+    val_logits, _ = forward_pass(
+        teacher, teacher_val, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=step.device
+    )
+    facts["teacher_pass_seconds"] = round(time.perf_counter() - started, 2)
+    teacher_width = teacher.config.hidden_size
+    del teacher
+    gc.collect()
+    train_ds = train_ds.add_column(TEACHER_LOGITS, train_logits.tolist())
+    projections = None
+    if hidden is not None:
+        train_ds = train_ds.add_column(EXAMPLE_INDEX, list(range(len(train_ds))))
+        projections = _projections(student, teacher_width, seed, step.device)
+        facts["hidden_projection"] = projections is not None
+    facts |= _soft_loss_before(step, task, student, val_ds, val_logits)
+    return Teaching(train_ds, val_logits, hidden, projections, facts)
+
+
+def _teacher_inputs(
+    cfg: DistillConfig, task: TaskData, teacher_tokenizer: Any, splits: list[tuple[Any, Any]]
+) -> tuple[Any, Any, bool]:
+    """(training rows, validation slice) encoded for the teacher, and whether the teacher's
+    tokenizer gives the student's ids; ``splits`` are (split, student dataset) pairs."""
+    from slimkit_transformers.finetune import encode_split
+
+    same_tokens = all(
+        teacher_tokenizer(split.texts, truncation=True, max_length=cfg.max_length)["input_ids"] == ds["input_ids"]
+        for split, ds in splits
+    )
+    if same_tokens:
+        return splits[0][1], splits[1][1], True
+    # Each model reads the texts through its own tokenizer.
+    train, val = (encode_split(split, teacher_tokenizer, cfg.max_length, task.multi_label) for split, _ in splits)
+    return train, val, False
+
+
+def _hidden_layers(
+    step: StepContext[DistillConfig], student: Student, teacher_depth: int, same_tokens: bool
+) -> list[int] | None:
+    """The teacher layer each student layer is matched to, or None without hidden-state matching."""
+    if step.config.hidden_weight <= 0:
+        return None
+    if not same_tokens:
+        raise SlimkitError(
+            f"step {step.name!r}: hidden-state matching needs the student to tokenize like the teacher",
+            fix="set hidden_weight = 0, or choose a student with the teacher's tokenizer",
         )
-        started = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - started
-        val_logits = trainer.predict(val_ds).predictions
-    finally:
-        hidden_cache = None
-        shutil.rmtree(scratch, ignore_errors=True)
+    return hidden_layer_map(student, teacher_depth)
+
+
+def _projections(student: Student, teacher_width: int, seed: int, device: str) -> torch.nn.ModuleList | None:
+    """One seeded Linear(student width, teacher width) per student layer, or None when the widths agree."""
+    student_width = student.model.config.hidden_size
+    if student_width == teacher_width:
+        return None
+    torch.manual_seed(seed)
+    layers = (torch.nn.Linear(student_width, teacher_width) for _ in range(student.depth))
+    return torch.nn.ModuleList(layers).to(device)
+
+
+def _soft_loss_before(
+    step: StepContext[DistillConfig], task: TaskData, student: Student, val_ds: Any, teacher_logits: np.ndarray
+) -> dict[str, float]:
+    """The distillation loss on the validation slice before training, and the lowest it can be."""
+    cfg = step.config
+    before, _ = forward_pass(
+        student.model, val_ds, student.tokenizer, batch_size=cfg.eval_batch_size, device=step.device
+    )
+    return {
+        "distill_loss_validation_before": _soft_loss(before, teacher_logits, cfg, task),
+        # The teacher's own soft targets: 0 for KL, their entropy for BCE.
+        "distill_loss_validation_floor": _soft_loss(teacher_logits, teacher_logits, cfg, task),
+    }
+
+
+def train_student(
+    step: StepContext[DistillConfig],
+    task: TaskData,
+    student: Student,
+    train_ds: Any,
+    val_ds: Any,
+    teaching: Teaching | None,
+    scratch: Path,
+) -> Trained:
+    """Train the student with the ``DistillTrainer``: early stopping on the validation slice, the
+    best checkpoint kept, as ``transformers.finetune`` trains."""
+    from transformers import EarlyStoppingCallback
+
+    from slimkit_transformers.finetune import best_metric, freeze_all_but, metrics_function, training_arguments
+
+    cfg = step.config
+    seed = step.seed if cfg.seed is None else cfg.seed
+    trainable = freeze_all_but(student.model, cfg.train_layers)
+    metric = best_metric(task)
+    args = training_arguments(
+        cfg, seed=seed, device=step.device, output_dir=scratch / "checkpoints", train_rows=len(train_ds),
+        best_metric=metric, remove_unused_columns=False,  # the teacher's columns must reach the collator
+    )  # fmt: skip
+    trainer = DistillTrainer(
+        model=student.model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DistillCollator(student.tokenizer, teaching.hidden if teaching else None),
+        compute_metrics=metrics_function(task),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+        alpha=cfg.alpha,
+        temperature=cfg.temperature,
+        multi_label=task.multi_label,
+        hidden_weight=cfg.hidden_weight,
+        projections=teaching.projections if teaching else None,
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    val_logits = trainer.predict(val_ds).predictions
     if isinstance(val_logits, tuple):
         val_logits = val_logits[0]
-    teacher_threshold = threshold = _threshold(task, teacher_artifact)
-    if task.multi_label and step.task.tune_threshold:
-        threshold = scores.tune_threshold(val_logits, task.validation.labels)
-    val_scores = scores.classification_scores(
-        task.validation.labels, scores.predict(val_logits, task.multi_label, threshold), task.multi_label
-    )
-    if teacher_val_logits is not None:
-        facts["distill_loss_validation_after"] = _soft_loss(val_logits, teacher_val_logits, cfg, task)
-        facts["teacher_validation"] = scores.classification_scores(
-            task.validation.labels,
-            scores.predict(teacher_val_logits, task.multi_label, teacher_threshold),
-            task.multi_label,
-        )
-    for p in model.parameters():  # a frozen flag must not leak into the saved model's later use
-        p.requires_grad = True
-    trainer.model.save_pretrained(step.output_dir)
-    tokenizer.save_pretrained(step.output_dir)
-    task_facts = {"threshold": threshold, "labels": task.labels, "problem": task.problem}
-    (step.output_dir / TASK_FILE).write_text(json.dumps(task_facts, indent=2))
-    history = trainer.state.log_history
-    return step.artifact(
-        **facts,
-        train_seconds=round(train_seconds, 2),
-        epochs_run=round(float(trainer.state.epoch or 0), 3),
-        optimizer_steps=trainer.state.global_step,
-        trainable_params=trainable,
-        threads=threads,
-        threshold=threshold,
-        validation=val_scores,
-        best_checkpoint_metric=best_metric,
-        eval_history=[
-            {k: v for k, v in e.items() if k.startswith("eval_") or k in ("epoch", "step")}
-            for e in history
-            if "eval_loss" in e
-        ],
-        train_history=[
-            {k: v for k, v in e.items() if k in ("loss", "hard_loss", "distill_loss", "hidden_loss", "epoch", "step")}
-            for e in history
-            if "loss" in e
-        ],
-    )
+    return Trained(trainer, seconds, val_logits, trainable, metric)
+
+
+def _compared_with_teacher(
+    task: TaskData, cfg: DistillConfig, val_logits: np.ndarray, teacher_logits: np.ndarray, teacher_threshold: float
+) -> dict[str, Any]:
+    """The distillation loss after training, and the teacher's own validation scores."""
+    from slimkit_transformers import scores
+
+    teacher_predictions = scores.predict(teacher_logits, task.multi_label, teacher_threshold)
+    return {
+        "distill_loss_validation_after": _soft_loss(val_logits, teacher_logits, cfg, task),
+        "teacher_validation": scores.classification_scores(
+            task.validation.labels, teacher_predictions, task.multi_label
+        ),
+    }
+
+
+def _run_facts(trained: Trained, threads: int, threshold: float, val_scores: dict[str, float]) -> dict[str, Any]:
+    from slimkit_transformers.finetune import training_facts
+
+    facts = training_facts(
+        trained.trainer, seconds=trained.seconds, trainable=trained.trainable, threads=threads, threshold=threshold,
+        validation=val_scores, best_checkpoint_metric=trained.best_metric,
+    )  # fmt: skip
+    facts["train_history"] = [
+        {k: v for k, v in e.items() if k in ("loss", "hard_loss", "distill_loss", "hidden_loss", "epoch", "step")}
+        for e in trained.trainer.state.log_history
+        if "loss" in e
+    ]
+    return facts
 
 
 def _with_transfer_set(

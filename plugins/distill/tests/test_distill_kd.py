@@ -283,3 +283,8 @@ def test_declaration_orders_distillation_before_quantization_and_export(plugins:
     assert technique.consumes == ["transformers"] and technique.produces == "transformers"
     assert set(technique.before) == {"quantize", "export"}
     assert technique.hardware.devices == ["cpu", "cuda"]
+    # A declaration plus a function: the plugin implements no stage hook.
+    from slimkit_distill.kd import distill
+
+    assert technique.load_implementation() is distill and technique.needs_task
+    assert "distill" not in slimkit_plugins.records["distill"].hooks

@@ -14,16 +14,19 @@ carried over in float32 (checked bit for bit after reloading).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import slimkit
-from slimkit import Artifact, StepContext, Technique
+from slimkit import Artifact, Technique
 from slimkit_gptq.config import GptqConfig
+
+if TYPE_CHECKING:
+    from slimkit import Predictor
 
 FORMAT = "gptq"
 QUANTIZE = "gptq.quantize"
 
-__all__ = ["FORMAT", "QUANTIZE", "load_predictor", "quantize", "register_techniques"]
+__all__ = ["FORMAT", "QUANTIZE", "load_predictor", "register_techniques"]
 
 
 @slimkit.hookimpl
@@ -48,32 +51,24 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             requires=["gptqmodel>=7.6", "torch>=2.8", "transformers>=5.14"],
             config=GptqConfig,
             check_model=check_group_size,
-            needs_pickle=False,
+            needs_task=True,  # calibrates on the task's training texts
+            implementation="slimkit_gptq.quantize:gptq_quantize",
         )
     )
 
 
 def check_group_size(config: Any, model_config: dict[str, Any]) -> str | None:
     """Plan time: the group size must divide every quantized layer's input width."""
-    from slimkit_gptq.quant import group_size_problem
+    from slimkit_gptq.quantize import group_size_problem
 
     problem = group_size_problem(config.group_size, model_config)
     return f"config.group_size: {problem}" if problem else None
 
 
 @slimkit.hookimpl
-def quantize(step: StepContext) -> Artifact | None:
-    if not step.owns(QUANTIZE):
-        return None
-    from slimkit_gptq.quant import gptq_quantize
-
-    return gptq_quantize(step)
-
-
-@slimkit.hookimpl
-def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor | None:
     if artifact.format != FORMAT:
         return None
-    from slimkit_gptq.quant import GptqPredictor
+    from slimkit_gptq.quantize import GptqPredictor
 
     return GptqPredictor(artifact.path, device=device, threads=threads)

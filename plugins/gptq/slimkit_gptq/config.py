@@ -23,16 +23,19 @@ class GptqConfig(BaseModel):
     damp_percent: float = Field(
         default=0.05, gt=0, lt=1, description="Dampening added to the Hessian diagonal, as a share of its mean."
     )
-    calibration_samples: int = Field(
-        default=128, ge=1, description="Calibration sequences, packed from seeded training texts of the task."
+    calibration_examples: int = Field(
+        default=512,
+        ge=1,
+        description="Training texts (a seeded sample of the task's train split) packed into the calibration "
+        "sequences; 512 short texts make about 128 sequences of 64 tokens.",
     )
     calibration_tokens: int = Field(
         default=64,
         ge=11,
-        description="Training texts are joined until a sequence has at least this many tokens "
+        description="Consecutive calibration texts are joined until a sequence has at least this many tokens "
         "(GPTQModel drops sequences of 10 tokens or fewer; most single texts are that short).",
     )
-    batch_size: int = Field(default=1, ge=1, description="Calibration batch size.")
+    calibration_batch_size: int = Field(default=1, ge=1, description="Calibration sequences per batch.")
 
     @field_validator("group_size")
     @classmethod

@@ -12,11 +12,11 @@ import pytest
 from slimkit.hardware import Hardware
 from slimkit.planner import plan_pipeline
 from slimkit.spec import pipeline_from_dict
-from slimkit_gptq.quant import group_size_problem
+from slimkit_gptq.quantize import group_size_problem
 
 needs_gptqmodel = pytest.mark.skipif(find_spec("gptqmodel") is None, reason="GPTQModel is not installed")
 TEXTS = ["i love this movie so much", "sad awful day", "the food was not very good but fun", "joy"]
-TINY = {"bits": 4, "group_size": 32, "calibration_samples": 8, "calibration_tokens": 16}
+TINY = {"bits": 4, "group_size": 32, "calibration_examples": 32, "calibration_tokens": 16}
 SMOLLM2 = {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9, "head_dim": 64}
 
 
@@ -33,7 +33,7 @@ def test_quantized_model_reloads_predicts_and_keeps_the_head(
     assert result.exit_code == 0, [s.error for s in result.steps]
     artifact = result.steps[0].artifact
     assert artifact.format == "gptq" and artifact.metadata["quantized_linears"] == 2 * 7
-    assert artifact.metadata["calibration_sequences"] == 8
+    assert artifact.metadata["calibration_examples"] == 32 and 1 < artifact.metadata["calibration_sequences"] < 32
 
     predictor = plugins.load_predictor(artifact, "cpu", 1)
     reference = TorchPredictor(result.source.path)
@@ -66,7 +66,7 @@ def test_group_size_is_checked_again_when_the_step_starts(tiny_llama: Path) -> N
     from types import SimpleNamespace
 
     from slimkit.errors import SlimkitError
-    from slimkit_gptq.quant import check_group_size
+    from slimkit_gptq.quantize import check_group_size
 
     step = SimpleNamespace(
         index=2, name="q4", input=SimpleNamespace(path=tiny_llama), config=SimpleNamespace(group_size=64)
@@ -104,21 +104,26 @@ def test_group_size_check_on_smollm2_dimensions() -> None:
     )
 
 
-def _plan(slimkit_plugins: Any, steps: list[dict[str, Any]], device: str = "cpu") -> Any:
+def _plan(slimkit_plugins: Any, steps: list[dict[str, Any]], task: dict[str, Any] | None, device: str = "cpu") -> Any:
     hardware = Hardware(cpu_model="test CPU", arch="x86_64", logical_cores=2, physical_cores=2,
                         cpu_flags=["avx2"], memory_bytes=8 << 30)  # fmt: skip
-    pipeline = pipeline_from_dict({"model": "unused", "device": device, "steps": steps})
+    pipeline = pipeline_from_dict({"model": "unused", "device": device, "steps": steps, "task": task})
     return plan_pipeline(pipeline, plugins=slimkit_plugins, hardware=hardware)
 
 
-def test_plan_time_refusals_and_warnings(plugins: Any, slimkit_plugins: Any) -> None:
-    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize", "config": {"group_size": 0}}])
+def test_plan_time_refusals_and_warnings(plugins: Any, slimkit_plugins: Any, tiny_task: dict[str, Any]) -> None:
+    step = {"name": "q", "technique": "gptq.quantize"}
+    plan = _plan(slimkit_plugins, [step | {"config": {"group_size": 0}}], tiny_task)
     assert plan.problems == [
         "step 1 (q): config.group_size: must be -1 (per output channel) or a positive number of weights"
     ]
-    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize", "config": {"bits": 5}}])
+    plan = _plan(slimkit_plugins, [step | {"config": {"bits": 5}}], tiny_task)
     assert plan.problems == ["step 1 (q): config.bits: Input should be 2, 3, 4 or 8"]
-    plan = _plan(slimkit_plugins, [{"name": "q", "technique": "gptq.quantize"}], device="mps")
+    plan = _plan(slimkit_plugins, [step], tiny_task, device="mps")
     assert "step 1 (q): gptq.quantize runs on cpu, cuda, not mps" in plan.problems
-    plan = _plan(slimkit_plugins, [{"name": "q", "stage": "quantize", "goal": "speed"}])
+    plan = _plan(slimkit_plugins, [{"name": "q", "stage": "quantize", "goal": "speed"}], tiny_task)
     assert any("gptq.quantize gives no speed-up on cpu" in w for w in plan.warnings)
+    # It calibrates on the task's training texts: a pipeline without a task is refused before any work.
+    assert _plan(slimkit_plugins, [step], None).problems == [
+        "step 1 (q): gptq.quantize reads the pipeline's task, and this pipeline has none (fix: add a [task] table)"
+    ]

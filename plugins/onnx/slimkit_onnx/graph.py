@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
+from slimkit_transformers.predictors import saved_threshold
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.onnx"
 MANIFEST = "slimkit-onnx.json"
-TASK_FILE = "slimkit-task.json"  # written by transformers.finetune; same name there
 # Ops that compute in integers (or hold integer weights): a quantized graph must contain some.
 INTEGER_OPS = frozenset(
     {
@@ -98,13 +98,6 @@ def load_hf_config(path: Path) -> dict[str, Any]:
 
 def is_multi_label(path: Path) -> bool:
     return load_hf_config(path).get("problem_type") == "multi_label_classification"
-
-
-def threshold_of(path: Path) -> float:
-    facts = folder_of(path) / TASK_FILE
-    if facts.is_file():
-        return float(json.loads(facts.read_text(encoding="utf-8")).get("threshold", 0.5))
-    return 0.5
 
 
 # -- graphs ---------------------------------------------------------------------------------
@@ -284,14 +277,13 @@ def compare_outputs(
     return facts
 
 
-def check_texts(step: StepContext, n: int) -> tuple[list[str], str]:
+def check_texts(step: StepContext[Any], n: int) -> tuple[list[str], str]:
     """Up to ``n`` eval texts of the pipeline's task (what the check runs on), and where they came from."""
     if step.task is None:
         return FALLBACK_TEXTS[:n], "built-in sentences (the pipeline has no task)"
-    from slimkit_transformers.tasks import load_task
+    from slimkit_transformers.steps import step_task
 
-    task = load_task(step.task, step.pipeline.resolve_path)
-    texts = task.eval.texts[:n] or FALLBACK_TEXTS[:n]
+    texts = step_task(step).eval.texts[:n] or FALLBACK_TEXTS[:n]
     return texts, f"{len(texts)} eval texts of the task"
 
 
@@ -309,7 +301,7 @@ def input_names(session: onnxruntime.InferenceSession) -> list[str]:
 
 
 def compare_graphs(
-    step: StepContext, before: Path, after: Path, examples: int, *, atol: float | None = None, rtol: float = 0.0
+    step: StepContext[Any], before: Path, after: Path, examples: int, *, atol: float | None = None, rtol: float = 0.0
 ) -> dict[str, Any]:
     """Run the input and output graphs of a step on the same eval texts; see compare_outputs."""
     from slimkit_transformers.models import load_tokenizer
@@ -326,7 +318,7 @@ def compare_graphs(
         session_runner(candidate),
         batches,
         multi_label=is_multi_label(before),
-        threshold=threshold_of(before),
+        threshold=saved_threshold(before, 0.5),
         atol=atol,
         rtol=rtol,
     )

@@ -9,7 +9,7 @@ can become ``GatherBlockQuantized`` lookups, which need opset 21: the graph is c
 (``onnx.version_converter``) or, where the converter does not know an op of the graph (ORT's
 fused ops), the quantizer raises the opset number itself and the result must load in ORT.
 
-The head stays float and the step ends with the int8 quantizers' checks (``quantizing._finish``).
+The head stays float and the step ends with the int8 quantizers' checks (``quantize._finish``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
-from slimkit_onnx.configs import WeightOnlyQuantConfig
-from slimkit_onnx.quantizing import _finish
+from slimkit_onnx.config import WeightOnlyQuantConfig
+from slimkit_onnx.quantize import _finish
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -86,7 +86,7 @@ def embedding_gathers(model: onnx.ModelProto, head: set[str]) -> tuple[list[str]
     return looked_up, [n.name for n in gathers if n.name and n.input[0] not in tables]
 
 
-def _to_gather_opset(step: StepContext, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+def _to_gather_opset(step: StepContext[Any], model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     from onnx import version_converter
 
     try:
@@ -114,38 +114,41 @@ def _set_accuracy_level(model: onnx.ModelProto, level: int) -> None:
             node.attribute.append(helper.make_attribute("accuracy_level", level))
 
 
-def quantize_weight_only(step: StepContext) -> Artifact:
+def quantize_weight_only(step: StepContext[WeightOnlyQuantConfig]) -> Artifact:
     import onnx
 
     nbits = _quantizer()
-    cfg: WeightOnlyQuantConfig = step.config  # type: ignore[assignment]
+    config = step.config
     source = graph.model_file(step.input.path)
     manifest = graph.read_manifest(step.input.path)
     before = onnx.load(str(source))
     head_initializers = manifest.get("head_initializers", [])
     head = graph.head_nodes(before, head_initializers)
-    tables, other_gathers = embedding_gathers(before, set(head_initializers)) if cfg.quantize_embeddings else ([], [])
+    embeddings = config.quantize_embeddings
+    tables, other_gathers = embedding_gathers(before, set(head_initializers)) if embeddings else ([], [])
     ops = ["MatMul", "Gather"] if tables else ["MatMul"]
     model = onnx.load(str(source))  # the quantizer edits its model in place; `before` stays the reference
     opset, raised_by = default_opset(model), None
     if tables and opset < GATHER_OPSET:
         model, raised_by = _to_gather_opset(step, model)
-    if cfg.algorithm == "hqq":
-        algo = nbits.HQQWeightOnlyQuantConfig(block_size=cfg.block_size, bits=cfg.bits, op_types_to_quantize=tuple(ops))
+    if config.algorithm == "hqq":
+        algo = nbits.HQQWeightOnlyQuantConfig(
+            block_size=config.block_size, bits=config.bits, op_types_to_quantize=tuple(ops)
+        )
     else:
         algo = nbits.DefaultWeightOnlyQuantConfig(
-            block_size=cfg.block_size, is_symmetric=cfg.symmetric, accuracy_level=cfg.accuracy_level or None,
-            op_types_to_quantize=tuple(ops), bits=cfg.bits,
+            block_size=config.block_size, is_symmetric=config.symmetric, accuracy_level=config.accuracy_level or None,
+            op_types_to_quantize=tuple(ops), bits=config.bits,
         )  # fmt: skip
     target = step.output_dir / graph.MODEL_FILE
     started = time.perf_counter()
     quantizer = nbits.MatMulNBitsQuantizer(
-        model, bits=cfg.bits, block_size=cfg.block_size, nodes_to_exclude=head + other_gathers,
+        model, bits=config.bits, block_size=config.block_size, nodes_to_exclude=head + other_gathers,
         op_types_to_quantize=tuple(ops), algo_config=algo,
     )  # fmt: skip
     with _quiet():
         quantizer.process()
-    _set_accuracy_level(quantizer.model.model, cfg.accuracy_level)
+    _set_accuracy_level(quantizer.model.model, config.accuracy_level)
     # Read from the file without its weights: onnx.load marks the tensors it loaded as internal.
     large = graph.has_external_data(graph.load_graph(source, weights=False))
     quantizer.model.save_model_to_file(str(target), use_external_data_format=large)
@@ -162,14 +165,14 @@ def quantize_weight_only(step: StepContext) -> Artifact:
             ) from exc
     facts: dict[str, Any] = {
         "op_types": ops,
-        "weight_bits": cfg.bits,
-        "block_size": cfg.block_size,
-        "algorithm": cfg.algorithm,
-        "symmetric": cfg.symmetric and cfg.algorithm == "rtn",  # HQQ always fits a zero point
-        "accuracy_level": cfg.accuracy_level,
+        "weight_bits": config.bits,
+        "block_size": config.block_size,
+        "algorithm": config.algorithm,
+        "symmetric": config.symmetric and config.algorithm == "rtn",  # HQQ always fits a zero point
+        "accuracy_level": config.accuracy_level,
         # What ORT's CPU kernel computes in: int8 only at level 4 with integer zero points (not HQQ's).
-        "kernel_compute": "int8" if cfg.accuracy_level == 4 and cfg.algorithm == "rtn" else "float",
-        "quantize_embeddings": cfg.quantize_embeddings,
+        "kernel_compute": "int8" if config.accuracy_level == 4 and config.algorithm == "rtn" else "float",
+        "quantize_embeddings": config.quantize_embeddings,
         "embedding_tables": tables,
         "opset": default_opset(quantizer.model.model),
         "opset_raised_by": raised_by,
@@ -177,4 +180,5 @@ def quantize_weight_only(step: StepContext) -> Artifact:
         "quantize_seconds": seconds,
     }
     fix = "quantize a graph whose MatMul weights are initializers (as onnx.export and onnx.optimize write them)"
-    return _finish(step, before, manifest, target, f"int{cfg.bits}-weight-only", cfg.check_examples, facts, fix=fix)
+    precision = f"int{config.bits}-weight-only"
+    return _finish(step, before, manifest, target, precision, config.check_examples, facts, fix=fix)

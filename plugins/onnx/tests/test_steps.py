@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import slimkit_onnx
-from slimkit_onnx import exporting, graph
+import slimkit_onnx.export as onnx_export
+from slimkit_onnx import graph
 
 SIDECARS = {"model.onnx", "slimkit-onnx.json", "config.json", "tokenizer.json", "tokenizer_config.json"}
 NO_MEASURE = {"enabled": False}
@@ -198,7 +199,7 @@ def test_broken_export_fails_the_step_with_figures_and_keeps_earlier_results(
     import onnx
     from onnx import numpy_helper
 
-    real = exporting.export_graph
+    real = onnx_export.export_graph
 
     def broken(*args: Any) -> None:  # an exporter that writes a graph with a wrong classifier bias
         real(*args)
@@ -209,7 +210,7 @@ def test_broken_export_fails_the_step_with_figures_and_keeps_earlier_results(
                 init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.5), init.name))
         onnx.save(model, str(path))
 
-    monkeypatch.setattr(exporting, "export_graph", broken)
+    monkeypatch.setattr(onnx_export, "export_graph", broken)
     steps = [
         {"name": "finetune", "technique": "transformers.finetune", "config": {"max_steps": 1, "batch_size": 16}},
         {"name": "export", "technique": "onnx.export"},
@@ -283,6 +284,7 @@ def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, sl
     }  # fmt: skip
     assert techniques["onnx.export"].consumes == ["transformers"] and techniques["onnx.export"].produces == "onnx"
     assert techniques["onnx.quantize-dynamic"].hardware.cpu_features_beneficial == slimkit_onnx.INT8_CPU_FEATURES
+    assert [n for n, t in techniques.items() if t.needs_task] == ["onnx.quantize-static"]  # calibration data
 
     def plan(*names: str, order: str = "as_written") -> Any:
         steps = [{"technique": n} for n in names]

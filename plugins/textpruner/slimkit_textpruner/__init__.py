@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import slimkit
-from slimkit import Artifact, StepContext, Technique
+from slimkit import Technique
 from slimkit_textpruner.config import TransformerConfig, VocabularyConfig
 
 FORMAT = "transformers"
@@ -42,7 +42,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             },
             requires=[TEXTPRUNER_REQUIREMENT, "transformers>=4.45", "tokenizers>=0.19"],
             config=VocabularyConfig,
-            needs_pickle=False,
+            implementation="slimkit_textpruner.vocabulary:prune_vocabulary",
         )
     )
     register(
@@ -57,24 +57,13 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             before=["quantize", "export"],
             hardware={
                 "devices": ["cpu", "cuda"],
-                "notes": "Importance scores need a forward and backward pass over max_examples training texts; "
+                "notes": "Importance scores need a forward and backward pass over calibration_examples training "
+                "texts; "
                 "no fine-tuning follows unless the pipeline adds a train step.",
             },
             requires=[TEXTPRUNER_REQUIREMENT, "transformers>=4.45,<5"],
             config=TransformerConfig,
-            needs_pickle=False,
+            implementation="slimkit_textpruner.transformer:prune_transformer",
+            needs_task=True,
         )
     )
-
-
-@slimkit.hookimpl
-def prune(step: StepContext) -> Artifact | None:
-    if step.owns(VOCABULARY):
-        from slimkit_textpruner.vocabulary import prune_vocabulary
-
-        return prune_vocabulary(step)
-    if step.owns(TRANSFORMER):
-        from slimkit_textpruner.transformer import prune_transformer
-
-        return prune_transformer(step)
-    return None

@@ -1,4 +1,4 @@
-"""What both techniques share: importing TextPruner, its scratch folder, the task file."""
+"""What both techniques share: importing TextPruner and its scratch folder."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def textpruner_version() -> str:
 
 
 @contextmanager
-def scratch_dir(step: StepContext) -> Iterator[Path]:
+def scratch_dir(step: StepContext[Any]) -> Iterator[Path]:
     """TextPruner's output_dir: it creates the folder and may cache importance scores there
     (pickled tensors), which must not end up in the artifact."""
     step.run_dir.mkdir(parents=True, exist_ok=True)
@@ -49,17 +49,6 @@ def scratch_dir(step: StepContext) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def copy_task_file(step: StepContext) -> bool:
-    """Carry the fine-tuning step's threshold and labels along; True when there was one."""
-    from slimkit_transformers.finetune import TASK_FILE
-
-    source = step.input.path / TASK_FILE
-    if source.is_file():
-        shutil.copy2(source, step.output_dir / TASK_FILE)
-        return True
-    return False
 
 
 def param_count(model: Any) -> int:

@@ -49,8 +49,10 @@ class TransformerConfig(BaseModel):
         default=False,
         description="Score importance against the model's own logits (self-supervised) instead of the labels.",
     )
-    max_examples: int = Field(
-        default=512, ge=1, description="Training texts used to score the heads and neurons (first N of train)."
+    calibration_examples: int = Field(
+        default=512,
+        ge=1,
+        description="Training texts used to score the heads and neurons (a seeded sample of the train split).",
     )
     batch_size: int = Field(default=32, ge=1, description="Batch size when scoring importance.")
     max_length: int = Field(default=128, ge=8, description="Texts are truncated to this many tokens when scoring.")

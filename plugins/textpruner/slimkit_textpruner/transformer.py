@@ -12,44 +12,37 @@ declares ``transformers<5`` so that the planner refuses it there.
 
 from __future__ import annotations
 
-from typing import Any
-
 from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_textpruner.common import copy_task_file, import_textpruner, param_count, scratch_dir, textpruner_version
+from slimkit_textpruner.common import import_textpruner, param_count, scratch_dir, textpruner_version
 from slimkit_textpruner.config import TransformerConfig
+from slimkit_transformers.steps import calibration_batches, carry_task_file
 
 NAME = "textpruner.transformer"
 
 
-def _batches(task: Any, tokenizer: Any, cfg: TransformerConfig, device: str) -> list[dict[str, Any]]:
-    """Labelled training batches for TextPruner's importance scores (the loss comes from the labels)."""
-    import torch
-
-    split = task.train.head(cfg.max_examples)
-    batches = []
-    for start in range(0, len(split), cfg.batch_size):
-        texts = split.texts[start : start + cfg.batch_size]
-        batch = dict(tokenizer(texts, padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt"))
-        labels = split.labels[start : start + cfg.batch_size]
-        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if task.multi_label else torch.long)
-        batches.append({k: v.to(device) for k, v in batch.items()})
-    return batches
+def _targets(step: StepContext[TransformerConfig], heads: int, ffn: int) -> tuple[int, int]:
+    """(heads, FFN neurons) kept per layer; the model's own count where the config sets none."""
+    target_heads = step.config.target_num_of_heads or heads
+    target_ffn = step.config.target_ffn_size or ffn
+    if target_heads > heads or target_ffn > ffn:
+        raise SlimkitError(
+            f"step {step.name!r}: the model has {heads} heads and {ffn} FFN neurons per layer; "
+            f"cannot keep {target_heads} and {target_ffn}"
+        )
+    return target_heads, target_ffn
 
 
-def prune_transformer(step: StepContext) -> Artifact:
+def prune_transformer(step: StepContext[TransformerConfig]) -> Artifact:
+    """``textpruner.transformer``: remove the least important heads and FFN neurons, the same number per layer."""
     from slimkit_transformers.models import load_classifier
     from slimkit_transformers.predictors import head_checksum
-    from slimkit_transformers.tasks import load_task
 
-    cfg: TransformerConfig = step.config  # type: ignore[assignment]
-    if step.task is None:
-        raise SlimkitError(f"step {step.name!r}: {NAME} needs the pipeline's 'task' to score heads and neurons")
+    cfg = step.config
     textpruner = import_textpruner()
     from textpruner.model_map import MODEL_MAP
 
-    task = load_task(step.task, step.pipeline.resolve_path)
     model, tokenizer = load_classifier(step.input.path, device=step.device)
     config = model.config
     if config.model_type not in MODEL_MAP:
@@ -60,16 +53,13 @@ def prune_transformer(step: StepContext) -> Artifact:
             fix="run it with transformers<5",
         )
     heads, ffn = config.num_attention_heads, config.intermediate_size
-    target_heads = cfg.target_num_of_heads or heads
-    target_ffn = cfg.target_ffn_size or ffn
-    if target_heads > heads or target_ffn > ffn:
-        raise SlimkitError(
-            f"step {step.name!r}: the model has {heads} heads and {ffn} FFN neurons per layer; "
-            f"cannot keep {target_heads} and {target_ffn}"
-        )
+    target_heads, target_ffn = _targets(step, heads, ffn)
     params_before = param_count(model)
     head_before = head_checksum(model)
-    batches = _batches(task, tokenizer, cfg, step.device)
+    # Labelled: TextPruner's importance scores come from the task loss (or KL to the own logits).
+    batches = calibration_batches(
+        step, tokenizer, examples=cfg.calibration_examples, batch_size=cfg.batch_size, max_length=cfg.max_length
+    )
     with scratch_dir(step) as scratch:
         pruner = textpruner.TransformerPruner(
             model,
@@ -95,7 +85,7 @@ def prune_transformer(step: StepContext) -> Artifact:
         raise SlimkitError(f"step {step.name!r}: {NAME} changed the classification head")
     model.save_pretrained(step.output_dir)
     tokenizer.save_pretrained(step.output_dir)
-    has_task_file = copy_task_file(step)
+    has_task_file = carry_task_file(step)
     return step.artifact(
         textpruner_version=textpruner_version(),
         heads_per_layer_before=heads,

@@ -16,15 +16,10 @@ from typing import Any
 from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_textpruner.common import (
-    copy_task_file,
-    import_textpruner,
-    param_count,
-    scratch_dir,
-    textpruner_version,
-)
+from slimkit_textpruner.common import import_textpruner, param_count, scratch_dir, textpruner_version
 from slimkit_textpruner.config import VocabularyConfig
 from slimkit_textpruner.pruned_tokenizer import check_remapped, wordpiece_problem, write_pruned_tokenizer
+from slimkit_transformers.steps import carry_task_file, step_task
 
 NAME = "textpruner.vocabulary"
 CONFIG_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id")
@@ -73,23 +68,10 @@ def eval_coverage(old: Any, new: Any, kept: list[int], texts: list[str]) -> dict
     }
 
 
-def prune_vocabulary(step: StepContext) -> Artifact:
-    from slimkit_transformers.models import load_classifier
-    from slimkit_transformers.predictors import head_checksum
-    from slimkit_transformers.tasks import load_task
-
-    cfg: VocabularyConfig = step.config  # type: ignore[assignment]
-    task = load_task(step.task, step.pipeline.resolve_path) if step.task is not None else None
-    texts, used = gather_texts(cfg, task, step.pipeline.resolve_path)
-    if not texts:
-        raise SlimkitError(
-            f"step {step.name!r}: {NAME} has no texts to choose tokens from",
-            fix="give the pipeline a task, or set config.texts / config.text_files",
-        )
-    textpruner = import_textpruner()
+def _check_prunable(step: StepContext[VocabularyConfig], model: Any, tokenizer: Any) -> None:
+    """Refuse a model TextPruner or the tokenizer rebuild cannot handle, and unknown ``config.tokens``."""
     from textpruner.model_map import MODEL_MAP
 
-    model, tokenizer = load_classifier(step.input.path)
     model_type = getattr(model.config, "model_type", None)
     problem = wordpiece_problem(tokenizer)
     if model_type not in MODEL_MAP:
@@ -97,10 +79,37 @@ def prune_vocabulary(step: StepContext) -> Artifact:
     if problem:
         raise SlimkitError(f"step {step.name!r}: {NAME} cannot prune this model: {problem}")
     vocab = tokenizer.get_vocab()
-    unknown = [t for t in cfg.tokens if t not in vocab]
+    unknown = [t for t in step.config.tokens if t not in vocab]
     if unknown:
         raise SlimkitError(f"step {step.name!r}: config.tokens: not in the vocabulary: {', '.join(unknown[:10])}")
 
+
+def _remap_config(config: Any, kept: list[int]) -> None:
+    """The model config's vocabulary size and special-token ids, for the kept tokens (None when pruned)."""
+    remap = {old: new for new, old in enumerate(kept)}
+    config.vocab_size = len(kept)
+    for attr in CONFIG_TOKEN_IDS:
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            setattr(config, attr, remap.get(value))
+
+
+def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
+    """``textpruner.vocabulary``: prune the word embeddings and the tokenizer to the tokens of the texts."""
+    from slimkit_transformers.models import load_classifier
+    from slimkit_transformers.predictors import head_checksum
+
+    cfg = step.config
+    task = step_task(step) if step.task is not None else None  # config.texts alone may choose the tokens
+    texts, used = gather_texts(cfg, task, step.pipeline.resolve_path)
+    if not texts:
+        raise SlimkitError(
+            f"step {step.name!r}: {NAME} has no texts to choose tokens from",
+            fix="give the pipeline a task, or set config.texts / config.text_files",
+        )
+    textpruner = import_textpruner()
+    model, tokenizer = load_classifier(step.input.path)
+    _check_prunable(step, model, tokenizer)
     vocab_before = model.get_input_embeddings().num_embeddings
     params_before = param_count(model)
     head_before = head_checksum(model)
@@ -113,18 +122,13 @@ def prune_vocabulary(step: StepContext) -> Artifact:
         )
         pruner.prune(dataiter=texts, additional_tokens=cfg.tokens or None, save_model=False)
     kept = [int(i) for i in pruner.pruned_token_ids]
-    remap = {old: new for new, old in enumerate(kept)}
-    model.config.vocab_size = len(kept)
-    for attr in CONFIG_TOKEN_IDS:
-        value = getattr(model.config, attr, None)
-        if isinstance(value, int):
-            setattr(model.config, attr, remap.get(value))
+    _remap_config(model.config, kept)
     if head_checksum(model) != head_before:
         raise SlimkitError(f"step {step.name!r}: {NAME} changed the classification head")
 
     pruned_tokenizer = write_pruned_tokenizer(tokenizer, kept, step.output_dir, pruner.tokenizer_helper.save_vocab)
     model.save_pretrained(step.output_dir)
-    has_task_file = copy_task_file(step)
+    has_task_file = carry_task_file(step)
     eval_texts = task.eval.texts if task is not None else []
     sample = texts[: cfg.check_texts] + eval_texts[: cfg.check_texts]
     check = check_remapped(tokenizer, pruned_tokenizer, kept, sample)

@@ -25,7 +25,13 @@ def test_techniques_are_declared_honestly(plugins: Any, slimkit_plugins: Any) ->
     assert vocabulary.consumes == transformer.consumes == ["transformers"]
     assert vocabulary.hardware.speedup_devices == []  # smaller, not faster
     assert "transformers>=4.45,<5" in transformer.requires
-    assert not vocabulary.needs_pickle and not transformer.needs_pickle
+    # A declaration plus a function: no stage hook; only the transformer pruning must have a task.
+    assert [t.load_implementation().__name__ for t in (vocabulary, transformer)] == [  # type: ignore[union-attr]
+        "prune_vocabulary",
+        "prune_transformer",
+    ]
+    assert (vocabulary.needs_task, transformer.needs_task) == (False, True)
+    assert "prune" not in slimkit_plugins.records["textpruner"].hooks
     assert set(vocabulary.config.model_fields) == {
         "splits",
         "texts",

@@ -60,7 +60,8 @@ def test_heads_and_ffn_neurons_are_removed(
 ) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    steps = [_step(target_num_of_heads=1, target_ffn_size=24, max_examples=40, batch_size=16, use_logits=use_logits)]
+    config = {"target_num_of_heads": 1, "target_ffn_size": 24, "calibration_examples": 40, "batch_size": 16}
+    steps = [_step(**config, use_logits=use_logits)]
     result = run_pipeline(tiny_pipeline(tiny_bert, tiny_multilabel_task, steps, measure={"enabled": False}))
     assert result.exit_code == 0, [s.error for s in result.steps]
     artifact = result.steps[0].artifact

@@ -8,18 +8,21 @@
   Writes the ``torch-int8`` format, which this plugin loads for measurement.
 - ``torch.half``: bfloat16 or float16 weights and compute.
 
-Hooks stay cheap to import: torch, transformers, torch-pruning and torchao load inside the
-functions that use them.
+Each declaration names the function that performs it. Importing this module stays cheap: torch,
+transformers, torch-pruning and torchao load inside the functions that use them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import slimkit
-from slimkit import Artifact, StepContext, Technique
+from slimkit import Artifact, Technique
 from slimkit_torch.config import DynamicInt8Config, HalfConfig, MagnitudePruneConfig, StructuredPruneConfig
+
+if TYPE_CHECKING:
+    from slimkit import Predictor
 
 FORMAT = "transformers"
 INT8_FORMAT = "torch-int8"
@@ -34,136 +37,107 @@ __all__ = [
     "INT8_FORMAT",
     "MAGNITUDE",
     "STRUCTURED",
+    "TECHNIQUES",
     "load_predictor",
-    "prune",
-    "quantize",
     "register_techniques",
+]
+
+TECHNIQUES = [
+    Technique(
+        name=MAGNITUDE,
+        stage="prune",
+        summary="Set the smallest weights to zero (unstructured L1, global or per layer) with "
+        "torch.nn.utils.prune, made permanent. No speed-up: the matrices stay dense.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        goals=[],
+        before=["quantize", "export"],
+        hardware={
+            "devices": ["cpu", "cuda", "mps"],
+            "speedup_devices": [],
+            "notes": "Zeros in dense matrices: dense kernels run no faster and the saved file is no smaller; "
+            "a later fine-tuning step (transformers.finetune) regrows the zeros. "
+            "Use torch.structured-prune for speed.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45"],
+        config=MagnitudePruneConfig,
+        implementation="slimkit_torch.magnitude:magnitude_prune",
+    ),
+    Technique(
+        name=STRUCTURED,
+        stage="prune",
+        summary="Remove FFN neurons, attention heads and whole layers (by weight magnitude or gradients on "
+        "training texts), so the matrices shrink; saves a normal HF folder with a matching config.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        goals=["speed", "size", "memory"],
+        before=["quantize", "export"],
+        hardware={
+            "devices": ["cpu", "cuda", "mps"],
+            "notes": "Accuracy drops with what is removed; fine-tune afterwards (transformers.finetune) to "
+            "recover it, before any quantization.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45", "torch-pruning>=1.5"],
+        config=StructuredPruneConfig,
+        # Gradient importance (the default) and layer selection run the task's training texts.
+        needs_task=True,
+        implementation="slimkit_torch.structured:structured_prune",
+    ),
+    Technique(
+        name=INT8,
+        stage="quantize",
+        summary="int8 Linear weights with dynamic per-batch activation quantization (torchao quantize_ under "
+        "torch.compile, or the legacy torch.ao quantize_dynamic), on CPU; the classification head stays float32.",
+        consumes=[FORMAT],
+        produces=INT8_FORMAT,
+        goals=["speed", "size", "memory"],
+        # Quantized weights take no gradient and nothing here re-exports them: train, prune and
+        # distill first.
+        after=["train", "prune", "distill"],
+        conflicts=[HALF],
+        hardware={
+            "devices": ["cpu"],
+            "cpu_arch": ["x86_64", "AMD64"],
+            "cpu_features_required": ["avx2"],
+            "cpu_features_beneficial": ["avx512_vnni"],
+            "notes": "x86 int8 kernels (torchao's compiled int8 matmuls; fbgemm for the legacy backend); "
+            "fast with avx512_vnni (VNNI dot products), little gain without it.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.18"],
+        config=DynamicInt8Config,
+        implementation="slimkit_torch.int8:dynamic_int8",
+    ),
+    Technique(
+        name=HALF,
+        stage="quantize",
+        summary="Cast weights and compute to bfloat16 (or float16); saves a normal HF folder that reloads "
+        "in that dtype.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        goals=["speed", "size", "memory"],
+        after=["train", "prune", "distill"],
+        conflicts=[INT8],
+        hardware={
+            "devices": ["cpu", "cuda", "mps"],
+            "cpu_features_beneficial": ["avx512_bf16", "amx_bf16"],
+            "notes": "bf16 is fast on CPUs with avx512_bf16 or AMX and on CUDA, slower than fp32 elsewhere; "
+            "fp16 is fast on CUDA and slow on most CPUs.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45"],
+        config=HalfConfig,
+        implementation="slimkit_torch.half:half",
+    ),
 ]
 
 
 @slimkit.hookimpl
 def register_techniques(register: Callable[[Technique], None]) -> None:
-    register(
-        Technique(
-            name=MAGNITUDE,
-            stage="prune",
-            summary="Set the smallest weights to zero (unstructured L1, global or per layer) with "
-            "torch.nn.utils.prune, made permanent. No speed-up: the matrices stay dense.",
-            consumes=[FORMAT],
-            produces=FORMAT,
-            goals=[],
-            before=["quantize", "export"],
-            hardware={
-                "devices": ["cpu", "cuda", "mps"],
-                "speedup_devices": [],
-                "notes": "Zeros in dense matrices: dense kernels run no faster and the saved file is no smaller; "
-                "a later fine-tuning step (transformers.finetune) regrows the zeros. "
-                "Use torch.structured-prune for speed.",
-            },
-            requires=["torch>=2.2", "transformers>=4.45"],
-            config=MagnitudePruneConfig,
-            needs_pickle=False,
-        )
-    )
-    register(
-        Technique(
-            name=STRUCTURED,
-            stage="prune",
-            summary="Remove FFN neurons, attention heads and whole layers (by weight magnitude or gradients on "
-            "training texts), so the matrices shrink; saves a normal HF folder with a matching config.",
-            consumes=[FORMAT],
-            produces=FORMAT,
-            goals=["speed", "size", "memory"],
-            before=["quantize", "export"],
-            hardware={
-                "devices": ["cpu", "cuda", "mps"],
-                "notes": "Accuracy drops with what is removed; fine-tune afterwards (transformers.finetune) to "
-                "recover it, before any quantization.",
-            },
-            requires=["torch>=2.2", "transformers>=4.45", "torch-pruning>=1.5"],
-            config=StructuredPruneConfig,
-            needs_pickle=False,
-        )
-    )
-    register(
-        Technique(
-            name=INT8,
-            stage="quantize",
-            summary="int8 Linear weights with dynamic per-batch activation quantization (torchao quantize_ under "
-            "torch.compile, or the legacy torch.ao quantize_dynamic), on CPU; the classification head stays float32.",
-            consumes=[FORMAT],
-            produces=INT8_FORMAT,
-            goals=["speed", "size", "memory"],
-            # Quantized weights take no gradient and nothing here re-exports them: train, prune and
-            # distill first.
-            after=["train", "prune", "distill"],
-            conflicts=[HALF],
-            hardware={
-                "devices": ["cpu"],
-                "cpu_arch": ["x86_64", "AMD64"],
-                "cpu_features_required": ["avx2"],
-                "cpu_features_beneficial": ["avx512_vnni"],
-                "notes": "x86 int8 kernels (torchao's compiled int8 matmuls; fbgemm for the legacy backend); "
-                "fast with avx512_vnni (VNNI dot products), little gain without it.",
-            },
-            requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.18"],
-            config=DynamicInt8Config,
-            # torch.load(weights_only=True): a restricted unpickler that builds tensors only.
-            needs_pickle=False,
-        )
-    )
-    register(
-        Technique(
-            name=HALF,
-            stage="quantize",
-            summary="Cast weights and compute to bfloat16 (or float16); saves a normal HF folder that reloads "
-            "in that dtype.",
-            consumes=[FORMAT],
-            produces=FORMAT,
-            goals=["speed", "size", "memory"],
-            after=["train", "prune", "distill"],
-            conflicts=[INT8],
-            hardware={
-                "devices": ["cpu", "cuda", "mps"],
-                "cpu_features_beneficial": ["avx512_bf16", "amx_bf16"],
-                "notes": "bf16 is fast on CPUs with avx512_bf16 or AMX and on CUDA, slower than fp32 elsewhere; "
-                "fp16 is fast on CUDA and slow on most CPUs.",
-            },
-            requires=["torch>=2.2", "transformers>=4.45"],
-            config=HalfConfig,
-            needs_pickle=False,
-        )
-    )
+    for technique in TECHNIQUES:
+        register(technique)
 
 
 @slimkit.hookimpl
-def prune(step: StepContext) -> Artifact | None:
-    if step.owns(MAGNITUDE):
-        from slimkit_torch.magnitude import magnitude_prune
-
-        return magnitude_prune(step)
-    if step.owns(STRUCTURED):
-        from slimkit_torch.structured import structured_prune
-
-        return structured_prune(step)
-    return None
-
-
-@slimkit.hookimpl
-def quantize(step: StepContext) -> Artifact | None:
-    if step.owns(INT8):
-        from slimkit_torch.int8 import dynamic_int8
-
-        return dynamic_int8(step)
-    if step.owns(HALF):
-        from slimkit_torch.half import half
-
-        return half(step)
-    return None
-
-
-@slimkit.hookimpl
-def load_predictor(artifact: Artifact, device: str, threads: int) -> Any | None:
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor | None:
     if artifact.format != INT8_FORMAT:
         return None
     from slimkit_torch.int8 import Int8Predictor

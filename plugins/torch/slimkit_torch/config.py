@@ -52,10 +52,13 @@ class StructuredPruneConfig(BaseModel):
         "'gradient' (first-order Taylor |w * dL/dw|, summed over calibration batches of the task's "
         "training texts with the classification loss).",
     )
-    calibration_batches: int = Field(
-        default=8, ge=1, description="Batches of training texts for gradient importance and layer selection."
+    calibration_examples: int = Field(
+        default=128,
+        ge=1,
+        description="Training texts (a seeded sample of the task's train split) for gradient importance and "
+        "layer selection.",
     )
-    batch_size: int = Field(default=16, ge=1, description="Calibration batch size.")
+    calibration_batch_size: int = Field(default=16, ge=1, description="Calibration texts per batch.")
     max_length: int = Field(default=128, ge=8, description="Calibration texts are truncated to this many tokens.")
 
     @model_validator(mode="after")

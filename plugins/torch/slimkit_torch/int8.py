@@ -27,9 +27,9 @@ from typing import Any
 from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_torch.common import copy_task_file, head_module_names, in_head
 from slimkit_torch.config import DynamicInt8Config
 from slimkit_transformers.predictors import TorchPredictor
+from slimkit_transformers.steps import carry_task_file, head_module_names, is_head
 
 MANIFEST = "slimkit-int8.json"
 WEIGHTS = "model-int8.pt"
@@ -39,7 +39,7 @@ def linear_names(model: Any, quantize_head: bool) -> list[str]:
     import torch
 
     heads = [] if quantize_head else head_module_names(model)
-    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not in_head(n, heads)]
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not is_head(n, heads)]
 
 
 def apply(model: Any, names: list[str], backend: str, per_channel: bool) -> Any:
@@ -60,40 +60,40 @@ def apply(model: Any, names: list[str], backend: str, per_channel: bool) -> Any:
     return model
 
 
-def dynamic_int8(step: StepContext) -> Artifact:
+def dynamic_int8(step: StepContext[DynamicInt8Config]) -> Artifact:
     import torch
 
     from slimkit_transformers.models import load_classifier
 
-    cfg: DynamicInt8Config = step.config  # type: ignore[assignment]
+    config = step.config
     if step.device != "cpu":
         raise SlimkitError(f"step {step.name!r}: torch.dynamic-int8 runs on CPU only, not {step.device}")
     started = time.perf_counter()
     model, tokenizer = load_classifier(step.input.path, device="cpu", dtype=torch.float32)
-    names = linear_names(model, cfg.quantize_head)
+    names = linear_names(model, config.quantize_head)
     if not names:
         raise SlimkitError(f"step {step.name!r}: {type(model).__name__} has no Linear layer to quantize")
     quantized_params = sum(model.get_submodule(n).weight.numel() for n in names)
     total_params = sum(p.numel() for p in model.parameters())
-    apply(model, names, cfg.backend, cfg.per_channel)
+    apply(model, names, config.backend, config.per_channel)
     torch.save(model.state_dict(), step.output_dir / WEIGHTS)
     model.config.save_pretrained(step.output_dir)
     tokenizer.save_pretrained(step.output_dir)
-    copy_task_file(step.input.path, step.output_dir)
+    carry_task_file(step)
     manifest = {
-        "backend": cfg.backend,
-        "per_channel": cfg.per_channel or cfg.backend == "torchao",
-        "compile": cfg.compile and cfg.backend == "torchao",
+        "backend": config.backend,
+        "per_channel": config.per_channel or config.backend == "torchao",
+        "compile": config.compile and config.backend == "torchao",
         "modules": names,
         "torch": torch.__version__,
         "quantized_engine": torch.backends.quantized.engine,
     }
     (step.output_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return step.artifact(
-        backend=cfg.backend,
+        backend=config.backend,
         path_used=(
             "torch.ao.quantization.quantize_dynamic (deprecated, fbgemm kernels)"
-            if cfg.backend == "torch-ao-legacy"
+            if config.backend == "torch-ao-legacy"
             else "torchao.quantization.quantize_ + Int8DynamicActivationInt8WeightConfig"
             + (" under torch.compile" if manifest["compile"] else " (eager)")
         ),
@@ -101,7 +101,7 @@ def dynamic_int8(step: StepContext) -> Artifact:
         quantized_engine=manifest["quantized_engine"],
         quantized_modules=len(names),
         quantized_share_of_params=round(quantized_params / total_params, 4),
-        head="float32 (kept)" if not cfg.quantize_head else "int8",
+        head="float32 (kept)" if not config.quantize_head else "int8",
         input_bytes=disk_size(step.input.path),
         seconds=round(time.perf_counter() - started, 2),
     )

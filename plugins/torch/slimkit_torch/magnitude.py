@@ -12,8 +12,9 @@ from typing import Any
 from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_torch.common import check_head, count_params, head_module_names, head_state, in_head, save_transformers
+from slimkit_torch.common import check_head, count_params, head_state, save_transformers
 from slimkit_torch.config import MagnitudePruneConfig
+from slimkit_transformers.steps import head_module_names, is_head
 
 NO_SPEEDUP = (
     "unstructured sparsity in dense weight matrices: dense kernels run no faster and the saved file "
@@ -21,36 +22,36 @@ NO_SPEEDUP = (
 )
 
 
-def targets(model: Any, cfg: MagnitudePruneConfig) -> list[tuple[str, Any]]:
+def targets(model: Any, config: MagnitudePruneConfig) -> list[tuple[str, Any]]:
     """(name, module) of every weight matrix to prune."""
     import torch
 
-    heads = [] if cfg.prune_head else head_module_names(model)
-    kinds: tuple[type, ...] = (torch.nn.Linear, torch.nn.Embedding) if cfg.include_embeddings else (torch.nn.Linear,)
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and not in_head(n, heads)]
+    heads = [] if config.prune_head else head_module_names(model)
+    kinds: tuple[type, ...] = (torch.nn.Linear, torch.nn.Embedding) if config.include_embeddings else (torch.nn.Linear,)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds) and not is_head(n, heads)]
 
 
-def magnitude_prune(step: StepContext) -> Artifact:
+def magnitude_prune(step: StepContext[MagnitudePruneConfig]) -> Artifact:
     import torch
     from torch.nn.utils import prune
 
     from slimkit_transformers.models import load_classifier
 
-    cfg: MagnitudePruneConfig = step.config  # type: ignore[assignment]
+    config = step.config
     started = time.perf_counter()
     model, tokenizer = load_classifier(step.input.path, device=step.device)
-    head = {} if cfg.prune_head else head_state(model)
-    chosen = targets(model, cfg)
+    head = {} if config.prune_head else head_state(model)
+    chosen = targets(model, config)
     if not chosen:
         raise SlimkitError(f"step {step.name!r}: no weight matrix to prune in {type(model).__name__}")
     with torch.no_grad():
-        if cfg.scope == "global":
+        if config.scope == "global":
             prune.global_unstructured(
-                [(m, "weight") for _, m in chosen], pruning_method=prune.L1Unstructured, amount=cfg.sparsity
+                [(m, "weight") for _, m in chosen], pruning_method=prune.L1Unstructured, amount=config.sparsity
             )
         else:
             for _, m in chosen:
-                prune.l1_unstructured(m, "weight", amount=cfg.sparsity)
+                prune.l1_unstructured(m, "weight", amount=config.sparsity)
         for _, m in chosen:
             prune.remove(m, "weight")  # weight = weight_orig * mask, the mask and hooks dropped
     check_head(model, head, step)
@@ -60,17 +61,17 @@ def magnitude_prune(step: StepContext) -> Artifact:
     total, nonzero = count_params(model)
     save_transformers(model, tokenizer, step)
     return step.artifact(
-        sparsity_requested=cfg.sparsity,
+        sparsity_requested=config.sparsity,
         sparsity_reached=sum(zeros.values()) / sum(sizes.values()),
         sparsity_overall=1 - nonzero / total,
         pruned_matrices=len(chosen),
         pruned_weights=sum(sizes.values()),
         layer_sparsity_min=min(per_layer.values()),
         layer_sparsity_max=max(per_layer.values()),
-        scope=cfg.scope,
+        scope=config.scope,
         params=total,
         nonzero_params=nonzero,
-        head="kept" if not cfg.prune_head else "pruned",
+        head="kept" if not config.prune_head else "pruned",
         speedup_expected=False,
         note=NO_SPEEDUP,
         seconds=round(time.perf_counter() - started, 2),

@@ -28,8 +28,9 @@ from typing import Any
 from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_torch.common import calibration_batches, check_head, count_params, head_state, save_transformers
+from slimkit_torch.common import check_head, count_params, head_state, save_transformers
 from slimkit_torch.config import StructuredPruneConfig
+from slimkit_transformers.steps import calibration_batches
 
 
 @dataclass
@@ -145,96 +146,164 @@ def accumulate_gradients(model: Any, batches: list[dict[str, Any]]) -> float:
     return total / len(batches)
 
 
-def structured_prune(step: StepContext) -> Artifact:
+@dataclass
+class Shape:
+    """What one step removes from a model: its sizes and, per layer, how many of each are dropped."""
+
+    family: str
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    drop_ffn: int
+    drop_heads: int
+
+    @property
+    def grouped(self) -> bool:
+        """Grouped-query attention: key/value heads stay, query heads leave each group."""
+        return self.kv_heads != self.heads
+
+
+def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     import torch
-    import torch_pruning as tp
 
     from slimkit_transformers.models import load_classifier
 
-    cfg: StructuredPruneConfig = step.config  # type: ignore[assignment]
+    config = step.config
     started = time.perf_counter()
     model, tokenizer = load_classifier(step.input.path, device=step.device)
-    config = model.config
     head = head_state(model)
     params_before, _ = count_params(model)
     owner, attr, family = layer_list(model)
     layers = getattr(owner, attr)
     all_parts = [parts(layer, family) for layer in layers]
-    n_layers, n_heads = len(layers), config.num_attention_heads
-    n_ffn = all_parts[0].ffn_out.in_features
+    shape = _shape(step, model.config, family, len(layers), all_parts[0].ffn_out.in_features)
+    changes = _config_changes(shape, config)
+    check_config(model.config, changes, step)
 
-    if cfg.heads and family == "bert":
+    batches: list[dict[str, Any]] = []
+    if config.importance == "gradient" or config.layers > 0:
+        batches = calibration_batches(
+            step, tokenizer, examples=config.calibration_examples, batch_size=config.calibration_batch_size,
+            max_length=config.max_length,
+        )  # fmt: skip
+    facts: dict[str, Any] = {"family": family, "importance": config.importance}
+    if config.importance == "gradient" and (config.ffn_ratio or config.heads):
+        facts["calibration_loss"] = round(accumulate_gradients(model, batches), 6)
+    facts["calibration_texts"] = sum(len(b["input_ids"]) for b in batches)
+
+    # Choose everything on the unpruned model, then slice.
+    plans = _choose(all_parts, shape, config.importance)
+    model.zero_grad(set_to_none=True)
+    if config.layer_indices is not None:
+        dropped = sorted(set(config.layer_indices))
+    elif config.layers:
+        influence = block_influence(model, layers, batches)
+        facts["block_influence"] = [round(x, 6) for x in influence]
+        dropped = sorted(lowest(torch.tensor(influence), config.layers))
+    else:
+        dropped = []
+    _slice(all_parts, plans, shape)
+    _drop_layers(owner, attr, dropped, model.config)
+    for key, value in changes.items():
+        setattr(model.config, key, value)
+    check_head(model, head, step)
+    params_after, _ = count_params(model)
+    save_transformers(model, tokenizer, step)
+    facts["reload_max_abs_diff"] = _reload_check(model, step, batches, tokenizer)
+    return step.artifact(
+        **facts,
+        ffn_neurons={"before": shape.ffn, "after": shape.ffn - shape.drop_ffn},
+        attention_heads={"before": shape.heads, "after": model.config.num_attention_heads},
+        layers={"before": shape.layers, "after": model.config.num_hidden_layers, "removed": dropped},
+        params_before=params_before,
+        params_after=params_after,
+        head="kept",
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def _shape(
+    step: StepContext[StructuredPruneConfig], model_config: Any, family: str, n_layers: int, n_ffn: int
+) -> Shape:
+    """The model's sizes and what the step's config removes from them; refuses what cannot be removed."""
+    config = step.config
+    n_heads = model_config.num_attention_heads
+    if config.heads and family == "bert":
         raise SlimkitError(
-            f"step {step.name!r}: heads = {cfg.heads}: {config.model_type} configs derive the head size from "
+            f"step {step.name!r}: heads = {config.heads}: {model_config.model_type} configs derive the head size from "
             "hidden_size / num_attention_heads and transformers 5 no longer supports config.pruned_heads, so a "
             "model with fewer heads would not reload with from_pretrained",
             fix="prune FFN neurons (ffn_ratio) and layers instead; heads can be removed from models whose "
             "config has head_dim (Llama, Mistral, Qwen2/3)",
         )
-    n_kv = getattr(config, "num_key_value_heads", None) or n_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
-    grouped = n_kv != n_heads  # grouped-query attention: key/value heads stay, query heads leave each group
-    if cfg.heads >= n_heads or (grouped and cfg.heads % n_kv):
+    n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
+    grouped = n_kv != n_heads
+    if config.heads >= n_heads or (grouped and config.heads % n_kv):
         raise SlimkitError(
-            f"step {step.name!r}: heads = {cfg.heads}: the model has {n_heads} query heads in {n_kv} key/value "
+            f"step {step.name!r}: heads = {config.heads}: the model has {n_heads} query heads in {n_kv} key/value "
             f"groups; remove fewer than {n_heads}"
             + (f", a multiple of {n_kv}, so that every group keeps the same number" if grouped else "")
         )
-    if cfg.layer_indices is not None:
-        bad = [i for i in cfg.layer_indices if not 0 <= i < n_layers]
-        if bad or len(set(cfg.layer_indices)) >= n_layers:
-            raise SlimkitError(f"step {step.name!r}: layer_indices {cfg.layer_indices}: the model has {n_layers} "
+    if config.layer_indices is not None:
+        bad = [i for i in config.layer_indices if not 0 <= i < n_layers]
+        if bad or len(set(config.layer_indices)) >= n_layers:
+            raise SlimkitError(f"step {step.name!r}: layer_indices {config.layer_indices}: the model has {n_layers} "
                                "layers (0-based) and must keep at least one")  # fmt: skip
-    if cfg.layers >= n_layers:
-        raise SlimkitError(f"step {step.name!r}: layers = {cfg.layers}: the model has only {n_layers}")
+    if config.layers >= n_layers:
+        raise SlimkitError(f"step {step.name!r}: layers = {config.layers}: the model has only {n_layers}")
+    return Shape(
+        family=family,
+        layers=n_layers,
+        heads=n_heads,
+        kv_heads=n_kv,
+        head_dim=getattr(model_config, "head_dim", None) or model_config.hidden_size // n_heads,
+        ffn=n_ffn,
+        drop_ffn=min(round(config.ffn_ratio * n_ffn), n_ffn - 1),
+        drop_heads=config.heads,
+    )
 
-    drop_ffn = min(round(cfg.ffn_ratio * n_ffn), n_ffn - 1)
-    n_dropped = len(set(cfg.layer_indices)) if cfg.layer_indices is not None else cfg.layers
+
+def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, Any]:
+    """The config fields that describe the pruned model."""
+    n_dropped = len(set(config.layer_indices)) if config.layer_indices is not None else config.layers
     changes: dict[str, Any] = {
-        "intermediate_size": n_ffn - drop_ffn,
-        "num_attention_heads": n_heads - cfg.heads,
-        "num_hidden_layers": n_layers - n_dropped,
+        "intermediate_size": shape.ffn - shape.drop_ffn,
+        "num_attention_heads": shape.heads - shape.drop_heads,
+        "num_hidden_layers": shape.layers - n_dropped,
     }
-    if family == "llama":  # explicit, since hidden_size / num_attention_heads no longer gives it
-        changes["head_dim"] = head_dim
-    if cfg.heads and not grouped:
-        changes["num_key_value_heads"] = n_heads - cfg.heads
-    check_config(config, changes, step)
+    if shape.family == "llama":  # explicit, since hidden_size / num_attention_heads no longer gives it
+        changes["head_dim"] = shape.head_dim
+    if shape.drop_heads and not shape.grouped:
+        changes["num_key_value_heads"] = shape.heads - shape.drop_heads
+    return changes
 
-    needs_data = cfg.importance == "gradient" or cfg.layers > 0
-    batches: list[dict[str, Any]] = []
-    if needs_data:
-        batches = calibration_batches(
-            step, tokenizer, batches=cfg.calibration_batches, batch_size=cfg.batch_size, max_length=cfg.max_length
-        )
-    facts: dict[str, Any] = {"family": family, "importance": cfg.importance}
-    if cfg.importance == "gradient" and (cfg.ffn_ratio or cfg.heads):
-        facts["calibration_loss"] = round(accumulate_gradients(model, batches), 6)
-    facts["calibration_texts"] = sum(len(b["input_ids"]) for b in batches)
 
-    # Choose everything on the unpruned model, then slice.
+def _choose(all_parts: list[Parts], shape: Shape, importance: str) -> list[tuple[list[int], list[int]]]:
+    """Per layer, the FFN neurons and the query heads to remove: the least important ones."""
+    import torch
+
     plans = []
     with torch.no_grad():
         for p in all_parts:
-            ffn_idx = lowest(ffn_scores(p, cfg.importance), drop_ffn) if drop_ffn else []
+            ffn_idx = lowest(ffn_scores(p, importance), shape.drop_ffn) if shape.drop_ffn else []
             head_idx: list[int] = []
-            if cfg.heads:
-                scores = head_scores(p, n_heads, head_dim, cfg.importance, with_kv=not grouped)
-                size = n_heads // n_kv if grouped else n_heads  # query heads per key/value group, contiguous
-                per_group = cfg.heads // n_kv if grouped else cfg.heads
-                for g in range(n_heads // size):
+            if shape.drop_heads:
+                scores = head_scores(p, shape.heads, shape.head_dim, importance, with_kv=not shape.grouped)
+                # Query heads per key/value group, contiguous; every group loses the same number.
+                size = shape.heads // shape.kv_heads if shape.grouped else shape.heads
+                per_group = shape.drop_heads // shape.kv_heads if shape.grouped else shape.drop_heads
+                for g in range(shape.heads // size):
                     head_idx += [g * size + h for h in lowest(scores[g * size : (g + 1) * size], per_group)]
             plans.append((ffn_idx, head_idx))
-    model.zero_grad(set_to_none=True)
+    return plans
 
-    if cfg.layer_indices is not None:
-        dropped = sorted(set(cfg.layer_indices))
-    elif cfg.layers:
-        influence = block_influence(model, layers, batches)
-        facts["block_influence"] = [round(x, 6) for x in influence]
-        dropped = sorted(lowest(torch.tensor(influence), cfg.layers))
-    else:
-        dropped = []
+
+def _slice(all_parts: list[Parts], plans: list[tuple[list[int], list[int]]], shape: Shape) -> None:
+    """Remove the chosen neurons and heads from every layer's matrices."""
+    import torch
+    import torch_pruning as tp
 
     with torch.no_grad():
         for p, (ffn_idx, head_idx) in zip(all_parts, plans, strict=True):
@@ -243,42 +312,33 @@ def structured_prune(step: StepContext) -> Artifact:
                     tp.prune_linear_out_channels(lin, ffn_idx)
                 tp.prune_linear_in_channels(p.ffn_out, ffn_idx)
                 if hasattr(p.mlp, "intermediate_size"):
-                    p.mlp.intermediate_size = n_ffn - len(ffn_idx)
+                    p.mlp.intermediate_size = shape.ffn - len(ffn_idx)
             if head_idx:
-                channels = [h * head_dim + d for h in head_idx for d in range(head_dim)]
-                for lin in [p.q] if grouped else [p.q, p.k, p.v]:
+                channels = [h * shape.head_dim + d for h in head_idx for d in range(shape.head_dim)]
+                for lin in [p.q] if shape.grouped else [p.q, p.k, p.v]:
                     tp.prune_linear_out_channels(lin, channels)
                 tp.prune_linear_in_channels(p.o, channels)
-                if grouped:
-                    p.attention.num_key_value_groups = (n_heads - len(head_idx)) // n_kv
-    if dropped:
-        kept = [layer for i, layer in enumerate(layers) if i not in dropped]
-        setattr(owner, attr, torch.nn.ModuleList(kept))
-        for new_index, layer in enumerate(kept):
-            for module in layer.modules():
-                if hasattr(module, "layer_idx"):
-                    module.layer_idx = new_index
-        if isinstance(getattr(config, "layer_types", None), list):
-            config.layer_types = [t for i, t in enumerate(config.layer_types) if i not in dropped]
-    for key, value in changes.items():
-        setattr(config, key, value)
-    check_head(model, head, step)
-    params_after, _ = count_params(model)
-    save_transformers(model, tokenizer, step)
-    facts["reload_max_abs_diff"] = _reload_check(model, step, batches, tokenizer)
-    return step.artifact(
-        **facts,
-        ffn_neurons={"before": n_ffn, "after": n_ffn - drop_ffn},
-        attention_heads={"before": n_heads, "after": config.num_attention_heads},
-        layers={"before": n_layers, "after": config.num_hidden_layers, "removed": dropped},
-        params_before=params_before,
-        params_after=params_after,
-        head="kept",
-        seconds=round(time.perf_counter() - started, 2),
-    )
+                if shape.grouped:
+                    p.attention.num_key_value_groups = (shape.heads - len(head_idx)) // shape.kv_heads
 
 
-def check_config(config: Any, changes: dict[str, Any], step: StepContext) -> None:
+def _drop_layers(owner: Any, attr: str, dropped: list[int], config: Any) -> None:
+    """Remove whole layers from the layer list, renumbering the later ones."""
+    import torch
+
+    if not dropped:
+        return
+    kept = [layer for i, layer in enumerate(getattr(owner, attr)) if i not in dropped]
+    setattr(owner, attr, torch.nn.ModuleList(kept))
+    for new_index, layer in enumerate(kept):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_index
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = [t for i, t in enumerate(config.layer_types) if i not in dropped]
+
+
+def check_config(config: Any, changes: dict[str, Any], step: StepContext[Any]) -> None:
     """Refuse, before any slicing, a shape that the model's config class would not accept on reload."""
     try:
         type(config).from_dict({**config.to_dict(), **changes})
@@ -291,7 +351,7 @@ def check_config(config: Any, changes: dict[str, Any], step: StepContext) -> Non
         ) from None
 
 
-def _reload_check(model: Any, step: StepContext, batches: list[dict[str, Any]], tokenizer: Any) -> float:
+def _reload_check(model: Any, step: StepContext[Any], batches: list[dict[str, Any]], tokenizer: Any) -> float:
     """Reload the saved folder with from_pretrained and compare its logits with the pruned model's."""
     import torch
 

@@ -17,7 +17,7 @@ FINETUNE = {"name": "finetune", "technique": "transformers.finetune", "config": 
 STRUCTURED = {
     "name": "prune",
     "technique": "torch.structured-prune",
-    "config": {"ffn_ratio": 0.5, "layer_indices": [1], "calibration_batches": 2},
+    "config": {"ffn_ratio": 0.5, "layer_indices": [1], "calibration_examples": 32},
 }
 INT8 = {"name": "int8", "technique": "torch.dynamic-int8"}
 HALF = {"name": "bf16", "technique": "torch.half"}
@@ -41,14 +41,22 @@ def test_int8_before_finetune_is_refused_with_the_reason(plugins: Any, slimkit_p
     assert "torch.dynamic-int8 declares it must come after 'train'" in text
 
 
-def test_quantization_after_pruning_and_training(plugins: Any, slimkit_plugins: Any) -> None:
-    assert _plan(slimkit_plugins, [FINETUNE, STRUCTURED, FINETUNE | {"name": "recover"}, INT8]).ok
-    plan = _plan(slimkit_plugins, [HALF, STRUCTURED])
+def test_quantization_after_pruning_and_training(plugins: Any, slimkit_plugins: Any, tiny_task: dict[str, Any]) -> None:
+    assert _plan(slimkit_plugins, [FINETUNE, STRUCTURED, FINETUNE | {"name": "recover"}, INT8], task=tiny_task).ok
+    plan = _plan(slimkit_plugins, [HALF, STRUCTURED], task=tiny_task)
     assert any("torch.half declares it must come after 'prune'" in p for p in plan.problems)
-    plan = _plan(slimkit_plugins, [STRUCTURED, HALF, INT8])
+    plan = _plan(slimkit_plugins, [STRUCTURED, HALF, INT8], task=tiny_task)
     assert any("torch.half and torch.dynamic-int8 conflict" in p for p in plan.problems)
-    auto = _plan(slimkit_plugins, [INT8, STRUCTURED], order="auto")
+    auto = _plan(slimkit_plugins, [INT8, STRUCTURED], order="auto", task=tiny_task)
     assert auto.ok and [s.name for s in auto.steps] == ["prune", "int8"]
+
+
+def test_structured_prune_needs_a_task(plugins: Any, slimkit_plugins: Any) -> None:
+    plan = _plan(slimkit_plugins, [STRUCTURED])
+    assert [p for p in plan.problems if "torch.structured-prune" in p] == [
+        "step 1 (prune): torch.structured-prune reads the pipeline's task, and this pipeline has none "
+        "(fix: add a [task] table)"
+    ]
 
 
 NO_VNNI = "this CPU lacks avx512_vnni, so little speed-up is expected"

@@ -90,7 +90,7 @@ def test_llama_gqa_heads_and_ffn_with_gradients(
 ) -> None:
     # 4 query heads in 2 key/value groups: removing 2 takes one query head from each group.
     result = _run(run_pipeline, tiny_pipeline, tiny_llama, tiny_task,
-                  {"heads": 2, "ffn_ratio": 0.25, "importance": "gradient", "calibration_batches": 2})  # fmt: skip
+                  {"heads": 2, "ffn_ratio": 0.25, "importance": "gradient", "calibration_examples": 32})  # fmt: skip
     assert result.exit_code == 0, [s.error for s in result.steps]
     artifact = result.steps[0].artifact
     config = json.loads((artifact.path / "config.json").read_text())
@@ -133,7 +133,7 @@ def test_llama_without_gqa_loses_key_and_value_heads_too(
 def test_layers_chosen_by_block_influence(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:
-    result = _run(run_pipeline, tiny_pipeline, tiny_llama, tiny_task, {"layers": 1, "calibration_batches": 1})
+    result = _run(run_pipeline, tiny_pipeline, tiny_llama, tiny_task, {"layers": 1, "calibration_examples": 16})
     assert result.exit_code == 0, [s.error for s in result.steps]
     meta = result.steps[0].artifact.metadata
     influence = meta["block_influence"]

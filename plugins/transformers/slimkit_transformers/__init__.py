@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import slimkit
-from slimkit import Artifact, MeasureContext, Metric, StepContext, Technique
+from slimkit import Artifact, MeasureContext, Metric, Technique
 from slimkit.spec import ModelSource, Pipeline, TaskSpec
 from slimkit_transformers.finetune import FinetuneConfig
 
@@ -33,7 +33,8 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             hardware={"devices": ["cpu", "cuda", "mps"], "notes": "Training on CPU is slow; prefer few layers."},
             requires=["transformers>=4.45", "datasets>=2.19", "accelerate>=0.26"],
             config=FinetuneConfig,
-            needs_pickle=False,
+            implementation="slimkit_transformers.finetune:finetune",
+            needs_task=True,
         )
     )
 
@@ -65,15 +66,6 @@ def check_task(task: TaskSpec, pipeline: Pipeline) -> list[str]:
     # The same resolver as the run's load_task calls: the run (and a study's other variants)
     # reuse this load from the task cache.
     return task_problems(task, pipeline.resolve_path)
-
-
-@slimkit.hookimpl
-def train(step: StepContext) -> Artifact | None:
-    if not step.owns(FINETUNE):
-        return None
-    from slimkit_transformers.finetune import finetune
-
-    return finetune(step)
 
 
 @slimkit.hookimpl(trylast=True)

@@ -6,11 +6,11 @@ validation slice (carved from train, never the eval split), training time record
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,8 +18,11 @@ from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit.spec import MAX_BATCH, MAX_LENGTH, MAX_SEED
+from slimkit_transformers.steps import HEAD_NAMES, step_task, write_task_file
+from slimkit_transformers.steps import TASK_FILE as TASK_FILE  # its first home; steps.TASK_FILE now
 
-TASK_FILE = "slimkit-task.json"  # threshold and label facts saved beside the weights
+if TYPE_CHECKING:
+    from slimkit_transformers.tasks import TaskData
 # Far above any real run; below them a typo (epochs = 1e308) would train until the machine dies.
 MAX_EPOCHS = 1000
 MAX_STEPS = 10_000_000
@@ -69,8 +72,7 @@ def _layers(model: Any) -> list[Any]:
 
 def head_modules(model: Any) -> list[Any]:
     """The classification head (and pooler/final norm, which sit between layers and head)."""
-    names = ("classifier", "score", "pre_classifier")
-    modules = [getattr(model, n) for n in names if getattr(model, n, None) is not None]
+    modules = [getattr(model, n) for n in HEAD_NAMES if getattr(model, n, None) is not None]
     base = model.base_model
     modules += [
         getattr(base, n) for n in ("pooler", "norm", "final_layer_norm", "ln_f") if getattr(base, n, None) is not None
@@ -151,35 +153,84 @@ def training_arguments(
     )
 
 
-def finetune(step: StepContext) -> Artifact:
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+def best_metric(task: TaskData) -> str:
+    """The validation score that picks the best checkpoint: micro-F1 (multi-label) or accuracy."""
+    return "micro_f1" if task.multi_label else "accuracy"
 
+
+def metrics_function(task: TaskData) -> Callable[[Any], dict[str, float]]:
+    """The Trainer's ``compute_metrics`` for ``task``: its scores at the task's threshold."""
     from slimkit_transformers import scores
-    from slimkit_transformers.models import load_classifier, set_threads
-    from slimkit_transformers.tasks import load_task
-
-    cfg: FinetuneConfig = step.config  # type: ignore[assignment]
-    if step.task is None:
-        raise SlimkitError(f"step {step.name!r}: transformers.finetune needs the pipeline's 'task'")
-    task = load_task(step.task, step.pipeline.resolve_path)
-    seed = step.seed if cfg.seed is None else cfg.seed
-    threads = set_threads(step.pipeline.measure.threads)
-    model, tokenizer = load_classifier(step.input.path, device=step.device)
-    trainable = freeze_all_but(model, cfg.train_layers)
-    train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
-    val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
-    best_metric = "micro_f1" if task.multi_label else "accuracy"
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         logits, labels = prediction.predictions, prediction.label_ids
         preds = scores.predict(logits, task.multi_label, task.threshold)
         return scores.classification_scores(labels, preds, task.multi_label)
 
+    return compute_metrics
+
+
+def validate(
+    step: StepContext[Any], task: TaskData, val_logits: Any, threshold: float
+) -> tuple[float, dict[str, float]]:
+    """(decision threshold, validation scores) of a trained model: ``threshold`` tuned on the
+    validation slice for multi-label tasks whose ``tune_threshold`` is set, kept otherwise."""
+    from slimkit_transformers import scores
+
+    if task.multi_label and step.task is not None and step.task.tune_threshold:
+        threshold = scores.tune_threshold(val_logits, task.validation.labels)
+    predictions = scores.predict(val_logits, task.multi_label, threshold)
+    return threshold, scores.classification_scores(task.validation.labels, predictions, task.multi_label)
+
+
+def save_trained(step: StepContext[Any], model: Any, tokenizer: Any, task: TaskData, threshold: float) -> None:
+    """Model, tokenizer and task file (with ``threshold``) into ``step.output_dir``, every weight trainable."""
+    for p in model.parameters():  # a frozen flag must not leak into the saved model's later use
+        p.requires_grad = True
+    model.save_pretrained(step.output_dir)
+    tokenizer.save_pretrained(step.output_dir)
+    write_task_file(step.output_dir, task, threshold)
+
+
+def training_facts(trainer: Any, *, seconds: float, trainable: int, **facts: Any) -> dict[str, Any]:
+    """The artifact metadata of a Trainer run: time, epochs and steps, trainable parameters, the
+    validation evaluations (``eval_history``), and ``facts`` (threshold, validation, ...)."""
+    state = trainer.state
+    return {
+        "train_seconds": round(seconds, 2),
+        "epochs_run": round(float(state.epoch or 0), 3),
+        "optimizer_steps": state.global_step,
+        "trainable_params": trainable,
+        **facts,
+        "eval_history": [
+            {k: v for k, v in e.items() if k.startswith("eval_") or k in ("epoch", "step")}
+            for e in state.log_history
+            if "eval_loss" in e
+        ],
+    }
+
+
+def finetune(step: StepContext[FinetuneConfig]) -> Artifact:
+    """``transformers.finetune``: train the input classifier on the task's train split, with early
+    stopping and the threshold tuned on the validation slice."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+    from slimkit_transformers.models import load_classifier, set_threads
+
+    cfg = step.config
+    task = step_task(step)
+    seed = step.seed if cfg.seed is None else cfg.seed
+    threads = set_threads(step.pipeline.measure.threads)
+    model, tokenizer = load_classifier(step.input.path, device=step.device)
+    trainable = freeze_all_but(model, cfg.train_layers)
+    train_ds = encode_split(task.train, tokenizer, cfg.max_length, task.multi_label)
+    val_ds = encode_split(task.validation, tokenizer, cfg.max_length, task.multi_label)
+    metric = best_metric(task)
     # Checkpoints (for early stopping) live in a temporary folder, removed even when training fails.
     with tempfile.TemporaryDirectory(prefix="finetune-", dir=step.run_dir) as checkpoints:
         args = training_arguments(
             cfg, seed=seed, device=step.device, output_dir=Path(checkpoints), train_rows=len(train_ds),
-            best_metric=best_metric,
+            best_metric=metric,
         )  # fmt: skip
         trainer = Trainer(
             model=model,
@@ -187,34 +238,17 @@ def finetune(step: StepContext) -> Artifact:
             train_dataset=train_ds,
             eval_dataset=val_ds,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=compute_metrics,
+            compute_metrics=metrics_function(task),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
         )
         started = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - started
         val_logits = trainer.predict(val_ds).predictions
-    threshold = task.threshold
-    if task.multi_label and step.task.tune_threshold:
-        threshold = scores.tune_threshold(val_logits, task.validation.labels)
-    val_scores = scores.classification_scores(
-        task.validation.labels, scores.predict(val_logits, task.multi_label, threshold), task.multi_label
-    )
-    for p in model.parameters():  # a frozen flag must not leak into the saved model's later use
-        p.requires_grad = True
-    trainer.model.save_pretrained(step.output_dir)
-    tokenizer.save_pretrained(step.output_dir)
-    facts = {"threshold": threshold, "labels": task.labels, "problem": task.problem}
-    (step.output_dir / TASK_FILE).write_text(json.dumps(facts, indent=2))
-    history = [e for e in trainer.state.log_history if "eval_loss" in e]
-    return step.artifact(
-        train_seconds=round(train_seconds, 2),
-        epochs_run=round(float(trainer.state.epoch or 0), 3),
-        optimizer_steps=trainer.state.global_step,
-        trainable_params=trainable,
-        threads=threads,
-        threshold=threshold,
-        validation=val_scores,
-        best_checkpoint_metric=best_metric,
-        eval_history=[{k: v for k, v in e.items() if k.startswith("eval_") or k in ("epoch", "step")} for e in history],
-    )
+    threshold, val_scores = validate(step, task, val_logits, task.threshold)
+    save_trained(step, trainer.model, tokenizer, task, threshold)
+    facts = training_facts(
+        trainer, seconds=train_seconds, trainable=trainable, threads=threads, threshold=threshold,
+        validation=val_scores, best_checkpoint_metric=metric,
+    )  # fmt: skip
+    return step.artifact(**facts)

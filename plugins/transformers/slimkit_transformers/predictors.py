@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-from slimkit_transformers.finetune import TASK_FILE
+from slimkit_transformers.steps import HEAD_NAMES, TASK_FILE
 
 
 class TorchPredictor:
@@ -60,7 +60,7 @@ class TorchPredictor:
 def head_checksum(model: Any) -> float | None:
     """Sum of |w| over the classification head: equal heads give equal sums, a re-initialised
     head almost never does. None when the head is not a plain weight (e.g. quantized)."""
-    for name in ("classifier", "score"):
+    for name in HEAD_NAMES:  # the output layer (classifier or score) is found first
         head = getattr(model, name, None)
         if head is None:
             continue

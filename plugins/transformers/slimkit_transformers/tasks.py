@@ -513,7 +513,9 @@ def _to_split(frame: Any, spec: TaskSpec, names: list[str] | None, problem: str)
     return Split(texts, matrix), names
 
 
-def _subsample(split: Split, n: int | None, seed: int) -> Split:
+def sample_rows(split: Split, n: int | None, seed: int) -> Split:
+    """The first ``n`` rows of a seeded permutation of ``split`` (all of it when ``n`` is None or
+    at least its size), in the split's order: a smaller ``n`` with the same seed takes a subset."""
     import numpy as np
 
     if n is None or n >= len(split):
@@ -561,12 +563,12 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
             "leaves none to train on",
             fix="add training rows, or lower task.validation_fraction",
         )
-    train = _subsample(train, spec.max_train_examples, spec.seed)
+    train = sample_rows(train, spec.max_train_examples, spec.seed)
     if spec.max_train_examples is not None:
         # The validation slice keeps its share of the subsample: a full-size slice would make every
         # evaluation of a quick run cost more than its training.
         share = spec.validation_fraction / (1 - spec.validation_fraction)
-        validation = _subsample(validation, max(1, round(spec.max_train_examples * share)), spec.seed)
+        validation = sample_rows(validation, max(1, round(spec.max_train_examples * share)), spec.seed)
     return TaskData(
         name=spec.preset or str(spec.dataset or "task"),
         problem=problem,

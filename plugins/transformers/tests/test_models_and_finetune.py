@@ -154,12 +154,23 @@ def test_finetune_is_seeded(
     assert torch.equal(weights[0], weights[1])
 
 
-def test_finetune_without_task_fails_as_a_step(transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path) -> None:
+def test_finetune_without_task_is_refused_before_any_compute(
+    transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path
+) -> None:
+    from slimkit.errors import PlanRefused
+
     pipe = {"name": "no-task", "model": str(tiny_bert), "steps": [{"technique": "transformers.finetune"}],
             "measure": {"enabled": False}}  # fmt: skip
-    result = run_pipeline(pipe)
-    assert result.exit_code == 1
-    assert "needs the pipeline's 'task'" in result.steps[0].error
+    with pytest.raises(PlanRefused, match=r"transformers\.finetune reads the pipeline's task, and this pipeline"):
+        run_pipeline(pipe)
+
+
+def test_finetune_is_a_declared_function(transformers_plugin: Any, slimkit_plugins: Any) -> None:
+    from slimkit_transformers.finetune import finetune
+
+    technique = slimkit_plugins.techniques.get("transformers.finetune")
+    assert technique.load_implementation() is finetune and technique.needs_task
+    assert "train" not in slimkit_plugins.records["transformers"].hooks
 
 
 def test_measuring_without_a_task_keeps_sizes_and_says_why(

@@ -16,12 +16,11 @@ the Pareto front. Both work on plain data so they can be tested without building
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection, Sequence
 
-from slimkit.plots import ACCURACY_PREFERENCE, pareto_front, primary_latency
-from slimkit.study import SearchSpec, Variant
+from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
+from slimkit.results import MeasuredArtifact, Selection, metric_names
+from slimkit.study.spec import SearchSpec, Variant
 
 
 class Search:
@@ -97,73 +96,43 @@ class Search:
 # -- Choosing -------------------------------------------------------------------------------
 
 
-def objective_metric(objective: str, artifacts: Sequence[dict[str, Any]]) -> str | None:
-    """The metric name an objective stands for among the measured artifacts."""
+def objective_metric(objective: str, names: Collection[str]) -> str | None:
+    """The metric name an objective stands for among the names of the measured metrics."""
     if objective == "latency":
-        return primary_latency(list(artifacts))
+        return primary_latency(names)
     if objective == "size":
         return "size_bytes"
     return objective
 
 
-def accuracy_metric(requested: str | None, artifacts: Sequence[dict[str, Any]]) -> str | None:
-    names = {m["name"] for a in artifacts for m in a["metrics"] if m.get("kind") == "accuracy"}
+def accuracy_metric(requested: str | None, accuracy_names: Collection[str]) -> str | None:
+    """The accuracy metric the budget is about, among the names of the accuracy metrics measured."""
     if requested is not None:
-        return requested if requested in names else None
-    return next((n for n in ACCURACY_PREFERENCE if n in names), None)
+        return requested if requested in accuracy_names else None
+    return primary_accuracy(accuracy_names)
 
 
-@dataclass
-class Selection:
-    objective: str | None
-    accuracy: str | None
-    budget_points: float
-    chosen: str | None = None
-    meets_budget: bool = False
-    reason: str = ""
-    front: list[str] = field(default_factory=list)
-    within_budget: list[str] = field(default_factory=list)
-    closest: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "objective": self.objective,
-            "accuracy": self.accuracy,
-            "budget_points": self.budget_points,
-            "chosen": self.chosen,
-            "meets_budget": self.meets_budget,
-            "reason": self.reason,
-            "pareto_front": self.front,
-            "within_budget": self.within_budget,
-            "closest": self.closest,
-        }
+def _values(artifact: MeasuredArtifact, name: str) -> tuple[float | None, dict[str, float]]:
+    metric = artifact.metric(name)
+    return (None, {}) if metric is None else (metric.value, metric.vs_baseline)
 
 
-def _values(artifact: dict[str, Any], name: str) -> tuple[float | None, dict[str, Any]]:
-    for m in artifact["metrics"]:
-        if m["name"] == name:
-            return m.get("value"), m.get("vs_baseline") or {}
-    return None, {}
-
-
-def select(
-    artifacts: Sequence[dict[str, Any]], baseline: str, spec: SearchSpec
-) -> Selection:  # the artifacts as in results.json: label, metrics with vs_baseline
+def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpec) -> Selection:
     """The best variant within the accuracy budget for the objective, and the Pareto front.
 
     Without an accuracy metric or objective figure nothing can be chosen; the reason says which.
     When no compressed variant meets the budget, ``chosen`` is None and ``closest`` names the one
     that lost least.
     """
-    objective = objective_metric(spec.objective, artifacts)
-    accuracy = accuracy_metric(spec.budget.metric, artifacts)
+    objective = objective_metric(spec.objective, metric_names(artifacts))
+    accuracy = accuracy_metric(spec.budget.metric, metric_names(artifacts, "accuracy"))
     limit = spec.budget.max_drop_points
     sel = Selection(objective=objective, accuracy=accuracy, budget_points=limit)
     if objective is None or accuracy is None:
         missing = "objective " + spec.objective if objective is None else "accuracy " + (spec.budget.metric or "")
         sel.reason = f"nothing to choose from: no variant has a measured {missing.strip()}"
         return sel
-    better = next((m.get("better") for a in artifacts for m in a["metrics"] if m["name"] == objective), "lower")
+    better = next((m.better for a in artifacts for m in a.metrics if m.name == objective), "lower")
     sign = -1.0 if better == "higher" else 1.0
     rows: list[tuple[str, float, float, float]] = []  # label, objective (lower is better), accuracy, loss
     for a in artifacts:
@@ -171,9 +140,9 @@ def select(
         y, vs = _values(a, accuracy)
         if x is None or y is None:
             continue
-        loss = 0.0 if a["label"] == baseline else -float(vs.get("delta_points", 0.0))
-        rows.append((a["label"], sign * float(x), float(y), loss))
-    sel.front = [label for label, _, _ in pareto_front([(r[0], r[1], r[2]) for r in rows])]
+        loss = 0.0 if a.label == baseline else -float(vs.get("delta_points", 0.0))
+        rows.append((a.label, sign * float(x), float(y), loss))
+    sel.pareto_front = [label for label, _, _ in pareto_front([(r[0], r[1], r[2]) for r in rows])]
     candidates = [r for r in rows if r[0] != baseline]
     sel.within_budget = [r[0] for r in candidates if r[3] <= limit + 1e-9]
     if not candidates:

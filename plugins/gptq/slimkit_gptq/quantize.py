@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
+from slimkit_gptq.config import GptqConfig
 from slimkit_transformers.predictors import TorchPredictor, head_checksum
-
-HEAD_NAMES = ("score", "classifier")
+from slimkit_transformers.steps import calibration_texts, carry_task_file, head_module_names, is_head
 
 
 def input_widths(model_config: dict[str, Any]) -> dict[str, int]:
@@ -44,9 +43,9 @@ def group_size_problem(group_size: int, model_config: dict[str, Any]) -> str | N
     )
 
 
-def check_group_size(step: StepContext) -> None:
+def check_group_size(step: StepContext[GptqConfig]) -> None:
     config = json.loads((step.input.path / "config.json").read_text())
-    problem = group_size_problem(step.config.group_size, config)  # type: ignore[attr-defined]
+    problem = group_size_problem(step.config.group_size, config)
     if problem:
         raise SlimkitError(f"step {step.index} ({step.name}): config.group_size: {problem}")
 
@@ -71,28 +70,28 @@ def classifier_definition(model_type: str) -> Any:
     return type(f"{base.__name__}ForClassification", (base,), {"loader": AutoModelForSequenceClassification})
 
 
-def calibration_texts(step: StepContext, tokenizer: Any) -> list[str]:
-    """Seeded training texts joined into sequences of at least ``calibration_tokens`` tokens."""
-    from slimkit_transformers.tasks import load_task
-
-    cfg = step.config
-    if step.task is None:
-        raise SlimkitError(f"step {step.name!r}: gptq.quantize needs the pipeline's 'task' for calibration texts")
-    texts = list(load_task(step.task, step.pipeline.resolve_path).train.texts)
-    step.rng().shuffle(texts)
-    samples: list[str] = []
+def calibration_sequences(step: StepContext[GptqConfig], tokenizer: Any) -> list[str]:
+    """The seeded calibration texts (``calibration_examples`` of them), consecutive ones joined
+    until a sequence has at least ``calibration_tokens`` tokens; a shorter remainder joins the last
+    sequence, so that every sampled text is used."""
+    config = step.config
+    sequences: list[str] = []
     current: list[str] = []
-    for text in texts:
+    for text in calibration_texts(step, config.calibration_examples):
         current.append(text)
         joined = "\n".join(current)
-        if len(tokenizer(joined)["input_ids"]) >= cfg.calibration_tokens:  # type: ignore[attr-defined]
-            samples.append(joined)
+        if len(tokenizer(joined)["input_ids"]) >= config.calibration_tokens:
+            sequences.append(joined)
             current = []
-            if len(samples) == cfg.calibration_samples:  # type: ignore[attr-defined]
-                break
-    if not samples:
-        raise SlimkitError(f"step {step.name!r}: the training texts give no calibration sequence")
-    return samples
+    if not sequences:
+        raise SlimkitError(
+            f"step {step.name!r}: {config.calibration_examples} training texts do not make one calibration "
+            f"sequence of {config.calibration_tokens} tokens",
+            fix="raise calibration_examples or lower calibration_tokens",
+        )
+    if current:
+        sequences[-1] = "\n".join([sequences[-1], *current])
+    return sequences
 
 
 def load_gptq(path: Path, device: str) -> Any:
@@ -118,50 +117,49 @@ def _log_into(folder: Path) -> None:
         loop_processor._PROJECT_LOG_DIR = folder.resolve()
 
 
-def gptq_quantize(step: StepContext) -> Artifact:
+def gptq_quantize(step: StepContext[GptqConfig]) -> Artifact:
     import torch
 
-    from slimkit_transformers.finetune import TASK_FILE
     from slimkit_transformers.models import load_classifier
 
     started = time.perf_counter()
     check_group_size(step)
-    cfg = step.config
-    if cfg.bits != 4 and step.device == "cpu":  # type: ignore[attr-defined]
+    config = step.config
+    if config.bits != 4 and step.device == "cpu":
         # Seen with GPTQModel 7.6: its CPU kernel for 2/3/8 bits (TorchLinear) refuses float32 models.
         raise SlimkitError(
-            f"step {step.index} ({step.name}): config.bits: {cfg.bits}-bit GPTQ runs on CPU only through "  # type: ignore[attr-defined]
+            f"step {step.index} ({step.name}): config.bits: {config.bits}-bit GPTQ runs on CPU only through "
             "GPTQModel's TorchLinear kernel, which takes float16/bfloat16 models; slimkit quantizes in float32 "
             "so that the classification head is not rounded",
             fix="use bits = 4 on CPU, or device = 'cuda'",
         )
     reference, tokenizer = load_classifier(step.input.path, device="cpu")
-    heads = [n for n in HEAD_NAMES if getattr(reference, n, None) is not None]
-    before = {k: v.clone() for k, v in reference.state_dict().items() if k.split(".")[0] in heads}
+    heads = head_module_names(reference)
+    before = {k: v.clone() for k, v in reference.state_dict().items() if is_head(k, heads)}
     checksum = head_checksum(reference)
     model_type = reference.config.model_type
     del reference
-    samples = calibration_texts(step, tokenizer)
+    sequences = calibration_sequences(step, tokenizer)
 
-    from gptqmodel import QuantizeConfig
+    from gptqmodel import QuantizeConfig  # after the checks above: refusals cost no import
 
     qconfig = QuantizeConfig(
-        bits=cfg.bits,  # type: ignore[attr-defined]
-        group_size=cfg.group_size,  # type: ignore[attr-defined]
-        desc_act=cfg.desc_act,  # type: ignore[attr-defined]
-        sym=cfg.sym,  # type: ignore[attr-defined]
-        damp_percent=cfg.damp_percent,  # type: ignore[attr-defined]
+        bits=config.bits,
+        group_size=config.group_size,
+        desc_act=config.desc_act,
+        sym=config.sym,
+        damp_percent=config.damp_percent,
         offload_to_disk=False,  # a classifier fits in memory; no temporary folder left behind
     )
-    definition = classifier_definition(model_type)
     # float32 throughout: GPTQModel's CPU default (bfloat16) would round the head's weights.
-    model = definition.from_pretrained(str(step.input.path), quantize_config=qconfig, dtype=torch.float32)
+    model = classifier_definition(model_type).from_pretrained(
+        str(step.input.path), quantize_config=qconfig, dtype=torch.float32
+    )
     _log_into(step.run_dir / "gptq-logs")
-    model.quantize(samples, batch_size=cfg.batch_size)  # type: ignore[attr-defined]
+    model.quantize(sequences, batch_size=config.calibration_batch_size)
     model.save(str(step.output_dir))
     tokenizer.save_pretrained(step.output_dir)  # with slimkit's pad token
-    if (step.input.path / TASK_FILE).is_file():
-        shutil.copy(step.input.path / TASK_FILE, step.output_dir / TASK_FILE)
+    carry_task_file(step)
     del model
 
     reloaded = load_gptq(step.output_dir, step.device)
@@ -173,11 +171,12 @@ def gptq_quantize(step: StepContext) -> Artifact:
     if not modules:
         raise SlimkitError(f"step {step.name!r}: GPTQModel quantized no Linear layer")
     return step.artifact(
-        bits=cfg.bits,  # type: ignore[attr-defined]
-        group_size=cfg.group_size,  # type: ignore[attr-defined]
-        desc_act=cfg.desc_act,  # type: ignore[attr-defined]
-        sym=cfg.sym,  # type: ignore[attr-defined]
-        calibration_sequences=len(samples),
+        bits=config.bits,
+        group_size=config.group_size,
+        desc_act=config.desc_act,
+        sym=config.sym,
+        calibration_examples=config.calibration_examples,
+        calibration_sequences=len(sequences),
         quantized_linears=len(modules),
         kernel=type(reloaded.get_submodule(modules[0])).__name__,
         head="kept float32, bit-identical after quantization and reload",

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
+from slimkit_bnb.config import FourBitConfig, Int8Config
 from slimkit_transformers.predictors import TorchPredictor, head_checksum
-
-HEAD_NAMES = ("classifier", "score", "pre_classifier")
-
-
-def head_names(model: Any) -> list[str]:
-    """Module names of the classification head and the pooler that feeds it."""
-    names = [n for n in HEAD_NAMES if getattr(model, n, None) is not None]
-    prefix = getattr(model, "base_model_prefix", "")
-    base = getattr(model, prefix, None) if prefix else None
-    if base is not None and getattr(base, "pooler", None) is not None:
-        names.append(f"{prefix}.pooler")
-    return names
+from slimkit_transformers.steps import carry_task_file, head_module_names, is_head
 
 
 def head_tensors(model: Any, heads: list[str]) -> dict[str, Any]:
-    return {
-        k: v.detach().cpu().clone()
-        for k, v in model.state_dict().items()
-        if any(k == h or k.startswith(h + ".") for h in heads)
-    }
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if is_head(k, heads)}
 
 
 def changed_tensors(before: dict[str, Any], model: Any) -> list[str]:
@@ -43,26 +29,6 @@ def changed_tensors(before: dict[str, Any], model: Any) -> list[str]:
         for k, v in before.items()
         if k not in after or after[k].dtype != v.dtype or not torch.equal(v, after[k].cpu())
     ]
-
-
-def quantization_config(step: StepContext, skip: list[str]) -> Any:
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    cfg = step.config
-    if step.owns("bnb.int8"):
-        return BitsAndBytesConfig(
-            load_in_8bit=True,
-            llm_int8_threshold=cfg.threshold,
-            llm_int8_skip_modules=skip,  # type: ignore[attr-defined]
-        )
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=cfg.quant_type,  # type: ignore[attr-defined]
-        bnb_4bit_use_double_quant=cfg.double_quant,  # type: ignore[attr-defined]
-        bnb_4bit_compute_dtype=getattr(torch, cfg.compute_dtype),  # type: ignore[attr-defined]
-        llm_int8_skip_modules=skip,  # transformers reads the skip list of 4-bit configs from this field too
-    )
 
 
 def load_quantized(path: Path, device: str, qconfig: Any = None) -> Any:
@@ -81,21 +47,54 @@ def quantized_linears(model: Any) -> int:
     return sum(isinstance(m, bnb.nn.Linear8bitLt | bnb.nn.Linear4bit) for m in model.modules())
 
 
-def bnb_quantize(step: StepContext) -> Artifact:
-    from slimkit_transformers.finetune import TASK_FILE
+def int8(step: StepContext[Int8Config]) -> Artifact:
+    """``bnb.int8``: LLM.int8 weights, outlier activation columns kept in 16 bits."""
+    from transformers import BitsAndBytesConfig
+
+    config = step.config
+
+    def quantization(skip: list[str]) -> Any:
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=config.threshold, llm_int8_skip_modules=skip)
+
+    return _quantize(step, quantization, config.skip_modules, method="LLM.int8", bits=8)
+
+
+def four_bit(step: StepContext[FourBitConfig]) -> Artifact:
+    """``bnb.4bit``: NF4 or FP4 blocks, optional double quantization, a chosen compute dtype."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    config = step.config
+
+    def quantization(skip: list[str]) -> Any:
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=config.quant_type,
+            bnb_4bit_use_double_quant=config.double_quant,
+            bnb_4bit_compute_dtype=getattr(torch, config.compute_dtype),
+            llm_int8_skip_modules=skip,  # transformers reads the skip list of 4-bit configs from this field too
+        )
+
+    return _quantize(step, quantization, config.skip_modules, method=config.quant_type, bits=4)
+
+
+def _quantize(
+    step: StepContext[Any], quantization: Callable[[list[str]], Any], skip_modules: list[str], *, method: str, bits: int
+) -> Artifact:
+    """Quantize with the BitsAndBytesConfig that ``quantization(skip)`` builds, keeping the head (and
+    ``skip_modules``) out; check the head bit for bit after quantizing and after a save/reload."""
     from slimkit_transformers.models import load_classifier
 
     started = time.perf_counter()
     reference, tokenizer = load_classifier(step.input.path, device="cpu")
-    heads = head_names(reference)
+    heads = head_module_names(reference)
     if not heads:
         raise SlimkitError(f"step {step.name!r}: {type(reference).__name__} has no classification head to protect")
     before = head_tensors(reference, heads)
     checksum = head_checksum(reference)
     del reference
-    skip = list(dict.fromkeys([*heads, *step.config.skip_modules]))  # type: ignore[attr-defined]
-    qconfig = quantization_config(step, skip)
-    model = load_quantized(step.input.path, step.device, qconfig)
+    skip = list(dict.fromkeys([*heads, *skip_modules]))
+    model = load_quantized(step.input.path, step.device, quantization(skip))
     model.config.pad_token_id = tokenizer.pad_token_id
     count = quantized_linears(model)
     if count == 0:
@@ -104,18 +103,16 @@ def bnb_quantize(step: StepContext) -> Artifact:
         raise SlimkitError(f"step {step.name!r}: the classification head was changed by quantization: {changed}")
     model.save_pretrained(step.output_dir)
     tokenizer.save_pretrained(step.output_dir)
-    if (step.input.path / TASK_FILE).is_file():
-        shutil.copy(step.input.path / TASK_FILE, step.output_dir / TASK_FILE)
+    carry_task_file(step)
     del model
     reloaded = load_quantized(step.output_dir, step.device)
     if changed := changed_tensors(before, reloaded):
         raise SlimkitError(f"step {step.name!r}: the classification head did not survive save and reload: {changed}")
     if head_checksum(reloaded) != checksum:
         raise SlimkitError(f"step {step.name!r}: the head checksum changed after save and reload")
-    cfg = step.config.model_dump()
     return step.artifact(
-        method="LLM.int8" if step.owns("bnb.int8") else cfg["quant_type"],
-        bits=8 if step.owns("bnb.int8") else 4,
+        method=method,
+        bits=bits,
         quantized_linears=count,
         kept_full_precision=skip,
         head="kept float32, bit-identical after quantization and after save/reload",
@@ -123,7 +120,7 @@ def bnb_quantize(step: StepContext) -> Artifact:
         bitsandbytes=_version("bitsandbytes"),
         input_bytes=disk_size(step.input.path),
         seconds=round(time.perf_counter() - started, 2),
-        **{k: v for k, v in cfg.items() if k != "skip_modules"},
+        **step.config.model_dump(exclude={"skip_modules"}),
     )
 
 

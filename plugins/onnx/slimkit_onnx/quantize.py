@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
-from slimkit_onnx.configs import EMBEDDING_OPS, DynamicQuantConfig, StaticQuantConfig
+from slimkit_onnx.config import EMBEDDING_OPS, DynamicQuantConfig, StaticQuantConfig
+from slimkit_transformers.steps import calibration_texts
 
 if TYPE_CHECKING:
     import onnx
@@ -99,7 +100,7 @@ def low_bit_weight_share(before: onnx.ModelProto, after: onnx.ModelProto) -> flo
 
 
 def _finish(
-    step: StepContext,
+    step: StepContext[Any],
     before: onnx.ModelProto,
     manifest: dict[str, Any],
     target: Path,
@@ -152,26 +153,26 @@ def _finish(
     )
 
 
-def quantize_dynamic(step: StepContext) -> Artifact:
+def quantize_dynamic(step: StepContext[DynamicQuantConfig]) -> Artifact:
     import onnx
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
-    cfg: DynamicQuantConfig = step.config  # type: ignore[assignment]
+    config = step.config
     source = graph.model_file(step.input.path)
     manifest = graph.read_manifest(step.input.path)
     before = onnx.load(str(source))
-    ops = _op_types(cfg.op_types, ["MatMul", "Attention"], cfg.quantize_embeddings, graph.op_counts(before))
+    ops = _op_types(config.op_types, ["MatMul", "Attention"], config.quantize_embeddings, graph.op_counts(before))
     head = graph.head_nodes(before, manifest.get("head_initializers", []))
     # The dynamic quantizer first rewrites each Gemm as <name>_MatMul + <name>_Add; exclude those too.
     excluded = [name + suffix for name in head for suffix in ("", "_MatMul", "_Add")]
     target = step.output_dir / graph.MODEL_FILE
-    weight_type = QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8
+    weight_type = QuantType.QInt8 if config.weight_type == "qint8" else QuantType.QUInt8
     started = time.perf_counter()
     with _quiet_preprocessing_advice():
         ort_quantize_dynamic(
-            str(source), str(target), op_types_to_quantize=ops, per_channel=cfg.per_channel,
-            reduce_range=cfg.reduce_range, weight_type=weight_type,
+            str(source), str(target), op_types_to_quantize=ops, per_channel=config.per_channel,
+            reduce_range=config.reduce_range, weight_type=weight_type,
             nodes_to_exclude=excluded, use_external_data_format=graph.has_external_data(before),
             # The optimiser's contrib ops (e.g. SkipLayerNormalization) carry no type information;
             # without a default the quantizer stops with "Unable to find data type for weight_name".
@@ -179,58 +180,70 @@ def quantize_dynamic(step: StepContext) -> Artifact:
         )  # fmt: skip
     facts = {
         "op_types": ops,
-        "per_channel": cfg.per_channel,
-        "weight_type": cfg.weight_type,
-        "reduce_range": cfg.reduce_range,
-        "quantize_embeddings": cfg.quantize_embeddings,
+        "per_channel": config.per_channel,
+        "weight_type": config.weight_type,
+        "reduce_range": config.reduce_range,
+        "quantize_embeddings": config.quantize_embeddings,
         "excluded_nodes": head,
         "quantize_seconds": round(time.perf_counter() - started, 2),
     }
-    return _finish(step, before, manifest, target, "int8-dynamic", cfg.check_examples, facts)
+    return _finish(step, before, manifest, target, "int8-dynamic", config.check_examples, facts)
 
 
-def calibration_texts(step: StepContext, n: int) -> list[str]:
-    """A seeded sample of the task's training texts (never eval texts)."""
-    import numpy as np
-
-    from slimkit_transformers.tasks import load_task
-
-    if step.task is None:
-        raise SlimkitError(
-            f"step {step.name!r}: onnx.quantize-static calibrates on the task's training data, and the pipeline "
-            "has no task",
-            fix="add a [task] table, or use onnx.quantize-dynamic",
-        )
-    texts = load_task(step.task, step.pipeline.resolve_path).train.texts
-    picked = np.random.default_rng(step.seed).permutation(len(texts))[:n]
-    return [texts[i] for i in sorted(picked)]
-
-
-def quantize_static(step: StepContext) -> Artifact:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static as ort_quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
+def _calibration_batches(
+    step: StepContext[StaticQuantConfig], names: list[str]
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The seeded calibration sample encoded into equal-shape batches; (batches, texts, padded length)."""
     from slimkit_transformers.models import load_tokenizer
 
-    cfg: StaticQuantConfig = step.config  # type: ignore[assignment]
-    source = graph.model_file(step.input.path)
-    manifest = graph.read_manifest(step.input.path)
-    before = onnx.load(str(source))
-    names = [i.name for i in before.graph.input]
-    ops = _op_types(cfg.op_types, ["MatMul", "Attention"], cfg.quantize_embeddings, graph.op_counts(before))
-    excluded = graph.head_nodes(before, manifest.get("head_initializers", []))
+    config = step.config
     tokenizer = load_tokenizer(graph.folder_of(step.input.path))
-    texts = calibration_texts(step, cfg.calibration_examples)
+    texts = calibration_texts(step, config.calibration_examples)
     # Equal shapes in every batch: the histogram calibrators (entropy, percentile) stack them.
-    size = min(cfg.calibration_batch_size, len(texts))
+    size = min(config.calibration_batch_size, len(texts))
     texts = texts[: len(texts) // size * size]
-    longest = max(len(ids) for ids in tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"])
+    longest = max(len(ids) for ids in tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"])
     batches = [
         graph.encode(tokenizer, texts[i : i + size], names, max_length=longest, pad_to_max=True)
         for i in range(0, len(texts), size)
     ]
+    return batches, len(texts), longest
+
+
+def _shape_inferred(step: StepContext[Any], source: Path, folder: str, large: bool) -> tuple[Path, bool]:
+    """The graph with symbolic shape inference applied, written into ``folder``, and whether it
+    worked; the graph as it is when inference fails.
+
+    Inference gives the quantizer the activation types of contrib ops (fused Attention,
+    SkipLayerNormalization); without it their activations stay in float."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = Path(folder) / "prepared.onnx"
+    try:
+        # When inference is incomplete ORT dumps the graph (and its weights) into the working
+        # directory before raising; keep that litter inside the temporary folder.
+        with contextlib.chdir(folder):
+            quant_pre_process(
+                str(source.resolve()), str(prepared.resolve()), skip_optimization=True, save_as_external_data=large
+            )
+    except Exception as exc:  # shape inference does not know every op; quantize the graph as it is
+        step.log(f"shape inference failed ({type(exc).__name__}: {exc}); quantizing without it")
+        return source, False
+    return prepared, True
+
+
+def quantize_static(step: StepContext[StaticQuantConfig]) -> Artifact:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    config = step.config
+    source = graph.model_file(step.input.path)
+    manifest = graph.read_manifest(step.input.path)
+    before = onnx.load(str(source))
+    ops = _op_types(config.op_types, ["MatMul", "Attention"], config.quantize_embeddings, graph.op_counts(before))
+    excluded = graph.head_nodes(before, manifest.get("head_initializers", []))
+    batches, n_texts, longest = _calibration_batches(step, [i.name for i in before.graph.input])
 
     class Batches(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -246,47 +259,34 @@ def quantize_static(step: StepContext) -> Artifact:
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
-    }[cfg.calibration_method]
+    }[config.calibration_method]
     large = graph.has_external_data(before)
     target = step.output_dir / graph.MODEL_FILE
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="onnx-static-", dir=step.run_dir) as tmp:
-        # Symbolic shape inference gives the quantizer the activation types of contrib ops (fused
-        # Attention, SkipLayerNormalization); without it their activations stay in float.
-        prepared = Path(tmp) / "prepared.onnx"
-        try:
-            # When inference is incomplete ORT dumps the graph (and its weights) into the working
-            # directory before raising; keep that litter inside the temporary folder.
-            with contextlib.chdir(tmp):
-                quant_pre_process(
-                    str(source.resolve()), str(prepared.resolve()), skip_optimization=True, save_as_external_data=large
-                )
-            preprocessed = True
-        except Exception as exc:  # shape inference does not know every op; quantize the graph as it is
-            step.log(f"shape inference failed ({type(exc).__name__}: {exc}); quantizing without it")
-            prepared, preprocessed = source, False
+        prepared, preprocessed = _shape_inferred(step, source, tmp, large)
         with _quiet_preprocessing_advice():
             ort_quantize_static(
                 str(prepared), str(target), Batches(), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
-                per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                activation_type=QuantType.QUInt8 if cfg.activation_type == "quint8" else QuantType.QInt8,
+                per_channel=config.per_channel, reduce_range=config.reduce_range,
+                activation_type=QuantType.QUInt8 if config.activation_type == "quint8" else QuantType.QInt8,
                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded, use_external_data_format=large,
                 calibrate_method=method,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "CalibPercentile": cfg.percentile},
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "CalibPercentile": config.percentile},
             )  # fmt: skip
     facts = {
         "op_types": ops,
-        "calibration_method": cfg.calibration_method,
-        "calibration_examples": len(texts),
+        "calibration_method": config.calibration_method,
+        "calibration_examples": n_texts,
         "calibration_batches": len(batches),
         "calibration_length": longest,
         "calibration_split": "train",
-        "per_channel": cfg.per_channel,
-        "activation_type": cfg.activation_type,
-        "reduce_range": cfg.reduce_range,
-        "quantize_embeddings": cfg.quantize_embeddings,
+        "per_channel": config.per_channel,
+        "activation_type": config.activation_type,
+        "reduce_range": config.reduce_range,
+        "quantize_embeddings": config.quantize_embeddings,
         "shape_inference": preprocessed,
         "excluded_nodes": excluded,
         "quantize_seconds": round(time.perf_counter() - started, 2),
     }
-    return _finish(step, before, manifest, target, "int8-static-qdq", cfg.check_examples, facts)
+    return _finish(step, before, manifest, target, "int8-static-qdq", config.check_examples, facts)

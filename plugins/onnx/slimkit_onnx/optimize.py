@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
-from slimkit_onnx.configs import OptimizeConfig
+from slimkit_onnx.config import OptimizeConfig
 
 if TYPE_CHECKING:
     from slimkit.artifacts import Artifact
@@ -53,41 +53,25 @@ def _ort_offline(source: Path, target: Path, level: int) -> None:
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
 
 
-def optimize(step: StepContext) -> Artifact:
+def optimize(step: StepContext[OptimizeConfig]) -> Artifact:
     import onnx
 
-    cfg: OptimizeConfig = step.config  # type: ignore[assignment]
+    config = step.config
     source = graph.model_file(step.input.path)
     manifest = graph.read_manifest(step.input.path)
     hf_config = graph.load_hf_config(step.input.path)
-    model_type = pick_model_type(cfg.model_type, hf_config)
+    model_type = pick_model_type(config.model_type, hf_config)
     before = onnx.load(str(source))
-    large = graph.has_external_data(before)
     target = step.output_dir / graph.MODEL_FILE
     warnings: list[str] = []
     fused: dict[str, int] = {}
     started = time.perf_counter()
     if model_type == GENERIC:
-        level = 2 if cfg.opt_level is None else cfg.opt_level
+        level = 2 if config.opt_level is None else config.opt_level
         _ort_offline(source, target, level)
         optimiser = f"onnxruntime graph optimisation, level {level}"
     else:
-        from onnxruntime.transformers.optimizer import MODEL_TYPES, optimize_model
-
-        if model_type not in MODEL_TYPES:
-            raise SlimkitError(
-                f"onnx.optimize: model_type {model_type!r} is not an onnxruntime.transformers model type",
-                fix=f"use 'auto', '{GENERIC}' or one of {', '.join(sorted(MODEL_TYPES))}",
-            )
-        heads, hidden = _heads_and_hidden(hf_config)
-        optimised = optimize_model(
-            str(source), model_type=model_type, num_heads=heads, hidden_size=hidden,
-            opt_level=cfg.opt_level, use_gpu=False,
-        )  # fmt: skip
-        fused = {k: int(v) for k, v in optimised.get_fused_operator_statistics().items() if v}
-        optimised.save_model_to_file(str(target), use_external_data_format=large)
-        level = MODEL_TYPES[model_type][2] if cfg.opt_level is None else cfg.opt_level
-        optimiser = f"onnxruntime.transformers optimizer, model_type {model_type}, opt_level {level}"
+        optimiser, fused = _fuse(step, source, target, model_type, hf_config, graph.has_external_data(before))
         if model_type == "bert" and not (fused.get("Attention") or fused.get("MultiHeadAttention")):
             warnings.append(
                 f"attention was not fused (exporter {manifest.get('exporter', '?')}, attention "
@@ -96,8 +80,9 @@ def optimize(step: StepContext) -> Artifact:
             )
     seconds = time.perf_counter() - started
     graph.copy_sidecars(step.input.path, step.output_dir)
-
-    parity = graph.compare_graphs(step, step.input.path, target, cfg.check_examples, atol=cfg.atol, rtol=cfg.rtol)
+    parity = graph.compare_graphs(
+        step, step.input.path, target, config.check_examples, atol=config.atol, rtol=config.rtol
+    )
     if not parity["within_tolerance"]:
         raise SlimkitError(
             graph.outside_tolerance_message("onnx.optimize: the optimised and input graphs'", parity),
@@ -109,7 +94,6 @@ def optimize(step: StepContext) -> Artifact:
         warnings.append("the classification head's initializers were rewritten; its checksum cannot be compared")
     for warning in warnings:
         step.log(f"warning: {warning}")
-    counts = graph.op_counts(after)
     graph.write_manifest(
         step.output_dir,
         manifest
@@ -127,10 +111,37 @@ def optimize(step: StepContext) -> Artifact:
         optimizer=optimiser,
         model_type=model_type,
         fused_ops=fused,
-        op_counts=counts,
+        op_counts=graph.op_counts(after),
         parity=parity,
         precision=manifest.get("precision", "float32"),
         optimize_seconds=round(seconds, 2),
         graph_bytes=target.stat().st_size,
         warnings=warnings,
     )
+
+
+def _fuse(
+    step: StepContext[OptimizeConfig],
+    source: Path,
+    target: Path,
+    model_type: str,
+    hf_config: dict[str, Any],
+    large: bool,
+) -> tuple[str, dict[str, int]]:
+    """onnxruntime.transformers' optimiser for ``model_type``; returns (what ran, fused op counts)."""
+    from onnxruntime.transformers.optimizer import MODEL_TYPES, optimize_model
+
+    opt_level = step.config.opt_level
+    if model_type not in MODEL_TYPES:
+        raise SlimkitError(
+            f"onnx.optimize: model_type {model_type!r} is not an onnxruntime.transformers model type",
+            fix=f"use 'auto', '{GENERIC}' or one of {', '.join(sorted(MODEL_TYPES))}",
+        )
+    heads, hidden = _heads_and_hidden(hf_config)
+    optimised = optimize_model(
+        str(source), model_type=model_type, num_heads=heads, hidden_size=hidden, opt_level=opt_level, use_gpu=False
+    )
+    fused = {k: int(v) for k, v in optimised.get_fused_operator_statistics().items() if v}
+    optimised.save_model_to_file(str(target), use_external_data_format=large)
+    level = MODEL_TYPES[model_type][2] if opt_level is None else opt_level
+    return f"onnxruntime.transformers optimizer, model_type {model_type}, opt_level {level}", fused

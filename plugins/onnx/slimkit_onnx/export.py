@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
-from slimkit_onnx.configs import ExportConfig
+from slimkit_onnx.config import ExportConfig
+from slimkit_transformers.predictors import saved_threshold
+from slimkit_transformers.steps import HEAD_NAMES, carry_task_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +112,7 @@ def export_graph(
 
 def _head_tensors(model: Any) -> dict[str, Any]:
     """The head's float parameters, chosen exactly as the torch predictor's head checksum does."""
-    for attr in ("classifier", "score"):
+    for attr in HEAD_NAMES:
         head = getattr(model, attr, None)
         if head is None:
             continue
@@ -133,44 +134,75 @@ def head_initializers(model: Any, onnx_model: onnx.ModelProto) -> list[str]:
     return names
 
 
-def export(step: StepContext) -> Artifact:
-    import onnx
-    import torch
+def export(step: StepContext[ExportConfig]) -> Artifact:
+    from slimkit_transformers.models import saved_size_facts
 
-    from slimkit_transformers.models import is_decoder, saved_size_facts
-
-    cfg: ExportConfig = step.config  # type: ignore[assignment]
-    source = step.input.path
-    out = step.output_dir
-    opset = cfg.opset or (17 if cfg.exporter == "torchscript" else 18)
-    model, tokenizer = _load(source, cfg.attn_implementation)
+    config = step.config
+    opset = config.opset or (17 if config.exporter == "torchscript" else 18)
+    model, tokenizer = _load(step.input.path, config.attn_implementation)
     names = graph_inputs(model, tokenizer)
-    texts, origin = graph.check_texts(step, cfg.check_examples)
-    sample = tokenizer(texts[:2], padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt")
-    args = tuple(sample[n] for n in names)
+    texts, origin = graph.check_texts(step, config.check_examples)
     size = saved_size_facts(model)
     large = size["params"] * 4 > LARGE_BYTES
-    path = out / graph.MODEL_FILE
+    export_seconds = _write_graph(step, model, tokenizer, names, texts[:2], opset, large)
+    tokenizer.save_pretrained(step.output_dir)
+    model.config.save_pretrained(step.output_dir)
+    carry_task_file(step)
+    parity = _check_parity(step, model, tokenizer, names, texts) | {"inputs": origin}
+    counts, head = _write_manifest(step, model, names, opset, large, size)
+    return step.artifact(
+        onnx_file=graph.MODEL_FILE,
+        exporter=config.exporter,
+        opset=opset,
+        attn_implementation=config.attn_implementation,
+        input_names=names,
+        precision="float32",
+        export_seconds=round(export_seconds, 2),
+        parity=parity,
+        op_counts=counts,
+        head_initializers=head,
+        graph_bytes=(step.output_dir / graph.MODEL_FILE).stat().st_size,
+        versions=_versions(),
+    )
+
+
+def _write_graph(
+    step: StepContext[ExportConfig],
+    model: Any,
+    tokenizer: Any,
+    names: list[str],
+    sample_texts: list[str],
+    opset: int,
+    large: bool,
+) -> float:
+    """Export the model to ``model.onnx`` in the step's folder (weights in external data when
+    ``large``); returns the seconds it took."""
+    config = step.config
+    sample = tokenizer(sample_texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt")
+    args = tuple(sample[n] for n in names)
     started = time.perf_counter()
     try:
-        export_graph(_wrapper(model), args, path, names, cfg.exporter, opset, large)
+        export_graph(_wrapper(model), args, step.output_dir / graph.MODEL_FILE, names, config.exporter, opset, large)
     except SlimkitError:
         raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise SlimkitError(
-            f"onnx.export: torch.onnx.export ({cfg.exporter}, opset {opset}) failed: {type(exc).__name__}: {first}",
+            f"onnx.export: torch.onnx.export ({config.exporter}, opset {opset}) failed: {type(exc).__name__}: {first}",
             fix="try exporter = 'dynamo' or 'torchscript', or another opset",
         ) from exc
-    export_seconds = time.perf_counter() - started
+    return time.perf_counter() - started
 
-    tokenizer.save_pretrained(out)
-    model.config.save_pretrained(out)
-    if (graph.folder_of(source) / graph.TASK_FILE).is_file():
-        shutil.copy2(graph.folder_of(source) / graph.TASK_FILE, out / graph.TASK_FILE)
 
+def _check_parity(
+    step: StepContext[ExportConfig], model: Any, tokenizer: Any, names: list[str], texts: list[str]
+) -> dict[str, Any]:
+    """ONNX Runtime against torch on ``texts``: the facts, or a SlimkitError beyond the tolerance."""
+    import torch
+
+    config, out = step.config, step.output_dir
     module = _wrapper(model)
-    session = graph.open_session(path)
+    session = graph.open_session(out / graph.MODEL_FILE)
     if graph.input_names(session) != names:
         raise SlimkitError(f"onnx.export: the graph's inputs are {graph.input_names(session)}, expected {names}")
 
@@ -179,32 +211,41 @@ def export(step: StepContext) -> Artifact:
             return module(*(torch.from_numpy(inputs[n]) for n in names)).numpy()  # type: ignore[no-any-return]
 
     batches = [
-        graph.encode(tokenizer, b, names, max_length=cfg.max_length, pad_to_max=False)
+        graph.encode(tokenizer, b, names, max_length=config.max_length, pad_to_max=False)
         for b in graph.check_batches(texts)
     ]
     parity = graph.compare_outputs(
         reference, graph.session_runner(session), batches, multi_label=graph.is_multi_label(out),
-        threshold=graph.threshold_of(out), atol=cfg.atol, rtol=cfg.rtol,
+        threshold=saved_threshold(out, 0.5), atol=config.atol, rtol=config.rtol,
     )  # fmt: skip
-    parity["inputs"] = origin
     del session
     if not parity["within_tolerance"]:
         raise SlimkitError(
             graph.outside_tolerance_message("onnx.export: ONNX Runtime and torch", parity),
             fix="export with exporter = 'torchscript' and attn_implementation = 'eager', or loosen atol",
         )
+    return parity
 
-    onnx_model = onnx.load(str(path), load_external_data=not large)
+
+def _write_manifest(
+    step: StepContext[ExportConfig], model: Any, names: list[str], opset: int, large: bool, size: dict[str, Any]
+) -> tuple[dict[str, int], list[str]]:
+    """The manifest later steps and the predictor read; returns (op counts, head initializers)."""
+    import onnx
+
+    from slimkit_transformers.models import is_decoder
+
+    config = step.config
+    onnx_model = onnx.load(str(step.output_dir / graph.MODEL_FILE), load_external_data=not large)
     head = head_initializers(model, onnx_model) if not large else []
-    counts = graph.op_counts(onnx_model)
     manifest = {
         "onnx_file": graph.MODEL_FILE,
         "input_names": names,
         "output_names": ["logits"],
         "precision": "float32",
-        "exporter": cfg.exporter,
+        "exporter": config.exporter,
         "opset": opset,
-        "attn_implementation": cfg.attn_implementation,
+        "attn_implementation": config.attn_implementation,
         "model_type": model.config.model_type,
         "decoder": is_decoder(model.config),
         "params": size["params"],
@@ -213,21 +254,8 @@ def export(step: StepContext) -> Artifact:
         "head_checksum": graph.head_checksum(onnx_model, head),
         "history": ["onnx.export"],
     }
-    graph.write_manifest(out, manifest)
-    return step.artifact(
-        onnx_file=graph.MODEL_FILE,
-        exporter=cfg.exporter,
-        opset=opset,
-        attn_implementation=cfg.attn_implementation,
-        input_names=names,
-        precision="float32",
-        export_seconds=round(export_seconds, 2),
-        parity=parity,
-        op_counts=counts,
-        head_initializers=head,
-        graph_bytes=path.stat().st_size,
-        versions=_versions(),
-    )
+    graph.write_manifest(step.output_dir, manifest)
+    return graph.op_counts(onnx_model), head
 
 
 def _versions() -> dict[str, str]:

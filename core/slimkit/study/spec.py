@@ -8,7 +8,7 @@ none). Every variant becomes an ordinary :class:`~slimkit.spec.Pipeline` that sh
 step store, so the baseline is trained once and a pruned model is built once for every
 quantization that follows it.
 
-This module only validates and expands; running is in :mod:`slimkit.study_runner`.
+This module only validates and expands; running is in :mod:`slimkit.study.runner`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from slimkit.spec import (
     read_spec_file,
     refuse_non_finite,
 )
-from slimkit.techniques import error_message, field_path
+from slimkit.validation import error_message, field_path
 
 BASELINE = "baseline"
 # How far the raw combination count may exceed max_variants before expansion is refused unlisted:
@@ -382,5 +382,5 @@ def study_from_dict(data: Any, *, base_dir: Path | None = None, source: str | No
 
 def load_study(path: str | Path) -> Study:
     """Read a study from a TOML, YAML or JSON file; every problem is reported at once."""
-    data = read_spec_file(path)
+    data = read_spec_file(path, kind="study")
     return study_from_dict(data, base_dir=Path(path).resolve().parent, source=str(path))

@@ -31,24 +31,35 @@ from slimkit import store
 from slimkit.artifacts import Artifact, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext
 from slimkit.digests import Damaged
+from slimkit.display import Display
 from slimkit.errors import ExitCode, PlanRefused, error_line
-from slimkit.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
 from slimkit.hardware import Hardware, probe
+from slimkit.journal import Journal
 from slimkit.metrics import Metric
 from slimkit.planner import Plan, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
-from slimkit.runner import OUTCOME_EXIT_CODES, Display, Journal, artifact_entry, library_versions
-from slimkit.search import Search, accuracy_metric, select
-from slimkit.study import BASELINE, Study, Variant, expand
+from slimkit.results import (
+    OUTCOME_EXIT_CODES,
+    MeasuredArtifact,
+    Outcome,
+    SearchResult,
+    StepResult,
+    StudyResults,
+    VariantResult,
+    measured_artifacts,
+)
+from slimkit.study.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
+from slimkit.study.search import Search, accuracy_metric, select
+from slimkit.study.spec import BASELINE, Study, Variant, expand
+from slimkit.versions import library_versions
 
-SCHEMA = "slimkit.study/1"
 STATE_FILE = "state.json"
 
 
 @dataclass
 class StudyResult:
     run_dir: Path
-    results: dict[str, Any]
+    results: StudyResults
 
     @property
     def results_path(self) -> Path:
@@ -56,7 +67,8 @@ class StudyResult:
 
     @property
     def exit_code(self) -> int:
-        return int(self.results.get("exit_code", ExitCode.OK))
+        code = self.results.exit_code
+        return ExitCode.OK if code is None else code
 
 
 @dataclass
@@ -341,9 +353,8 @@ class StudyRunner:
                     m.name: m.value for m in found.get(a.key, []) if m.kind == "accuracy" and m.value is not None
                 }
             self.state.save()
-        names = {n for s in self.state.screened.values() for n in s}
-        fake = [{"metrics": [{"name": n, "kind": "accuracy"} for n in names]}]
-        metric = accuracy_metric(self.study.search.budget.metric, fake)
+        names = {n for s in self.state.screened.values() for n in s}  # screened figures are accuracy only
+        metric = accuracy_metric(self.study.search.budget.metric, names)
         base_value = self.state.screened.get(base.artifact.key, {}).get(metric or "")
         for a in fresh:
             value = self.state.screened.get(a.key, {}).get(metric or "")
@@ -390,67 +401,66 @@ class StudyRunner:
                 total += seconds
         return round(total, 3), unknown
 
-    def results(self, started: float, interrupted: str | None = None) -> dict[str, Any]:
+    def results(self, started: float, interrupted: str | None = None) -> StudyResults:
         """results.json's document. An interrupted study records what was built, measures nothing."""
         artifacts, metrics, errors = ([], {}, {}) if interrupted else self.measure()
-        base_metrics = {m.name: m for m in metrics.get(artifacts[0].key, [])} if artifacts else {}
-        entries = [artifact_entry(a, metrics.get(a.key, []), base_metrics) for a in artifacts]
+        entries = measured_artifacts(artifacts, metrics, artifacts[0].key if artifacts else None, self.run_dir)
         baseline = BASELINE if artifacts and artifacts[0].label == BASELINE else None
-        selection = select(entries, BASELINE, self.study.search) if baseline else None
-        variants = []
-        for v in self.plan.variants:
-            outcome = self.outcomes.get(v.name)
-            seconds, unknown = self._build_seconds(outcome)
-            variants.append(
-                v.as_dict()
-                | {
-                    "status": self.status.get(v.name, "not run"),
-                    "note": self.notes.get(v.name),
-                    "key": outcome.artifact.key if outcome and outcome.artifact else None,
-                    "format": outcome.artifact.format if outcome and outcome.artifact else None,
-                    "build_seconds": seconds,
-                    "steps_of_unknown_time": unknown,
-                    "step_records": outcome.steps if outcome else [],
-                    "config": [s for b in v.blocks for s in b.steps],
-                }
-            )
-        warnings = self._warnings(entries)
+        variants = [self._variant(v) for v in self.plan.variants]
         ended, reason = _outcome(variants, errors, baseline, interrupted)
-        return {
-            "schema": SCHEMA,
-            "study": self.study.name,
-            "pipeline": self.study.name,  # so generic readers (plots) title it
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "seconds": round(time.time() - started, 3),
-            "outcome": ended,
-            "exit_code": OUTCOME_EXIT_CODES[ended],
-            "reason": reason,
-            "device": self.plan.plans[BASELINE].device if BASELINE in self.plan.plans else None,
-            "hardware": self.hardware.model_dump(mode="json"),
-            "libraries": library_versions(),
-            "model": self.study.model.model_dump(mode="json"),
-            "task": self.study.task.model_dump(mode="json", exclude_unset=True) if self.study.task else None,
-            "base": [s.model_dump(mode="json", exclude_unset=True) for s in self.study.base],
-            "measure_settings": self.study.measure.model_dump(mode="json"),
-            "executor": self.executor.name,
-            "baseline": baseline,
-            "search": {
-                "strategy": self.study.search.strategy,
-                "objective": self.study.search.objective,
-                "budget": self.study.search.budget.model_dump(mode="json"),
-                "time_budget_s": self.study.search.time_budget_s,
-                "stopped_by_time_budget": self.stopped_by_time,
-                "built": sum(1 for s in self.status.values() if s in ("built", "reused")),
-                "total": len(self.plan.variants),
-            },
-            "selection": selection.as_dict() if selection else None,
-            "variants": variants,
-            "artifacts": entries,
-            "measure_errors": errors,
-            "warnings": warnings,
-        }
+        search = self.study.search
+        return StudyResults(
+            study=self.study.name,
+            pipeline=self.study.name,  # so generic readers title it
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            seconds=round(time.time() - started, 3),
+            outcome=ended,
+            exit_code=OUTCOME_EXIT_CODES[ended],
+            reason=reason,
+            device=self.plan.plans[BASELINE].device if BASELINE in self.plan.plans else None,
+            hardware=self.hardware,
+            libraries=library_versions(),
+            model=self.study.model,
+            task=self.study.task,
+            base=self.study.base,
+            measure_settings=self.study.measure,
+            executor=self.executor.name,
+            baseline=baseline,
+            search=SearchResult(
+                strategy=search.strategy,
+                objective=search.objective,
+                budget=search.budget,
+                time_budget_s=search.time_budget_s,
+                stopped_by_time_budget=self.stopped_by_time,
+                built=sum(1 for s in self.status.values() if s in ("built", "reused")),
+                total=len(self.plan.variants),
+            ),
+            selection=select(entries, BASELINE, search) if baseline else None,
+            variants=variants,
+            artifacts=entries,
+            measure_errors=errors,
+            warnings=self._warnings(entries),
+        ).located(self.run_dir)
 
-    def _warnings(self, entries: list[dict[str, Any]]) -> list[str]:
+    def _variant(self, v: Variant) -> VariantResult:
+        outcome = self.outcomes.get(v.name)
+        seconds, unknown = self._build_seconds(outcome)
+        artifact = outcome.artifact if outcome else None
+        return VariantResult.model_validate(
+            v.as_dict()
+            | {
+                "status": self.status.get(v.name, "not run"),
+                "note": self.notes.get(v.name),
+                "key": artifact.key if artifact else None,
+                "format": artifact.format if artifact else None,
+                "build_seconds": seconds,
+                "steps_of_unknown_time": unknown,
+                "step_records": [StepResult.of(s, self.run_dir) for s in outcome.steps] if outcome else [],
+                "config": [s for b in v.blocks for s in b.steps],
+            }
+        )
+
+    def _warnings(self, entries: list[MeasuredArtifact]) -> list[str]:
         seen: dict[str, list[str]] = {}  # warning -> variants it concerns, each said once
         for v in self.plan.variants:
             outcome = self.outcomes.get(v.name)
@@ -460,15 +470,13 @@ class StudyRunner:
         notes = [w if names == [BASELINE] else f"{w} (in {', '.join(names)})" for w, names in seen.items()]
         for entry in entries[1:]:
             slow = []  # one line per variant, naming each batch-1 shape that gained under 5%
-            for m in entry["metrics"]:
-                ratio = (m.get("vs_baseline") or {}).get("ratio")
-                if m["name"].startswith("latency_ms.b1.") and ratio is not None and ratio < 1.05:
-                    slow.append(f"{m['name'].removeprefix('latency_ms.')} {ratio:.2f}x")
+            for m in entry.metrics:
+                ratio = m.vs_baseline.get("ratio")
+                if m.name.startswith("latency_ms.b1.") and ratio is not None and ratio < 1.05:
+                    slow.append(f"{m.name.removeprefix('latency_ms.')} {ratio:.2f}x")
             if slow:
-                notes.append(
-                    f"{entry['label']}: no speed-up at batch 1 on this hardware ({', '.join(slow)} the baseline)"
-                )
-        if not entries or entries[0]["label"] != BASELINE:
+                notes.append(f"{entry.label}: no speed-up at batch 1 on this hardware ({', '.join(slow)} the baseline)")
+        if not entries or entries[0].label != BASELINE:
             notes.append("the baseline was not built, so nothing was measured or compared")
         return notes
 
@@ -477,12 +485,12 @@ FAILED = ("failed", "refused")
 
 
 def _outcome(
-    variants: list[dict[str, Any]], errors: dict[str, str], baseline: str | None, interrupted: str | None
-) -> tuple[str, str | None]:
+    variants: list[VariantResult], errors: dict[str, str], baseline: str | None, interrupted: str | None
+) -> tuple[Outcome, str | None]:
     """How the study ended, and why when it did not end as done (the same words as a run's)."""
     if interrupted:
         return "interrupted", interrupted
-    why = [f"variant {v['name']!r} {v['status']}: {v.get('note')}" for v in variants if v["status"] in FAILED]
+    why = [f"variant {v.name!r} {v.status}: {v.note}" for v in variants if v.status in FAILED]
     why += [f"measurer {name!r}: {error}" for name, error in errors.items()]
     if baseline is None:
         why.append("the baseline was not built")
@@ -545,13 +553,13 @@ def run_study(
     return StudyResult(run_dir=runner.run_dir, results=data)
 
 
-def _finish(run_dir: Path, journal: Journal, data: dict[str, Any]) -> None:
+def _finish(run_dir: Path, journal: Journal, results: StudyResults) -> None:
     """Write results.json and the report, then the journal's last line: all three say one outcome."""
-    write_json_atomic(run_dir / "results.json", data)
+    results.located(run_dir).save()
     from slimkit.report import write_report
 
-    write_report(run_dir, data)
-    journal.write("study_finished", outcome=data["outcome"], exit_code=data["exit_code"], reason=data["reason"])
+    write_report(run_dir, results)
+    journal.write("study_finished", outcome=results.outcome, exit_code=results.exit_code, reason=results.reason)
 
 
 def _record_refusal(study: Study, problems: list[str]) -> None:
@@ -569,21 +577,17 @@ def _record_running(study: Study, run_dir: Path) -> None:
     from slimkit.report import write_report
 
     reason = f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"
-    data = _bare_record(study, "running", reason)
-    write_json_atomic(run_dir / "results.json", data)
-    write_report(run_dir, data)
+    results = _bare_record(study, "running", reason).located(run_dir)
+    results.save()
+    write_report(run_dir, results)
 
 
-def _bare_record(study: Study, outcome: str, reason: str) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "study": study.name,
-        "pipeline": study.name,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "outcome": outcome,
-        "exit_code": OUTCOME_EXIT_CODES.get(outcome),
-        "reason": reason,
-        "variants": [],
-        "artifacts": [],
-        "warnings": [],
-    }
+def _bare_record(study: Study, outcome: Outcome, reason: str) -> StudyResults:
+    return StudyResults(
+        study=study.name,
+        pipeline=study.name,
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        outcome=outcome,
+        exit_code=OUTCOME_EXIT_CODES.get(outcome),
+        reason=reason,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,17 +118,11 @@ def _quantize(
         kept_full_precision=skip,
         head="kept float32, bit-identical after quantization and after save/reload",
         head_checksum=checksum,
-        bitsandbytes=_version("bitsandbytes"),
+        bitsandbytes=md.version("bitsandbytes"),
         input_bytes=disk_size(step.input.path),
         seconds=round(time.perf_counter() - started, 2),
         **step.config.model_dump(exclude={"skip_modules"}),
     )
-
-
-def _version(dist: str) -> str:
-    import importlib.metadata as md
-
-    return md.version(dist)
 
 
 def logical_params(model: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import time
@@ -181,16 +182,10 @@ def gptq_quantize(step: StepContext[GptqConfig]) -> Artifact:
         kernel=type(reloaded.get_submodule(modules[0])).__name__,
         head="kept float32, bit-identical after quantization and reload",
         head_checksum=checksum,
-        gptqmodel=_version("gptqmodel"),
+        gptqmodel=md.version("gptqmodel"),
         input_bytes=disk_size(step.input.path),
         seconds=round(time.perf_counter() - started, 2),
     )
-
-
-def _version(dist: str) -> str:
-    import importlib.metadata as md
-
-    return md.version(dist)
 
 
 class GptqPredictor(TorchPredictor):

@@ -153,17 +153,27 @@ def _finish(
     )
 
 
-def quantize_dynamic(step: StepContext[DynamicQuantConfig]) -> Artifact:
+def _input_graph(
+    step: StepContext[DynamicQuantConfig] | StepContext[StaticQuantConfig],
+) -> tuple[Path, dict[str, Any], Any, list[str], list[str]]:
+    """The step's input graph: (file, manifest, loaded model, op types to quantize, head nodes)."""
     import onnx
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
     config = step.config
     source = graph.model_file(step.input.path)
     manifest = graph.read_manifest(step.input.path)
     before = onnx.load(str(source))
     ops = _op_types(config.op_types, ["MatMul", "Attention"], config.quantize_embeddings, graph.op_counts(before))
-    head = graph.head_nodes(before, manifest.get("head_initializers", []))
+    return source, manifest, before, ops, graph.head_nodes(before, manifest.get("head_initializers", []))
+
+
+def quantize_dynamic(step: StepContext[DynamicQuantConfig]) -> Artifact:
+    import onnx
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    config = step.config
+    source, manifest, before, ops, head = _input_graph(step)
     # The dynamic quantizer first rewrites each Gemm as <name>_MatMul + <name>_Add; exclude those too.
     excluded = [name + suffix for name in head for suffix in ("", "_MatMul", "_Add")]
     target = step.output_dir / graph.MODEL_FILE
@@ -238,11 +248,7 @@ def quantize_static(step: StepContext[StaticQuantConfig]) -> Artifact:
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     config = step.config
-    source = graph.model_file(step.input.path)
-    manifest = graph.read_manifest(step.input.path)
-    before = onnx.load(str(source))
-    ops = _op_types(config.op_types, ["MatMul", "Attention"], config.quantize_embeddings, graph.op_counts(before))
-    excluded = graph.head_nodes(before, manifest.get("head_initializers", []))
+    source, manifest, before, ops, excluded = _input_graph(step)
     batches, n_texts, longest = _calibration_batches(step, [i.name for i in before.graph.input])
 
     class Batches(CalibrationDataReader):  # type: ignore[misc]

@@ -151,8 +151,8 @@ def metric_names(artifacts: Sequence[MeasuredArtifact], kind: MetricKind | None 
     return {m.name for a in artifacts for m in a.metrics if kind is None or m.kind == kind}
 
 
-class StepResult(_Record):
-    """One step of a run: what ran, how it ended, and the artifact it made."""
+class _StepFields(_Record):
+    """What the plan and the run both say of a step: which technique, from which plugin, with what config."""
 
     index: int
     name: str
@@ -161,6 +161,11 @@ class StepResult(_Record):
     plugin: str | None = None
     plugin_version: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepResult(_StepFields):
+    """One step of a run: what ran, how it ended, and the artifact it made."""
+
     key: str | None = None
     status: StepStatus
     seconds: float | None = None
@@ -175,14 +180,9 @@ class StepResult(_Record):
         return cls.model_validate({**record, "artifact": stored})
 
 
-class PlannedStepResult(_Record):
-    index: int
-    name: str
-    technique: str
-    stage: str
-    plugin: str | None = None
-    plugin_version: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+class PlannedStepResult(_StepFields):
+    """One step as the plan placed it: its formats, and why the planner chose its technique."""
+
     input_format: str
     output_format: str
     reason: str

@@ -301,3 +301,34 @@ def test_a_pipeline_built_in_python_gives_one_line_per_problem() -> None:
         "name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
         "step 1 (toy.round): confg: unknown field (check the spelling; `slimkit schema` lists the fields)",
     ]
+
+
+# -- Step keys stay put when TaskSpec grows a field ---------------------------------------------
+
+# examples/minilm-semeval-quick.toml's task as step keys hashed it before `quoting`, `encoding`
+# and `text_pair_column` existed (model_dump(mode="json") of the TaskSpec of that time).
+QUICK_TASK_AS_KEYED = {
+    "preset": "semeval2018-ec", "problem": None, "dataset": None, "dataset_config": None, "data_files": {},
+    "train_split": "train", "eval_split": "validation", "text_column": None, "label_column": None,
+    "label_columns": None, "label_format": None, "label_separator": ",", "labels": None, "labels_file": None,
+    "filter": "none", "has_header": None, "validation_fraction": 0.1, "seed": 0, "max_train_examples": 1500,
+    "max_eval_examples": 300, "threshold": 0.5, "tune_threshold": False,
+}  # fmt: skip
+
+
+def test_new_task_fields_at_their_default_leave_the_key_dump_as_it_was() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    task = load_pipeline(examples / "minilm-semeval-quick.toml").task
+    assert task is not None
+    assert task.key_dump() == QUICK_TASK_AS_KEYED
+    for change in ({"encoding": "cp1252"}, {"quoting": "none"}, {"text_pair_column": "hypothesis"}):
+        assert task.model_copy(update=change).key_dump() == QUICK_TASK_AS_KEYED | change
+
+
+def test_a_csv_read_with_the_new_default_quoting_gets_a_new_key() -> None:
+    from slimkit.spec import TaskSpec
+
+    # CSV quotes were text before; they are standard quoting now, so the data may read differently.
+    assert TaskSpec(data_files={"train": "t.CSV"}).key_dump()["quoting"] == "standard"
+    assert "quoting" not in TaskSpec(data_files={"train": "t.tsv"}).key_dump()
+    assert TaskSpec(data_files={"train": "t.csv"}, quoting="none").key_dump()["quoting"] == "none"

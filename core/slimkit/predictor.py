@@ -16,7 +16,10 @@ class Predictor(Protocol):
     facts: dict[str, Any]  # what a report shows about the loaded model (dtype, parameter counts, ...)
 
     def encode(self, texts: list[str], *, max_length: int, pad_to_max: bool) -> Any:
-        """Tokenize ``texts`` into the inputs ``__call__`` takes (padded to ``max_length`` when asked)."""
+        """Tokenize ``texts`` into the inputs ``__call__`` takes (padded to ``max_length`` when asked).
+
+        In a sentence-pair task each entry is a ``(text, pair)`` tuple: pass the list to a Hugging
+        Face tokenizer as it is, which encodes a list of 2-tuples as pairs."""
         ...
 
     def __call__(self, inputs: Any) -> Any:

@@ -60,8 +60,9 @@ def step_key(input_key: str, step: PlannedStep, pipeline: Pipeline) -> str:
 
     Task fields that only choose which eval rows are scored (``EVAL_ONLY_TASK_FIELDS``) are left
     out, so scoring fewer dev rows never retrains a model. They are set to None rather than
-    dropped, which keeps the keys of pipelines that never set them as they were."""
-    task = pipeline.task.model_dump(mode="json") if pipeline.task else None
+    dropped, which keeps the keys of pipelines that never set them as they were; task fields added
+    later are left out while at their default (``TaskSpec.key_dump``) for the same reason."""
+    task = pipeline.task.key_dump() if pipeline.task else None
     if task is not None:
         task |= dict.fromkeys(EVAL_ONLY_TASK_FIELDS)
     data = {"task": task, "seed": pipeline.seed}

@@ -6,6 +6,7 @@ each step, in what order, and whether it can run here is decided by the planner.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import tomllib
@@ -97,6 +98,17 @@ class TaskSpec(BaseModel):
         default="none", description="'single_label' keeps only rows with exactly one label."
     )
     has_header: bool | None = Field(default=None, description="Whether CSV/TSV files have a header row.")
+    quoting: Literal["standard", "none"] | None = Field(
+        default=None,
+        description="CSV/TSV quoting: 'standard' (RFC 4180, as Python's csv module, pandas and Excel write it) "
+        "or 'none' (quotes are text); unset: standard for .csv, none for .tsv/.txt.",
+    )
+    encoding: str = Field(
+        default="utf-8", description="Text encoding of CSV/TSV/JSON/JSONL files, e.g. 'cp1252', 'latin-1', 'utf-16'."
+    )
+    text_pair_column: str | None = Field(
+        default=None, description="Column holding each row's second text (sentence-pair classification)."
+    )
     validation_fraction: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="Seeded slice of the train split used for early stopping."
     )
@@ -111,6 +123,34 @@ class TaskSpec(BaseModel):
     tune_threshold: bool = Field(
         default=False, description="Tune the multi-label threshold on the validation slice (never on eval)."
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"{encoding!r} is not a text encoding Python knows (e.g. 'utf-8', 'cp1252')") from None
+        return encoding
+
+    def key_dump(self) -> dict[str, Any]:
+        """The task as step keys hash it: ``model_dump(mode="json")`` without the fields added after
+        keys were first stored (``KEY_ADDED_FIELDS``) while they hold their default, so that a
+        pipeline that never sets them keeps the keys of the steps it already stored.
+
+        A preset-less CSV file read with the default quoting is read differently from before
+        (quotes were text; they are standard quoting now), so such a task's key says so."""
+        data = self.model_dump(mode="json")
+        for name in KEY_ADDED_FIELDS:
+            if data[name] == TaskSpec.model_fields[name].get_default(call_default_factory=True):
+                del data[name]
+        if self.quoting is None and any(f.lower().endswith(".csv") for f in self.data_files.values()):
+            data["quoting"] = "standard"
+        return data
+
+
+# TaskSpec fields added after step keys were first stored; see TaskSpec.key_dump.
+KEY_ADDED_FIELDS = ("quoting", "encoding", "text_pair_column")
 
 
 class StepSpec(BaseModel):

@@ -98,12 +98,14 @@ def encode_split(split: Any, tokenizer: Any, max_length: int, multi_label: bool)
     from datasets import Dataset
 
     labels = split.labels.tolist()
-    ds = Dataset.from_dict({"text": split.texts, "labels": labels})
+    columns = {"text": split.texts} | ({"text_pair": split.text_pairs} if split.text_pairs is not None else {})
+    ds = Dataset.from_dict(columns | {"labels": labels})
 
     def tokenize(batch: dict[str, Any]) -> Any:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+        # A sentence pair is encoded as the model expects it ([SEP] between, token types).
+        return tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
 
-    ds = ds.map(tokenize, batched=True, remove_columns=["text"], desc="tokenizing")
+    ds = ds.map(tokenize, batched=True, remove_columns=list(columns), desc="tokenizing")
     if multi_label:  # BCE-with-logits wants float targets
         from datasets import Sequence, Value
 
@@ -251,4 +253,6 @@ def finetune(step: StepContext[FinetuneConfig]) -> Artifact:
         trainer, seconds=train_seconds, trainable=trainable, threads=threads, threshold=threshold,
         validation=val_scores, best_checkpoint_metric=metric,
     )  # fmt: skip
+    if task.notes:  # rows the task's reading left out: the report lists an artifact's warnings
+        facts["warnings"] = list(task.notes)
     return step.artifact(**facts)

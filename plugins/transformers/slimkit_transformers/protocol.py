@@ -54,10 +54,11 @@ def _percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def _texts_for(task: TaskData | None, n: int) -> list[str]:
+def _texts_for(task: TaskData | None, n: int) -> list[Any]:
+    """``n`` eval inputs, cycling: texts, or (text, pair) tuples in a sentence-pair task."""
     if task is None or not task.eval.texts:
         raise ValueError("latency needs the pipeline's task: inputs come from its eval split")
-    texts = task.eval.texts
+    texts = task.eval.inputs
     return [texts[i % len(texts)] for i in range(n)]
 
 
@@ -158,7 +159,8 @@ def latency_metrics(
     return out
 
 
-def eval_logits(predictor: Predictor, texts: list[str], max_length: int = 128) -> np.ndarray:
+def eval_logits(predictor: Predictor, texts: Sequence[Any], max_length: int = 128) -> np.ndarray:
+    """Logits of ``texts`` (strings, or (text, pair) tuples: a split's ``inputs``)."""
     import numpy as np
 
     parts = [
@@ -186,7 +188,7 @@ def accuracy_metrics(
     out: dict[str, list[Metric]] = {}
     predictions = {}
     for key, predictor in predictors.items():
-        logits = eval_logits(predictor, task.eval.texts)
+        logits = eval_logits(predictor, task.eval.inputs)
         predictions[key] = scores.predict(logits, task.multi_label, thresholds[key])
         figures = scores.classification_scores(task.eval.labels, predictions[key], task.multi_label)
         details = {"split": "eval", "rows": len(task.eval), "threshold": thresholds[key] if task.multi_label else None}

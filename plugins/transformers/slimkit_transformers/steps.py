@@ -151,7 +151,7 @@ def calibration_batches(
     multi_label = step_task(step).multi_label
     batches = []
     for start in range(0, len(split), batch_size):
-        texts = split.texts[start : start + batch_size]
+        texts = split.inputs[start : start + batch_size]  # (text, pair) tuples in a sentence-pair task
         batch = dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
         labels = torch.as_tensor(split.labels[start : start + batch_size])
         batch["labels"] = labels.float() if multi_label else labels.long()

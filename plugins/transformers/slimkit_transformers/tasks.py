@@ -14,7 +14,7 @@ import numbers
 import operator
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "label_format": "binary_columns",
         "labels": SEMEVAL_LABELS,
         "has_header": True,
+        "quoting": "none",  # tweets hold quotes
         "hub": {"dataset": "sem_eval_2018_task_1", "dataset_config": "subtask5.english", "eval_split": "validation"},
     },
     "goemotions": {
@@ -81,6 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "label_format": "separated_ids",
         "labels_file": "goemotions/original/labels.txt",
         "has_header": False,
+        "quoting": "none",  # comments hold quotes
         "hub": GOEMOTIONS_HUB | {"labels": GOEMOTIONS_LABELS},
     },
     "goemotions-ekman": {
@@ -93,6 +95,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "labels_file": "goemotions/ekman/labels.txt",
         "filter": "single_label",
         "has_header": False,
+        "quoting": "none",
         # The hub has no Ekman config: its `simplified` labels are mapped onto Ekman's on loading.
         "hub": GOEMOTIONS_HUB | {"labels": EKMAN_LABELS, "label_map": TO_EKMAN},
     },
@@ -105,12 +108,28 @@ WHOLE_NUMBER = re.compile(r"\s*-?[0-9]+\s*")  # a label id or a 0/1 flag as writ
 class Split:
     texts: list[str]
     labels: np.ndarray  # single-label: (n,) int64 ids; multi-label: (n, L) float32 0/1
+    text_pairs: list[str] | None = None  # each row's second text, in a sentence-pair task
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def head(self, n: int | None) -> Split:
-        return self if n is None else Split(self.texts[:n], self.labels[:n])
+        if n is None:
+            return self
+        return Split(self.texts[:n], self.labels[:n], None if self.text_pairs is None else self.text_pairs[:n])
+
+    def take(self, idx: Any) -> Split:
+        """The rows at positions ``idx``, in that order."""
+        pairs = None if self.text_pairs is None else [self.text_pairs[i] for i in idx]
+        return Split([self.texts[i] for i in idx], self.labels[idx], pairs)
+
+    @property
+    def inputs(self) -> list[str] | list[tuple[str, str]]:
+        """What a tokenizer takes for these rows: the texts, or (text, pair) tuples in a
+        sentence-pair task (a Hugging Face tokenizer encodes a list of 2-tuples as pairs)."""
+        if self.text_pairs is None:
+            return self.texts
+        return list(zip(self.texts, self.text_pairs, strict=True))
 
 
 @dataclass
@@ -123,6 +142,7 @@ class TaskData:
     eval: Split
     threshold: float
     description: str
+    notes: list[str] = field(default_factory=list)  # what reading changed, e.g. rows a filter skipped
 
     @property
     def num_labels(self) -> int:
@@ -170,21 +190,45 @@ def merged_spec(task: TaskSpec) -> tuple[TaskSpec, dict[str, Any] | None]:
     return TaskSpec.model_validate(preset | explicit | {"preset": task.preset}), hub
 
 
-def read_utf8(path: Path, where: str) -> str:
-    """A file's text (a leading byte-order mark dropped); SlimkitError naming the row of the first
-    byte that is not UTF-8, where pandas would raise a UnicodeDecodeError with a byte offset."""
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+def read_text(path: Path, where: str, encoding: str = "utf-8") -> str:
+    """A file's text in ``encoding`` (a leading byte-order mark dropped); SlimkitError naming the
+    row and byte offset of the first byte that does not decode, where pandas would raise a
+    UnicodeDecodeError with a byte offset only."""
+    data = path.read_bytes()
+    if codecs.lookup(encoding).name == "utf-8":
+        data = data.removeprefix(codecs.BOM_UTF8)
     try:
-        return data.decode("utf-8")
+        return data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        row = data.count(b"\n", 0, exc.start) + 1
+        row = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+        fix = "save the file as UTF-8, or set task.encoding to the file's encoding (e.g. 'cp1252' or 'latin-1')"
+        if not utf8:
+            fix = "set task.encoding to the file's encoding ('utf-8' for UTF-8 files)"
         raise SlimkitError(
-            f"{where}: row {row}: byte 0x{data[exc.start]:02x} is not UTF-8 text", fix="save the file as UTF-8"
+            f"{where}: row {row}: byte 0x{data[exc.start]:02x} at byte offset {exc.start} is not "
+            f"{'UTF-8' if utf8 else encoding} text",
+            fix=fix,
         ) from None
 
 
-def read_table(path: Path, has_header: bool | None, field: str = "task.data_files") -> Any:
+def read_utf8(path: Path, where: str) -> str:
+    """A UTF-8 file's text (label files); see read_text."""
+    return read_text(path, where)
+
+
+def read_table(
+    path: Path,
+    has_header: bool | None,
+    field: str = "task.data_files",
+    *,
+    quoting: str | None = None,
+    encoding: str = "utf-8",
+) -> Any:
     """A CSV/TSV/JSON/Parquet file as a pandas DataFrame; ``field`` names the option in errors.
+
+    ``quoting`` (TaskSpec.quoting): 'standard' or 'none'; None is standard for .csv and none for
+    .tsv/.txt. ``encoding`` applies to every format but Parquet (which is binary).
 
     The frame's index is each row's line number in the file (1-based, as an editor shows it; the
     record number for JSON and Parquet), and ``frame.attrs["where"]`` names the file, so that an
@@ -195,18 +239,23 @@ def read_table(path: Path, has_header: bool | None, field: str = "task.data_file
     where = f"{field}: {path}"
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv", ".txt"):
-        frame = _read_delimited(path, "\t" if suffix in (".tsv", ".txt") else ",", has_header, where)
+        quoted = (quoting or ("standard" if suffix == ".csv" else "none")) == "standard"
+        text = read_text(path, where, encoding)
+        frame = _read_delimited(text, "\t" if suffix in (".tsv", ".txt") else ",", has_header, where, quoted=quoted)
     elif suffix in (".json", ".jsonl", ".parquet"):
-        frame = _read_records(path, suffix, where)
+        frame = _read_records(path, suffix, where, encoding)
     else:
         raise SlimkitError(f"{field}: unsupported file type {suffix!r} ({path})", fix="use CSV, TSV, JSON or Parquet")
     frame.attrs["where"] = where
     return frame
 
 
-def _read_delimited(path: Path, sep: str, has_header: bool | None, where: str) -> Any:
-    """CSV/TSV without quoting (a text keeps its quotes as written), one row per line, blank lines
-    skipped, every row as wide as the header.
+def _read_delimited(text: str, sep: str, has_header: bool | None, where: str, *, quoted: bool) -> Any:
+    """CSV/TSV text, blank lines skipped, every row as wide as the header.
+
+    ``quoted``: standard quoting (RFC 4180, the csv module's dialect: a field in double quotes may
+    hold the separator, a newline, and a quote written twice); else none (a text keeps its quotes
+    as written, one row per line). Each row is numbered by the line it starts on.
 
     Read with the csv module, not pandas, so that each row's line number is known and a ragged row
     is refused: pandas turns a first row with a field too many into the index (shifting every
@@ -214,17 +263,21 @@ def _read_delimited(path: Path, sep: str, has_header: bool | None, where: str) -
     """
     import pandas as pd
 
-    text = read_utf8(path, where)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=csv.QUOTE_NONE)
+    if quoted:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, doublequote=True, strict=True)
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=csv.QUOTE_NONE)
     rows: list[list[str]] = []
     lines: list[int] = []
+    start = 1  # the line the next row starts on
     try:
         for fields in reader:
             if fields:  # an empty line
                 rows.append(fields)
-                lines.append(reader.line_num)
-    except csv.Error as exc:  # a field over the csv module's size limit
-        raise SlimkitError(f"{where}: row {reader.line_num}: {exc}", fix="split or shorten the text") from None
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SlimkitError(f"{where}: row {start}: {_csv_problem(str(exc), sep)}") from None
     if not rows:
         raise SlimkitError(f"{where}: the file is empty", fix="write one example per row, or fix the path")
     header = rows[0] if has_header in (None, True) else _headerless_columns(len(rows[0]), lines[0], where)
@@ -235,8 +288,26 @@ def _read_delimited(path: Path, sep: str, has_header: bool | None, where: str) -
         _unique_columns(header, where)
     for fields, line in zip(rows, lines, strict=True):
         if len(fields) != len(header):
-            raise SlimkitError(f"{where}: row {line}: {_ragged(len(fields), len(header), sep, has_header)}")
+            problem = _ragged(len(fields), len(header), sep, has_header, quoted)
+            raise SlimkitError(f"{where}: row {line}: {problem}")
     return pd.DataFrame(rows, columns=header, index=lines, dtype=str)
+
+
+def _csv_problem(message: str, sep: str) -> str:
+    """The csv module's error as a problem and its fix."""
+    if "field larger than field limit" in message:
+        return f"{message} (fix: split or shorten the text, or close the quote opened on this row)"
+    if "unexpected end of data" in message:
+        return (
+            "a quoted field opened on this row is never closed (fix: end the text with a double quote, write a "
+            "quote inside a quoted text twice (\"\"), or set task.quoting = 'none' if quotes are text)"
+        )
+    what = "tab" if sep == "\t" else "comma"
+    message = message.replace("'\t'", "a tab")  # the csv module shows the tab itself
+    return (
+        f"{message} (fix: a quoted field ends at its closing quote, then a {what} or the line's end; write a quote "
+        "inside a quoted text twice (\"\"), or set task.quoting = 'none' if quotes are text)"
+    )
 
 
 def _headerless_columns(width: int, line: int, where: str) -> list[str]:
@@ -257,20 +328,21 @@ def _unique_columns(header: list[str], where: str) -> None:
         seen.add(name)
 
 
-def _ragged(fields: int, width: int, sep: str, has_header: bool | None) -> str:
-    """A ragged row's problem and its fix: without quoting, a separator inside a text splits it."""
+def _ragged(fields: int, width: int, sep: str, has_header: bool | None, quoted: bool) -> str:
+    """A ragged row's problem and its fix: a separator outside quotes splits a text."""
     what = "tab" if sep == "\t" else "comma"
     against = "the header has" if has_header in (None, True) else "the first row has"
-    if fields > width:
+    if fields > width and quoted:
+        fix = f'a {what} inside a text splits it unless the text is in double quotes: write "a, b"'
+    elif fields > width:
         fix = f"a {what} inside a text splits it: replace it with a space"
-        if sep == ",":
-            fix += "; quotes are not special, so texts with commas belong in TSV or JSON Lines"
+        fix += ", or set task.quoting = 'standard' if texts with one are in double quotes"
     else:
         fix = f"give every row one {what}-separated field per column, empty ones included"
     return f"{fields} {what}-separated field{'s' if fields != 1 else ''}, {against} {width} (fix: {fix})"
 
 
-def _read_records(path: Path, suffix: str, where: str) -> Any:
+def _read_records(path: Path, suffix: str, where: str, encoding: str = "utf-8") -> Any:
     """A JSON, JSON Lines or Parquet file; its rows are numbered from 1 (the line, in JSON Lines)."""
     import pandas as pd
 
@@ -279,7 +351,7 @@ def _read_records(path: Path, suffix: str, where: str) -> Any:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_json(io.StringIO(read_utf8(path, where)), lines=suffix == ".jsonl")
+            frame = pd.read_json(io.StringIO(read_text(path, where, encoding)), lines=suffix == ".jsonl")
     except SlimkitError:
         raise
     except Exception as exc:  # the parsers' own errors: one line, no traceback
@@ -309,7 +381,7 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
     if files:
         paths = {split: resolve(f) for split, f in files.items()}
         if all(p.is_file() for p in paths.values()):
-            return {split: read_table(p, spec.has_header) for split, p in paths.items()}
+            return {split: _read_file(p, spec, "task.data_files") for split, p in paths.items()}
         if spec.preset is None:
             missing = [str(p) for p in paths.values() if not p.is_file()]
             raise SlimkitError(f"task.data_files: missing {', '.join(missing)}")
@@ -321,11 +393,50 @@ def _load_frames(spec: TaskSpec, hub: dict[str, Any] | None, resolve: Any) -> di
     if local.is_file():
         raise SlimkitError(f"task.dataset: {local} is a file, not a folder", fix="name it in task.data_files instead")
     if local.exists():
+        if any((local / marker).is_file() for marker in SAVED_DATASET_FILES):
+            return _saved_frames(local)
         found = {
             p.stem: p for p in sorted(local.iterdir()) if p.suffix in (".tsv", ".csv", ".json", ".jsonl", ".parquet")
         }
-        return {split: read_table(p, spec.has_header, field="task.dataset") for split, p in found.items()}
+        return {split: _read_file(p, spec, "task.dataset") for split, p in found.items()}
     return _hub_frames(spec, hub, dataset)
+
+
+def _read_file(path: Path, spec: TaskSpec, field: str) -> Any:
+    return read_table(path, spec.has_header, field, quoting=spec.quoting, encoding=spec.encoding)
+
+
+# A folder written by datasets' Dataset.save_to_disk (dataset_info.json, state.json) or
+# DatasetDict.save_to_disk (dataset_dict.json, one folder per split).
+SAVED_DATASET_FILES = ("dataset_dict.json", "dataset_info.json")
+
+
+def _saved_frames(folder: Path) -> dict[str, Any]:
+    """Split name -> DataFrame of a dataset saved with ``save_to_disk``; a single Dataset is the
+    split it was saved as (``train`` when it names none). Label names of a ClassLabel column are
+    kept in ``frame.attrs["label_names"]``."""
+    from datasets import Dataset, load_from_disk
+
+    where = f"task.dataset: {folder}"
+    try:
+        loaded = load_from_disk(str(folder))
+    except Exception as exc:  # a damaged or partial folder: one line, no traceback
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SlimkitError(
+            f"{where}: cannot load it with datasets.load_from_disk: {type(exc).__name__}: {detail}",
+            fix="save it again with Dataset.save_to_disk or DatasetDict.save_to_disk",
+        ) from None
+    splits = {str(loaded.split or "train"): loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    frames = {}
+    for split, data in splits.items():
+        frame = data.to_pandas()
+        frame.index = range(1, len(frame) + 1)
+        frame.attrs["where"] = f"{where} ({split})"
+        frame.attrs["label_names"] = {
+            name: list(feature.names) for name, feature in data.features.items() if hasattr(feature, "names")
+        }
+        frames[split] = frame
+    return frames
 
 
 def _hub_frames(spec: TaskSpec, hub: dict[str, Any] | None, dataset: str) -> dict[str, Any]:
@@ -363,7 +474,7 @@ def _label_names(spec: TaskSpec, resolve: Any) -> list[str] | None:
         field = f"task.labels_file: {path}"
         if not path.is_file():
             raise SlimkitError(f"task.labels_file: no such file {path}")
-        names = [line.strip() for line in read_utf8(path, field).splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(path, field, spec.encoding).splitlines() if line.strip()]
         if not names:
             raise SlimkitError(f"{field}: the file is empty", fix="write one label name per line, in id order")
     elif spec.label_columns:
@@ -479,19 +590,25 @@ def _label_sets(frame: Any, spec: TaskSpec, names: list[str] | None) -> tuple[li
     return [[index[str(v)]] for v in raw], learned
 
 
-def _to_split(frame: Any, spec: TaskSpec, names: list[str] | None, problem: str) -> tuple[Split, list[str]]:
+def _to_split(
+    frame: Any, spec: TaskSpec, names: list[str] | None, problem: str, notes: list[str], role: str
+) -> tuple[Split, list[str]]:
+    """One split's texts (and text pairs) and labels; what a filter skipped is added to ``notes``."""
     import numpy as np
 
     text_col = spec.text_column or "text"
-    if text_col not in frame.columns:
-        raise SlimkitError(
-            f"task.text_column: {text_col!r} is not a column (have: {', '.join(map(str, frame.columns))})"
-        )
+    for option, column in (("task.text_column", text_col), ("task.text_pair_column", spec.text_pair_column)):
+        if column is not None and column not in frame.columns:
+            raise SlimkitError(f"{option}: {column!r} is not a column (have: {', '.join(map(str, frame.columns))})")
     rows, names = _label_sets(frame, spec, names)
     texts = [str(t) for t in frame[text_col].tolist()]
+    pairs = [str(t) for t in frame[spec.text_pair_column].tolist()] if spec.text_pair_column else None
     if spec.filter == "single_label":
         keep = [i for i, r in enumerate(rows) if len(r) == 1]
+        if len(keep) < len(rows):
+            notes.append(f"task filter single_label skipped {len(rows) - len(keep)} of {len(rows)} {role} rows")
         texts, rows = [texts[i] for i in keep], [rows[i] for i in keep]
+        pairs = None if pairs is None else [pairs[i] for i in keep]
         if not rows:
             where = frame.attrs.get("where", "task")
             raise SlimkitError(
@@ -506,11 +623,11 @@ def _to_split(frame: Any, spec: TaskSpec, names: list[str] | None, problem: str)
                 f"{len(rows[bad[0]])} labels in a single-label task ({len(bad)} such rows)",
                 "set task.filter = 'single_label', or problem = 'multi_label'",
             )  # fmt: skip
-        return Split(texts, np.array([r[0] for r in rows], dtype=np.int64)), names
+        return Split(texts, np.array([r[0] for r in rows], dtype=np.int64), pairs), names
     matrix = np.zeros((len(rows), len(names)), dtype=np.float32)
     for i, r in enumerate(rows):
         matrix[i, r] = 1.0
-    return Split(texts, matrix), names
+    return Split(texts, matrix, pairs), names
 
 
 def sample_rows(split: Split, n: int | None, seed: int) -> Split:
@@ -521,7 +638,7 @@ def sample_rows(split: Split, n: int | None, seed: int) -> Split:
     if n is None or n >= len(split):
         return split
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:n])
-    return Split([split.texts[i] for i in idx], split.labels[idx])
+    return split.take(idx)
 
 
 def _carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -530,11 +647,7 @@ def _carve(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     order = np.random.default_rng(seed).permutation(len(split))
     n_val = round(len(split) * fraction)
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-
-    def pick(idx: Any) -> Split:
-        return Split([split.texts[i] for i in idx], split.labels[idx])
-
-    return pick(train_idx), pick(val_idx)
+    return split.take(train_idx), split.take(val_idx)
 
 
 def load_task(task: TaskSpec, resolve: Any = Path) -> TaskData:
@@ -554,8 +667,13 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
         if needed not in frames:
             raise SlimkitError(f"task: split {needed!r} not found (have: {', '.join(frames)})")
     names = _label_names(spec, resolve)
-    train, names = _to_split(frames[train_name], spec, names, problem)
-    evaluation, _ = _to_split(frames[eval_name], spec, names, problem)
+    class_label = frames[train_name].attrs.get("label_names", {}).get(spec.label_column)
+    if class_label and spec.label_format in (None, "ids"):  # a saved dataset's ClassLabel column: ids
+        names = names or class_label
+        spec = spec.model_copy(update={"label_format": "ids"})
+    notes: list[str] = []
+    train, names = _to_split(frames[train_name], spec, names, problem, notes, "training")
+    evaluation, _ = _to_split(frames[eval_name], spec, names, problem, notes, "eval")
     train, validation = _carve(train, spec.validation_fraction, spec.seed)
     if not len(train):
         raise SlimkitError(
@@ -577,6 +695,7 @@ def _load_task_cached(task_json: str, resolve: Any) -> TaskData:
         validation=validation,
         eval=evaluation.head(spec.max_eval_examples),
         threshold=spec.threshold,
+        notes=notes,
         description=f"{spec.preset or spec.dataset}: {len(train)} train / {len(validation)} validation / "
         f"{min(len(evaluation), spec.max_eval_examples or len(evaluation))} eval, {len(names)} labels, {problem}",
     )

@@ -153,7 +153,11 @@ def test_goemotions_presets_from_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 IDS_TASK = {"eval_split": "eval", "text_column": "text", "label_column": "label", "label_format": "ids",
             "labels": ["neg", "pos"], "validation_fraction": 0.0}  # fmt: skip
-TAB_SPLITS = "a tab inside a text splits it: replace it with a space"
+TAB_SPLITS = (
+    "a tab inside a text splits it: replace it with a space, or set task.quoting = 'standard' if texts with one "
+    "are in double quotes"
+)
+UTF8_FIX = "save the file as UTF-8, or set task.encoding to the file's encoding (e.g. 'cp1252' or 'latin-1')"
 ID_FIX = "write label ids as whole numbers 0 to 1, or set task.label_format = 'names' for label names"
 OUTSIDE = "is outside the label list (there are 2 labels, ids 0 to 1)"
 ADD_LABEL = "correct the id, or add its label to task.labels or task.labels_file"
@@ -171,10 +175,10 @@ ADD_LABEL = "correct the id, or add its label to task.labels or task.labels_file
          "row 3: 1 tab-separated field, the header has 2 (fix: give every row one tab-separated field per column, "
          "empty ones included)"),
         ("t.csv", b"text,label\ngood,1\nbad, sad,0\n", {},
-         "row 3: 3 comma-separated fields, the header has 2 (fix: a comma inside a text splits it: replace it with "
-         "a space; quotes are not special, so texts with commas belong in TSV or JSON Lines)"),
+         "row 3: 3 comma-separated fields, the header has 2 (fix: a comma inside a text splits it unless the text "
+         'is in double quotes: write "a, b")'),
         ("t.tsv", b"text\tlabel\ngood\t1\ncaf\xe9\t0\n", {},
-         "row 3: byte 0xe9 is not UTF-8 text (fix: save the file as UTF-8)"),
+         f"row 3: byte 0xe9 at byte offset 21 is not UTF-8 text (fix: {UTF8_FIX})"),
         ("t.tsv", b"text\tlabel\ngood\t1\nbad\tone\n", {},
          f"row 3: column 'label': 'one' is not a label id (fix: {ID_FIX})"),
         ("t.tsv", b"text\tlabel\ngood\t1\nbad\t1,one\n", {"label_format": "separated_ids", "problem": "multi_label"},
@@ -235,7 +239,8 @@ def test_labels_file_problems_are_one_line(tmp_path: Path) -> None:
     spec = TaskSpec(
         **(IDS_TASK | {"labels": None, "labels_file": str(labels), "data_files": {"train": train, "eval": train}})
     )
-    with pytest.raises(SlimkitError, match=rf"^task\.labels_file: {labels}: row 2: byte 0xff is not UTF-8 text"):
+    problem = rf"^task\.labels_file: {labels}: row 2: byte 0xff at byte offset 4 is not UTF-8 text"
+    with pytest.raises(SlimkitError, match=problem):
         load_task(spec)
     labels.write_text("neg\npos\nneg\n")
     with pytest.raises(SlimkitError, match=rf"^task\.labels_file: {labels}: label 'neg' is listed twice"):

@@ -241,6 +241,7 @@ def distill(step: StepContext[DistillConfig]) -> Artifact:
 
     cfg = step.config
     task = step_task(step)
+    _check_pairs(step, task)
     seed = step.seed if cfg.seed is None else cfg.seed
     threads = set_threads(step.pipeline.measure.threads)
     teacher_artifact = _teacher_artifact(step, cfg)
@@ -266,6 +267,17 @@ def distill(step: StepContext[DistillConfig]) -> Artifact:
         facts |= _compared_with_teacher(task, cfg, trained.val_logits, teaching.val_logits, teacher_threshold)
     save_trained(step, trained.trainer.model, student.tokenizer, task, threshold)
     return step.artifact(**facts, **_run_facts(trained, threads, threshold, val_scores))
+
+
+def _check_pairs(step: StepContext[DistillConfig], task: TaskData) -> None:
+    """A sentence-pair task is distilled on its pairs; ``transfer_texts`` are single texts, which a
+    pair model has no second text for, so they are refused before anything is trained."""
+    if task.train.text_pairs is not None and step.config.transfer_texts is not None:
+        raise SlimkitError(
+            f"step {step.name!r}: distill.kd's transfer_texts are single texts and the task is a sentence-pair "
+            "task (task.text_pair_column)",
+            fix="leave transfer_texts unset; augment_copies masks both texts of each pair",
+        )
 
 
 def _uses_teacher(cfg: DistillConfig) -> bool:
@@ -349,15 +361,23 @@ def _teacher_inputs(
     tokenizer gives the student's ids; ``splits`` are (split, student dataset) pairs."""
     from slimkit_transformers.finetune import encode_split
 
-    same_tokens = all(
-        teacher_tokenizer(split.texts, truncation=True, max_length=cfg.max_length)["input_ids"] == ds["input_ids"]
-        for split, ds in splits
-    )
+    same_tokens = all(_same_encoding(teacher_tokenizer, split, ds, cfg.max_length) for split, ds in splits)
     if same_tokens:
         return splits[0][1], splits[1][1], True
     # Each model reads the texts through its own tokenizer.
     train, val = (encode_split(split, teacher_tokenizer, cfg.max_length, task.multi_label) for split, _ in splits)
     return train, val, False
+
+
+def _same_encoding(teacher_tokenizer: Any, split: Any, ds: Any, max_length: int) -> bool:
+    """Whether the student's encoded rows ``ds`` are what the teacher's tokenizer gives for ``split``:
+    the same ids and, in a sentence-pair task, the same token types (which tell the two texts apart)."""
+    encoded = teacher_tokenizer(split.texts, split.text_pairs, truncation=True, max_length=max_length)
+    if encoded["input_ids"] != ds["input_ids"]:
+        return False
+    if split.text_pairs is None or "token_type_ids" not in encoded:
+        return True
+    return "token_type_ids" in ds.column_names and bool(encoded["token_type_ids"] == ds["token_type_ids"])
 
 
 def _hidden_layers(
@@ -495,28 +515,32 @@ def _with_transfer_set(
 
     facts: dict[str, Any] = {}
     texts: list[str] = []
+    pairs: list[str] | None = None if task.train.text_pairs is None else []  # a sentence pair's second texts
     if cfg.augment_copies:
         mask = shared_mask_token(tokenizer, teacher_tokenizer)
         texts = mask_words(task.train.texts, cfg.augment_copies, cfg.augment_mask_prob, seed, mask)
+        if task.train.text_pairs is not None:  # both texts of a pair are masked, each with its own draws
+            pairs = mask_words(task.train.text_pairs, cfg.augment_copies, cfg.augment_mask_prob, seed + 1, mask)
         facts |= {
             "augment_copies": cfg.augment_copies,
             "augment_rows": len(texts),
             "augment_mask_prob": cfg.augment_mask_prob,
             "augment_masking": "mask token" if mask else "word dropout",
         }
-    if cfg.transfer_texts is not None:
+    if cfg.transfer_texts is not None:  # single texts: refused for a sentence-pair task (_check_pairs)
         extra, source = load_transfer_texts(cfg.transfer_texts, resolve, seed)
         texts += extra
         facts |= {"transfer_texts_source": source, "transfer_texts_rows": len(extra)}
     labels = task.train.labels
-    unlabelled = Split(texts, np.zeros((len(texts), *labels.shape[1:]), dtype=labels.dtype))
+    unlabelled = Split(texts, np.zeros((len(texts), *labels.shape[1:]), dtype=labels.dtype), pairs)
     encoded = encode_split(unlabelled, teacher_tokenizer, cfg.max_length, task.multi_label)
     logits, _ = forward_pass(
         teacher, encoded, teacher_tokenizer, batch_size=cfg.teacher_batch_size, device=device, progress=progress,
         description="teacher labels the transfer set",
     )  # fmt: skip
     pseudo = predict(logits, task.multi_label, threshold).astype(labels.dtype)
-    return Split(task.train.texts + texts, np.concatenate([labels, pseudo])), facts
+    all_pairs = None if pairs is None else task.train.text_pairs + pairs
+    return Split(task.train.texts + texts, np.concatenate([labels, pseudo]), all_pairs), facts
 
 
 def _soft_loss(student_logits: np.ndarray, teacher_logits: np.ndarray, cfg: DistillConfig, task: Any) -> float:

@@ -288,3 +288,42 @@ def test_declaration_orders_distillation_before_quantization_and_export(plugins:
 
     assert technique.load_implementation() is distill and technique.needs_task
     assert "distill" not in slimkit_plugins.records["distill"].hooks
+
+
+def test_a_sentence_pair_task_is_distilled_on_its_pairs(
+    plugins: Any,
+    store: str,
+    run_pipeline: Any,
+    tiny_pipeline: Any,
+    tiny_bert4: Path,
+    tiny_pair_task: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import slimkit_transformers.finetune as finetune
+
+    encoded: list[Any] = []  # every split tokenized for the teacher or the student
+    real = finetune.encode_split
+    monkeypatch.setattr(finetune, "encode_split", lambda split, *a, **k: encoded.append(split) or real(split, *a, **k))
+    kd = _kd(alpha=0.5, hidden_weight=1.0, augment_copies=1, student={"keep_every": 2})
+    steps = [_finetune(tiny_pair_task), kd]
+    result = run_pipeline(tiny_pipeline(tiny_bert4, tiny_pair_task, steps, measure={"enabled": False}, store_dir=store))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    meta = result.steps[1].artifact.metadata
+    # The teacher's tokenizer gives the student's ids and token types for the pairs: hidden states are matched.
+    assert meta["same_tokenization"] is True and meta["hidden_layer_map"]
+    assert meta["teacher_validation"] == result.steps[0].artifact.metadata["validation"]
+    assert meta["augment_rows"] > 0
+    # Teacher pass, student training and the masked copies all carry the second texts ...
+    assert encoded and all(s.text_pairs is not None and len(s.text_pairs) == len(s) for s in encoded)
+    # ... and the copies mask them too.
+    assert any("[MASK]" in p for s in encoded for p in s.text_pairs)
+
+    with_file = _kd(alpha=0.5, transfer_texts={"preset": "goemotions"})
+    refused = run_pipeline(
+        tiny_pipeline(tiny_bert4, tiny_pair_task, [_finetune(tiny_pair_task), with_file], name="t",
+                      measure={"enabled": False}, store_dir=store)
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert refused.steps[1].error.startswith(
+        "SlimkitError: step 'kd': distill.kd's transfer_texts are single texts and the task is a sentence-pair task"
+    )

@@ -50,9 +50,11 @@ def _load(path: Path, attn_implementation: str) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def graph_inputs(model: Any, tokenizer: Any) -> list[str]:
-    """The tokenizer outputs that the model's forward accepts, in the wrapper's argument order."""
-    produced = set(tokenizer("a", return_tensors="np").keys())
+def graph_inputs(model: Any, tokenizer: Any, pairs: bool) -> list[str]:
+    """The tokenizer outputs that the model's forward accepts, in the wrapper's argument order;
+    for a sentence pair (``pairs``) when the task has them, so that token types are an input
+    wherever the tokenizer gives them for a pair."""
+    produced = set((tokenizer("a", "b") if pairs else tokenizer("a")).keys())
     accepted = set(inspect.signature(model.forward).parameters)
     names = [n for n in INPUT_ORDER if n in produced and n in accepted]
     if names[:2] != ["input_ids", "attention_mask"]:
@@ -140,8 +142,8 @@ def export(step: StepContext[ExportConfig]) -> Artifact:
     config = step.config
     opset = config.opset or (17 if config.exporter == "torchscript" else 18)
     model, tokenizer = _load(step.input.path, config.attn_implementation)
-    names = graph_inputs(model, tokenizer)
     texts, origin = graph.check_texts(step, config.check_examples)
+    names = graph_inputs(model, tokenizer, pairs=isinstance(texts[0], tuple))
     size = saved_size_facts(model)
     large = size["params"] * 4 > LARGE_BYTES
     export_seconds = _write_graph(step, model, tokenizer, names, texts[:2], opset, large)
@@ -171,7 +173,7 @@ def _write_graph(
     model: Any,
     tokenizer: Any,
     names: list[str],
-    sample_texts: list[str],
+    sample_texts: graph.Inputs,
     opset: int,
     large: bool,
 ) -> float:
@@ -195,7 +197,7 @@ def _write_graph(
 
 
 def _check_parity(
-    step: StepContext[ExportConfig], model: Any, tokenizer: Any, names: list[str], texts: list[str]
+    step: StepContext[ExportConfig], model: Any, tokenizer: Any, names: list[str], texts: graph.Inputs
 ) -> dict[str, Any]:
     """ONNX Runtime against torch on ``texts``: the facts, or a SlimkitError beyond the tolerance."""
     import torch

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from slimkit.context import StepContext
 
+Inputs = list[str] | list[tuple[str, str]]  # a tokenizer's batch: texts, or (text, pair) tuples
 MODEL_FILE = "model.onnx"
 MANIFEST = "slimkit-onnx.json"
 # Ops that compute in integers (or hold integer weights): a quantized graph must contain some.
@@ -202,9 +203,9 @@ def open_session(path: Path, *, threads: int = 1, device: str = "cpu") -> onnxru
     return ort.InferenceSession(str(model_file(path)), options, providers=providers_for(device))
 
 
-def encode(tokenizer: Any, texts: list[str], names: list[str], *, max_length: int, pad_to_max: bool) -> dict[str, Any]:
+def encode(tokenizer: Any, texts: Inputs, names: list[str], *, max_length: int, pad_to_max: bool) -> dict[str, Any]:
     """Token arrays for a graph: int64, exactly the graph's inputs (token types zero if the
-    tokenizer gives none)."""
+    tokenizer gives none). ``texts`` may be (text, pair) tuples, encoded as sentence pairs."""
     import numpy as np
 
     encoded = tokenizer(
@@ -225,7 +226,7 @@ def encode(tokenizer: Any, texts: list[str], names: list[str], *, max_length: in
     return out
 
 
-def check_batches(texts: list[str], batch_size: int = 16) -> list[list[str]]:
+def check_batches(texts: Inputs, batch_size: int = 16) -> list[Inputs]:
     """A batch of one (the dynamic batch axis at 1), then batches of real, unequal lengths."""
     if not texts:
         return []
@@ -277,13 +278,14 @@ def compare_outputs(
     return facts
 
 
-def check_texts(step: StepContext[Any], n: int) -> tuple[list[str], str]:
-    """Up to ``n`` eval texts of the pipeline's task (what the check runs on), and where they came from."""
+def check_texts(step: StepContext[Any], n: int) -> tuple[Inputs, str]:
+    """Up to ``n`` eval inputs of the pipeline's task (what the check runs on: texts, or (text,
+    pair) tuples in a sentence-pair task), and where they came from."""
     if step.task is None:
         return FALLBACK_TEXTS[:n], "built-in sentences (the pipeline has no task)"
     from slimkit_transformers.steps import step_task
 
-    texts = step_task(step).eval.texts[:n] or FALLBACK_TEXTS[:n]
+    texts = step_task(step).eval.inputs[:n] or FALLBACK_TEXTS[:n]
     return texts, f"{len(texts)} eval texts of the task"
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
 from slimkit_onnx.config import EMBEDDING_OPS, DynamicQuantConfig, StaticQuantConfig
-from slimkit_transformers.steps import calibration_texts
+from slimkit_transformers.steps import calibration_inputs
 
 if TYPE_CHECKING:
     import onnx
@@ -208,7 +208,7 @@ def _calibration_batches(
 
     config = step.config
     tokenizer = load_tokenizer(graph.folder_of(step.input.path))
-    texts = calibration_texts(step, config.calibration_examples)
+    texts = calibration_inputs(step, config.calibration_examples)  # (text, pair) tuples in a sentence-pair task
     # Equal shapes in every batch: the histogram calibrators (entropy, percentile) stack them.
     size = min(config.calibration_batch_size, len(texts))
     texts = texts[: len(texts) // size * size]

@@ -301,3 +301,34 @@ def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, sl
     unexported = plan("onnx.quantize-dynamic")
     assert any("needs onnx input but the model source gives transformers" in p for p in unexported.problems)
     assert any("add a step such as onnx.export" in p for p in unexported.problems)
+
+
+def test_a_sentence_pair_task_is_exported_and_calibrated_on_its_pairs(
+    onnx_plugins: Any,
+    run_pipeline: Any,
+    tiny_pipeline: Any,
+    tiny_bert: Path,
+    tiny_pair_task: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded: list[tuple[Any, dict[str, Any]]] = []  # (inputs, arrays) of every batch a step encodes
+    real = graph.encode
+
+    def spy(tokenizer: Any, texts: Any, names: list[str], **kw: Any) -> dict[str, Any]:
+        encoded.append((texts, out := real(tokenizer, texts, names, **kw)))
+        return out
+
+    monkeypatch.setattr(graph, "encode", spy)
+    steps = [
+        {"name": "export", "technique": "onnx.export"},
+        {"name": "static", "technique": "onnx.quantize-static", "config": {"calibration_examples": 32}},
+    ]
+    result = run_pipeline(tiny_pipeline(tiny_bert, tiny_pair_task, steps, measure=NO_MEASURE))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    export, static = (s.artifact.metadata for s in result.steps)
+    assert export["input_names"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert export["parity"]["within_tolerance"] and export["parity"]["examples"] == 40
+    assert static["calibration_examples"] == 32
+    # Parity checks, calibration and the int8 comparison all encode (text, pair) tuples, the pair as token type 1.
+    assert encoded and all(isinstance(texts[0], tuple) for texts, _ in encoded)
+    assert all((arrays["token_type_ids"] == 1).any() for _, arrays in encoded)

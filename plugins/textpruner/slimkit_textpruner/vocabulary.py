@@ -26,12 +26,13 @@ CONFIG_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_i
 
 
 def gather_texts(cfg: VocabularyConfig, task: Any, resolve: Any) -> tuple[list[str], dict[str, Any]]:
-    """The texts whose tokens are kept, and a record of where they came from."""
+    """The texts whose tokens are kept, and a record of where they came from. A sentence-pair
+    task's splits give both texts of each row (``used["splits"]`` counts texts, not rows)."""
     texts: list[str] = []
     used: dict[str, Any] = {"splits": {}, "texts": len(cfg.texts), "text_files": {}}
     if task is not None:
         for split in cfg.splits:
-            part = getattr(task, split).texts
+            part = _split_texts(getattr(task, split))
             texts += part
             used["splits"][split] = len(part)
     texts += cfg.texts
@@ -44,6 +45,12 @@ def gather_texts(cfg: VocabularyConfig, task: Any, resolve: Any) -> tuple[list[s
         used["text_files"][str(name)] = len(lines)
     used["total"] = len(texts)
     return texts, used
+
+
+def _split_texts(split: Any) -> list[str]:
+    """Every text of a split: the first texts, then a sentence-pair task's second texts."""
+    texts: list[str] = split.texts + (split.text_pairs or [])
+    return texts
 
 
 def eval_coverage(old: Any, new: Any, kept: list[int], texts: list[str]) -> dict[str, Any]:
@@ -129,7 +136,7 @@ def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
     pruned_tokenizer = write_pruned_tokenizer(tokenizer, kept, step.output_dir, pruner.tokenizer_helper.save_vocab)
     model.save_pretrained(step.output_dir)
     has_task_file = carry_task_file(step)
-    eval_texts = task.eval.texts if task is not None else []
+    eval_texts = _split_texts(task.eval) if task is not None else []
     sample = texts[: cfg.check_texts] + eval_texts[: cfg.check_texts]
     check = check_remapped(tokenizer, pruned_tokenizer, kept, sample)
     coverage = eval_coverage(tokenizer, pruned_tokenizer, kept, eval_texts)

@@ -104,6 +104,20 @@ def test_task_texts_choose_the_tokens_and_eval_tokens_outside_are_counted(
     assert meta["tokenizer_check"]["in_vocabulary"] >= 120  # every training text, checked id by id
 
 
+def test_a_sentence_pair_task_keeps_the_tokens_of_both_texts(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_pair_task: dict[str, Any]
+) -> None:
+    result = _run(run_pipeline, tiny_pipeline(tiny_bert, tiny_pair_task, [_step()], measure=NO_MEASURE))
+    meta = result.steps[0].artifact.metadata
+    rows = {split: list(csv.DictReader(Path(tiny_pair_task["data_files"][split]).read_text().splitlines()))
+            for split in ("train", "eval")}  # fmt: skip
+    train_words = {w for row in rows["train"] for column in ("text", "pair") for w in row[column].split()}
+    assert train_words - {w for row in rows["train"] for w in row["text"].split()}  # words only the pairs hold
+    assert meta["vocab_size_after"] == len(SPECIAL) + len(train_words)
+    assert meta["texts_used"]["splits"] == {"train": 2 * 96, "validation": 2 * 24}  # two texts a row
+    assert meta["eval_texts"] == 2 * 40 and meta["eval_tokens"] == 40 * (4 + 4)
+
+
 def test_eval_tokens_outside_the_kept_vocabulary(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ them) uses these instead of its own copy:
   ``carry_task_file``, ``write_task_file``;
 - the pipeline's task, loaded for a step: ``step_task``;
 - one seeded calibration sample of the training split: ``calibration_split``,
-  ``calibration_texts``, ``calibration_batches``.
+  ``calibration_texts``, ``calibration_inputs``, ``calibration_batches``.
 
 Cheap to import (no torch, transformers or numpy at module level): a plugin may import it at its
 top level.
@@ -133,8 +133,17 @@ def calibration_split(step: StepContext[Any], n: int) -> Split:
 
 
 def calibration_texts(step: StepContext[Any], n: int) -> list[str]:
-    """The texts of ``calibration_split(step, n)``: ``n`` seeded training texts, in training-set order."""
+    """The texts of ``calibration_split(step, n)``: ``n`` seeded training texts, in training-set order.
+
+    Plain strings only: in a sentence-pair task these are each row's first text. A technique that
+    tokenizes for the model takes ``calibration_inputs`` instead."""
     return calibration_split(step, n).texts
+
+
+def calibration_inputs(step: StepContext[Any], n: int) -> list[str] | list[tuple[str, str]]:
+    """What a tokenizer takes for ``calibration_split(step, n)`` (``Split.inputs``): the texts, or
+    (text, pair) tuples in a sentence-pair task, which a Hugging Face tokenizer encodes as pairs."""
+    return calibration_split(step, n).inputs
 
 
 def calibration_batches(

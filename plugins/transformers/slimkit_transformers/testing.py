@@ -7,7 +7,8 @@ hub; they are saved as normal HF folders, the shape real sources take.
 - ``tiny_bert``, ``tiny_llama``: folders of base models (no classification head), like hub models.
 - ``tiny_task``: a dict for a pipeline's ``task`` table over TSV files whose texts use only the
   tiny vocabulary; 2 labels single-label (``tiny_task``) or 3 labels multi-label
-  (``tiny_multilabel_task``).
+  (``tiny_multilabel_task``); ``tiny_pair_task``, a sentence-pair task over CSV files whose
+  label only the second text (``text_pair_column``) decides.
 - ``tiny_pipeline``: ``tiny_pipeline(model_dir, task, steps=[...], **fields)`` returns a pipeline
   dict with fast measurement settings.
 """
@@ -145,6 +146,36 @@ def write_tiny_task(folder: Path, *, multi_label: bool, rows: int = 120, seed: i
     return task | {"problem": "single_label", "label_column": "label", "label_format": "ids", "labels": ["pos", "neg"]}
 
 
+def write_tiny_pair_task(folder: Path, *, rows: int = 120, seed: int = 0) -> dict[str, Any]:
+    """A sentence-pair task: CSV files (train and eval) with a ``text`` of filler words and a
+    ``pair`` whose sentiment words decide the label, so that only a model reading the pair learns
+    it; returns the pipeline's task (``text_pair_column = "pair"``)."""
+    import csv
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", rows), ("eval", rows // 3)):
+        with (folder / f"{split}.csv").open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["text", "pair", "label"])
+            for _ in range(n):
+                pos = rng.random() < 0.5
+                pair = rng.sample(FILLER, 2) + rng.sample(POSITIVE if pos else NEGATIVE, 2)
+                rng.shuffle(pair)
+                out.writerow([" ".join(rng.sample(FILLER, 4)), " ".join(pair), 0 if pos else 1])
+    return {
+        "data_files": {"train": str(folder / "train.csv"), "eval": str(folder / "eval.csv")},
+        "eval_split": "eval",
+        "text_column": "text",
+        "text_pair_column": "pair",
+        "validation_fraction": 0.2,
+        "problem": "single_label",
+        "label_column": "label",
+        "label_format": "ids",
+        "labels": ["pos", "neg"],
+    }
+
+
 FAST_MEASURE = {
     "batch_sizes": [1, 4],
     "sequence_lengths": [16],
@@ -179,6 +210,11 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return write_tiny_task(tmp_path_factory.mktemp("tiny-task"), multi_label=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_task(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return write_tiny_pair_task(tmp_path_factory.mktemp("tiny-pair-task"))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from slimkit.spec import pipeline_from_dict
 from slimkit_transformers.steps import (
     TASK_FILE,
     calibration_batches,
+    calibration_inputs,
     calibration_split,
     calibration_texts,
     carry_task_file,
@@ -63,6 +64,18 @@ def test_calibration_sample_is_seeded_nested_and_from_train(tiny_task: dict[str,
     assert [train.index(t) for t in sixteen] == sorted(train.index(t) for t in sixteen)  # training-set order
     assert calibration_texts(_step(tiny_task, tmp_path, seed=1), 16) != sixteen
     assert len(calibration_split(step, 10**6)) == len(train)
+
+
+def test_calibration_inputs_are_pairs_in_a_sentence_pair_task(
+    tiny_task: dict[str, Any], tiny_pair_task: dict[str, Any], tmp_path: Path
+) -> None:
+    single = _step(tiny_task, tmp_path)
+    assert calibration_inputs(single, 8) == calibration_texts(single, 8)
+    step = _step(tiny_pair_task, tmp_path)
+    pairs, texts = calibration_inputs(step, 8), calibration_texts(step, 8)
+    assert len(pairs) == 8 and all(isinstance(p, tuple) and len(p) == 2 for p in pairs)
+    assert [text for text, _ in pairs] == texts  # calibration_texts keeps giving the first texts
+    assert calibration_split(step, 8).text_pairs == [pair for _, pair in pairs]
 
 
 def test_calibration_batches_carry_labels(tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path) -> None:

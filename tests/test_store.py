@@ -217,16 +217,6 @@ def test_a_claim_waits_for_its_holder_and_is_free_when_the_holder_is_killed(tmp_
     assert not (tmp_path / ".lock-k1").exists()
 
 
-def test_scratch_of_a_claimed_key_is_left_alone(run: Any, toy: ToyPlugin, tmp_path: Path) -> None:
-    """Only the claim holder removes scratch; another run's scratch of another key survives."""
-    first = run(two_steps())
-    steps = first_step_folder(first).parent
-    live = steps / ".tmp-other-0123456789abcdef-live"
-    (live / "model").mkdir(parents=True)
-    run(two_steps(), force=True)
-    assert live.exists()
-
-
 def test_concurrent_runs_on_one_store_build_each_step_once(tmp_path: Path) -> None:
     store_dir, log = tmp_path / "store", tmp_path / "builds.log"
     env = dict(os.environ, SLIMKIT_CACHE=str(tmp_path / "cache"))

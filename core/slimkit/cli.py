@@ -257,13 +257,11 @@ def usable_output(output: Path) -> Path:
     import os
 
     path = output.resolve()
-    if path.exists() and not path.is_dir():
-        raise SlimkitError(f"-o {output}: is a file, not a folder", fix="name a folder (it is created if missing)")
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise SlimkitError(f"-o {output}: {existing} is a file, not a folder", fix="name a folder")
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        raise SlimkitError(f"-o {output}: {existing or path} cannot be written", fix="name a folder you can write to")
+    existing = next(p for p in (path, *path.parents) if p.exists())  # "/" at least
+    if not existing.is_dir():
+        raise SlimkitError(f"-o {output}: {existing} is a file, not a folder", fix="name a folder (created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SlimkitError(f"-o {output}: {existing} cannot be written", fix="name a folder you can write to")
     return path
 
 

@@ -345,13 +345,7 @@ class Plugins:
         """
         merged: dict[str, list[Metric]] = {a.key: [] for a in artifacts}
         errors: dict[str, str] = {}
-        impls = self.pm.hook.measure.get_hookimpls()
-        others = {i.plugin_name for i in impls}
-        for impl in impls:
-            name = impl.plugin_name
-            caller = self.pm.subset_hook_caller(
-                "measure", remove_plugins=[self.pm.get_plugin(n) for n in others - {name}]
-            )
+        for name, caller in self._each_plugin("measure"):
             try:
                 found = _checked_metrics(name, caller(artifacts=artifacts, context=context), merged)
             except (Exception, SystemExit) as exc:  # recorded in results.json and the report; the others count

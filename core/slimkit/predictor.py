@@ -7,10 +7,9 @@ Plugins return one from the ``load_predictor`` hook. ``encode`` (tokenization) i
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 
-@runtime_checkable
 class Predictor(Protocol):
     runtime: str  # what runs it, e.g. 'torch' or 'onnxruntime'
     facts: dict[str, Any]  # what a report shows about the loaded model (dtype, parameter counts, ...)

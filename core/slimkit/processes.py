@@ -49,3 +49,11 @@ def _watch(parent_pid: int) -> None:
 def child_arguments() -> list[str]:
     """The arguments that tell a child which process to die with: ``--parent <this pid>``."""
     return ["--parent", str(os.getpid())]
+
+
+def running_reason() -> str:
+    """What a record written at the start of a run or study says until it ends: which process to
+    look for, since one killed outright (SIGKILL) cannot write its end."""
+    import socket
+
+    return f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from slimkit.artifacts import write_text_atomic
+from slimkit.journal import Journal
 from slimkit.metrics import Metric
 from slimkit.results import (
     AnyResults,
@@ -349,6 +350,21 @@ def _search_section(results: StudyResults) -> list[str]:
         + f"; executor `{results.executor}`; the study took {results.seconds or 0:.1f} s.{stopped}",
         "",
     ]
+
+
+def publish_results(
+    run_dir: Path, results: AnyResults, journal: Journal, event: str, warn: Callable[[str], None]
+) -> None:
+    """Write results.json, then the report and the journal's last line (``event``, left out while
+    the outcome is 'running'), so that all three tell one outcome. Only results.json may fail:
+    the report is rebuilt from it (``slimkit report``), so its failure is a ``warn``ing."""
+    results.save()
+    try:
+        write_report(run_dir, results)
+    except Exception as exc:
+        warn(f"report.md not written ({type(exc).__name__}: {exc}); `slimkit report` rebuilds it")
+    if results.outcome != "running":
+        journal.write(event, outcome=results.outcome, exit_code=results.exit_code, reason=results.reason)
 
 
 def write_report(run_dir: Path, results: AnyResults) -> Path:

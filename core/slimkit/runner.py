@@ -19,9 +19,7 @@ results.json, the journal's last line, the report and the exit code always tell 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from slimkit.journal import Journal
 from slimkit.metrics import Metric
 from slimkit.planner import Plan, PlannedStep, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
+from slimkit.processes import running_reason
 from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
 from slimkit.spec import Pipeline
 from slimkit.versions import library_versions
@@ -155,7 +154,7 @@ class RunResult:
         if self.refused is not None:
             return "the plan was refused: " + "; ".join(self.refused)
         if self.running:
-            return f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"
+            return running_reason()
         return self.interrupted or self.error or self.crash
 
     @property
@@ -477,16 +476,10 @@ class Runner:
     def _write_results(self, result: RunResult, started: float) -> None:
         """results.json, then the report and the journal's last line. Only results.json may fail
         the run: the report is rebuilt from it (`slimkit report`), so its failure is a warning."""
-        results = results_document(result, seconds=time.time() - started)
-        results.save()
-        from slimkit.report import write_report
+        from slimkit.report import publish_results
 
-        try:
-            write_report(self.run_dir, results)
-        except Exception as exc:
-            self.display.line(f"! report.md not written ({error_line(exc)}); `slimkit report` rebuilds it")
-        if not result.running:
-            self.journal.write("run_finished", outcome=result.outcome, exit_code=result.exit_code, reason=result.reason)
+        results = results_document(result, seconds=time.time() - started)
+        publish_results(self.run_dir, results, self.journal, "run_finished", lambda w: self.display.line(f"! {w}"))
 
 
 def results_document(result: RunResult, *, seconds: float) -> RunResults:

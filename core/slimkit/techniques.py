@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from slimkit.errors import PluginError
+from slimkit.errors import PluginError, error_line
 from slimkit.validation import one_line
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_-]*$")
@@ -182,7 +182,7 @@ class Technique(BaseModel):
         except (ImportError, AttributeError) as exc:
             raise PluginError(
                 f"technique {self.name!r}: its implementation {self.implementation!r} cannot be loaded "
-                f"({type(exc).__name__}: {exc})",
+                f"({error_line(exc)})",
                 fix=f"check the path, or install what plugin {self.plugin!r} needs",
             ) from None
         if not callable(found):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 
 LIBRARIES = (
@@ -24,6 +25,7 @@ LIBRARIES = (
 )
 
 
+@functools.cache  # versions do not change while a process runs; read once, not at every write
 def library_versions() -> dict[str, str]:
     """Each installed distribution of ``LIBRARIES`` with its version; those not installed are left out."""
     versions = {}

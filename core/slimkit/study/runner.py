@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from slimkit import store
-from slimkit.artifacts import Artifact, stable_hash, write_json_atomic
+from slimkit.artifacts import MANIFEST, Artifact, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext
 from slimkit.digests import Damaged
 from slimkit.display import Display
@@ -38,6 +36,7 @@ from slimkit.journal import Journal
 from slimkit.metrics import Metric
 from slimkit.planner import Plan, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
+from slimkit.processes import running_reason
 from slimkit.results import (
     OUTCOME_EXIT_CODES,
     MeasuredArtifact,
@@ -169,12 +168,17 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _intact(model: Path) -> bool:
-    """Whether a variant's model is there and, when it is a stored step's, matches its digests."""
+    """Whether a variant's model is there and, when it lies in a stored step (a folder or a file
+    inside it), that step matches its digests."""
+    # The step folder is the model's parent, or its grandparent for a file artifact (model/x.onnx).
+    folder = next((p for p in model.parents[:2] if (p / MANIFEST).is_file()), None)
+    if folder is None:
+        return model.exists()
     try:
-        step = store.verify_step(model.parent)
+        step = store.verify_step(folder)
     except Damaged:
         return False
-    return model.exists() if step is None else step.path == model
+    return step is not None and model.is_relative_to(step.path) and model.exists()
 
 
 def _fingerprint(job: VariantJob) -> str:
@@ -554,12 +558,16 @@ def run_study(
 
 
 def _finish(run_dir: Path, journal: Journal, results: StudyResults) -> None:
-    """Write results.json and the report, then the journal's last line: all three say one outcome."""
-    results.located(run_dir).save()
-    from slimkit.report import write_report
+    """Write results.json, the report and the journal's last line: all three say one outcome."""
+    from slimkit.report import publish_results
 
-    write_report(run_dir, results)
-    journal.write("study_finished", outcome=results.outcome, exit_code=results.exit_code, reason=results.reason)
+    publish_results(run_dir, results.located(run_dir), journal, "study_finished", _warn)
+
+
+def _warn(line: str) -> None:
+    import sys
+
+    print(f"! {line}", file=sys.stderr)
 
 
 def _record_refusal(study: Study, problems: list[str]) -> None:
@@ -574,12 +582,7 @@ def _record_refusal(study: Study, problems: list[str]) -> None:
 def _record_running(study: Study, run_dir: Path) -> None:
     """Until the study ends its record says 'running' with this pid: a study killed outright
     (SIGKILL) never leaves an earlier study's outcome in place."""
-    from slimkit.report import write_report
-
-    reason = f"running in pid {os.getpid()} on {socket.gethostname()}; if that process is gone, it was killed"
-    results = _bare_record(study, "running", reason).located(run_dir)
-    results.save()
-    write_report(run_dir, results)
+    _finish(run_dir, Journal(run_dir / "journal.jsonl"), _bare_record(study, "running", running_reason()))
 
 
 def _bare_record(study: Study, outcome: Outcome, reason: str) -> StudyResults:

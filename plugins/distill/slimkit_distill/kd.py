@@ -248,25 +248,32 @@ def distill(step: StepContext[DistillConfig]) -> Artifact:
     torch.manual_seed(seed)
     student = build_student(cfg.student, teacher_artifact, step.artifacts, step.pipeline, task)
     student.model.to(step.device)
-    train_ds = encode_split(task.train, student.tokenizer, cfg.max_length, task.multi_label)
+    # With a transfer set the teacher pass encodes the training rows it adds them to: not twice.
+    train_ds = (
+        None
+        if _has_transfer_set(cfg)
+        else encode_split(task.train, student.tokenizer, cfg.max_length, task.multi_label)
+    )
     val_ds = encode_split(task.validation, student.tokenizer, cfg.max_length, task.multi_label)
     facts = _student_facts(cfg, teacher_artifact, student)
+    teacher_threshold = _threshold(task, teacher_artifact)
     teaching = None
     scratch = Path(tempfile.mkdtemp(prefix="distill-", dir=step.run_dir))
     try:
         if _uses_teacher(cfg):
-            teaching = teacher_pass(step, task, teacher_artifact, student, (train_ds, val_ds), scratch, seed)
+            teaching = teacher_pass(
+                step, task, (teacher_artifact, teacher_threshold), student, (train_ds, val_ds), scratch, seed
+            )
             facts |= teaching.facts
             train_ds = teaching.train_ds
-        trained = train_student(step, task, student, train_ds, val_ds, teaching, scratch)
+        trained = train_student(step, task, student, (train_ds, val_ds), teaching, scratch, seed)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    teacher_threshold = _threshold(task, teacher_artifact)
     threshold, val_scores = validate(step, task, trained.val_logits, teacher_threshold)
     if teaching is not None:
         facts |= _compared_with_teacher(task, cfg, trained.val_logits, teaching.val_logits, teacher_threshold)
     save_trained(step, trained.trainer.model, student.tokenizer, task, threshold)
-    return step.artifact(**facts, **_run_facts(trained, threads, threshold, val_scores))
+    return step.artifact(**facts, **_run_facts(trained, task, threads, threshold, val_scores))
 
 
 def _check_pairs(step: StepContext[DistillConfig], task: TaskData) -> None:
@@ -280,9 +287,14 @@ def _check_pairs(step: StepContext[DistillConfig], task: TaskData) -> None:
         )
 
 
+def _has_transfer_set(cfg: DistillConfig) -> bool:
+    """Whether the teacher labels extra training rows (masked copies, other texts)."""
+    return cfg.augment_copies > 0 or cfg.transfer_texts is not None
+
+
 def _uses_teacher(cfg: DistillConfig) -> bool:
     """Whether anything needs the teacher's outputs; alpha = 0 without a transfer set is plain fine-tuning."""
-    return cfg.alpha > 0 or cfg.hidden_weight > 0 or cfg.augment_copies > 0 or cfg.transfer_texts is not None
+    return cfg.alpha > 0 or cfg.hidden_weight > 0 or _has_transfer_set(cfg)
 
 
 def _student_facts(cfg: DistillConfig, teacher: Artifact, student: Student) -> dict[str, Any]:
@@ -301,28 +313,30 @@ def _student_facts(cfg: DistillConfig, teacher: Artifact, student: Student) -> d
 def teacher_pass(
     step: StepContext[DistillConfig],
     task: TaskData,
-    teacher_artifact: Artifact,
+    teacher_of: tuple[Artifact, float],
     student: Student,
     datasets: tuple[Any, Any],
     scratch: Path,
     seed: int,
 ) -> Teaching:
-    """Run the teacher once over the student's training rows (after labelling the transfer set
-    with it) and the validation slice; ``datasets`` are those rows encoded for the student."""
+    """Run the teacher (its artifact and decision threshold) once over the student's training rows
+    (after labelling the transfer set with it) and the validation slice; ``datasets`` are those
+    rows encoded for the student (the training rows None when a transfer set is built here)."""
     from slimkit_transformers.finetune import encode_split
     from slimkit_transformers.models import load_classifier
 
     cfg = step.config
+    teacher_artifact, teacher_threshold = teacher_of
     train_ds, val_ds = datasets
     started = time.perf_counter()
     teacher, teacher_tokenizer = load_classifier(teacher_artifact.path, device=step.device)
     teacher_depth = len(layer_list(teacher)[1])
     facts: dict[str, Any] = {"teacher_layers": teacher_depth, "teacher_params": _params(teacher)}
     train_split = task.train
-    if cfg.augment_copies or cfg.transfer_texts is not None:
+    if _has_transfer_set(cfg):
         train_split, augment_facts = _with_transfer_set(
             task, teacher, teacher_tokenizer, student.tokenizer, cfg, seed, step.device,
-            _threshold(task, teacher_artifact), step.pipeline.resolve_path, step.progress,
+            teacher_threshold, step.pipeline.resolve_path, step.progress,
         )  # fmt: skip
         facts |= augment_facts
         train_ds = encode_split(train_split, student.tokenizer, cfg.max_length, task.multi_label)
@@ -423,10 +437,10 @@ def train_student(
     step: StepContext[DistillConfig],
     task: TaskData,
     student: Student,
-    train_ds: Any,
-    val_ds: Any,
+    datasets: tuple[Any, Any],
     teaching: Teaching | None,
     scratch: Path,
+    seed: int,
 ) -> Trained:
     """Train the student with the ``DistillTrainer``: early stopping on the validation slice, the
     best checkpoint kept, as ``transformers.finetune`` trains."""
@@ -435,7 +449,7 @@ def train_student(
     from slimkit_transformers.finetune import best_metric, freeze_all_but, metrics_function, training_arguments
 
     cfg = step.config
-    seed = step.seed if cfg.seed is None else cfg.seed
+    train_ds, val_ds = datasets
     trainable = freeze_all_but(student.model, cfg.train_layers)
     metric = best_metric(task)
     args = training_arguments(
@@ -480,12 +494,14 @@ def _compared_with_teacher(
     }
 
 
-def _run_facts(trained: Trained, threads: int, threshold: float, val_scores: dict[str, float]) -> dict[str, Any]:
+def _run_facts(
+    trained: Trained, task: TaskData, threads: int, threshold: float, val_scores: dict[str, float]
+) -> dict[str, Any]:
     from slimkit_transformers.finetune import training_facts
 
     facts = training_facts(
-        trained.trainer, seconds=trained.seconds, trainable=trained.trainable, threads=threads, threshold=threshold,
-        validation=val_scores, best_checkpoint_metric=trained.best_metric,
+        trained.trainer, task, seconds=trained.seconds, trainable=trained.trainable, threads=threads,
+        threshold=threshold, validation=val_scores, best_checkpoint_metric=trained.best_metric,
     )  # fmt: skip
     facts["train_history"] = [
         {k: v for k, v in e.items() if k in ("loss", "hard_loss", "distill_loss", "hidden_loss", "epoch", "step")}

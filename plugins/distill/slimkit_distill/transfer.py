@@ -47,12 +47,12 @@ def _preset_texts(preset: str, resolve: Any) -> list[str]:
 
 
 def _file_texts(path: Path, column: str) -> list[str]:
-    from slimkit_transformers.tasks import read_table, read_utf8
+    from slimkit_transformers.tasks import read_table, read_text
 
     if path.suffix.lower() == ".txt":
         if not path.is_file():
             raise SlimkitError(f"{FIELD}.data_file: no such file {path}")
-        return read_utf8(path, f"{FIELD}.data_file: {path}").splitlines()
+        return read_text(path, f"{FIELD}.data_file: {path}").splitlines()
     frame = read_table(path, has_header=True, field=f"{FIELD}.data_file")
     if column not in frame.columns:
         raise SlimkitError(

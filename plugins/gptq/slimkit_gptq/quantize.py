@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import os
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit_gptq.config import GptqConfig
+from slimkit_transformers.models import read_config_json
 from slimkit_transformers.predictors import TorchPredictor, head_checksum
 from slimkit_transformers.steps import calibration_texts, carry_task_file, head_module_names, is_head
 
@@ -45,7 +45,7 @@ def group_size_problem(group_size: int, model_config: dict[str, Any]) -> str | N
 
 
 def check_group_size(step: StepContext[GptqConfig]) -> None:
-    config = json.loads((step.input.path / "config.json").read_text())
+    config = read_config_json(step.input.path / "config.json")
     problem = group_size_problem(step.config.group_size, config)
     if problem:
         raise SlimkitError(f"step {step.index} ({step.name}): config.group_size: {problem}")
@@ -98,7 +98,7 @@ def calibration_sequences(step: StepContext[GptqConfig], tokenizer: Any) -> list
 def load_gptq(path: Path, device: str) -> Any:
     import torch
 
-    model_type = json.loads((path / "config.json").read_text())["model_type"]
+    model_type = read_config_json(path / "config.json")["model_type"]
     loaded = classifier_definition(model_type).from_quantized(str(path), device=device, dtype=torch.float32)
     return loaded.model.eval()
 
@@ -203,7 +203,7 @@ class GptqPredictor(TorchPredictor):
         self.tokenizer = load_tokenizer(path)
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         torch.set_num_threads(threads)  # GPTQModel's loader may change the thread count
-        quant = json.loads((path / "config.json").read_text()).get("quantization_config", {})
+        quant = read_config_json(path / "config.json").get("quantization_config", {})
         modules = quantized_modules(self.model)
         logical = sum(
             self.model.get_submodule(n).in_features * self.model.get_submodule(n).out_features for n in modules

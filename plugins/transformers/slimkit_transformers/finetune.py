@@ -19,7 +19,6 @@ from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit.spec import MAX_BATCH, MAX_LENGTH, MAX_SEED
 from slimkit_transformers.steps import HEAD_NAMES, step_task, write_task_file
-from slimkit_transformers.steps import TASK_FILE as TASK_FILE  # its first home; steps.TASK_FILE now
 
 if TYPE_CHECKING:
     from slimkit_transformers.tasks import TaskData
@@ -194,11 +193,13 @@ def save_trained(step: StepContext[Any], model: Any, tokenizer: Any, task: TaskD
     write_task_file(step.output_dir, task, threshold)
 
 
-def training_facts(trainer: Any, *, seconds: float, trainable: int, **facts: Any) -> dict[str, Any]:
-    """The artifact metadata of a Trainer run: time, epochs and steps, trainable parameters, the
-    validation evaluations (``eval_history``), and ``facts`` (threshold, validation, ...)."""
+def training_facts(trainer: Any, task: TaskData, *, seconds: float, trainable: int, **facts: Any) -> dict[str, Any]:
+    """The artifact metadata of a Trainer run on ``task``: time, epochs and steps, trainable
+    parameters, the validation evaluations (``eval_history``), ``facts`` (threshold, validation,
+    ...), and as ``warnings`` the rows the task's reading left out (the report lists them)."""
     state = trainer.state
-    return {
+    notes = {"warnings": list(task.notes)} if task.notes else {}
+    return notes | {
         "train_seconds": round(seconds, 2),
         "epochs_run": round(float(state.epoch or 0), 3),
         "optimizer_steps": state.global_step,
@@ -250,9 +251,7 @@ def finetune(step: StepContext[FinetuneConfig]) -> Artifact:
     threshold, val_scores = validate(step, task, val_logits, task.threshold)
     save_trained(step, trainer.model, tokenizer, task, threshold)
     facts = training_facts(
-        trainer, seconds=train_seconds, trainable=trainable, threads=threads, threshold=threshold,
+        trainer, task, seconds=train_seconds, trainable=trainable, threads=threads, threshold=threshold,
         validation=val_scores, best_checkpoint_metric=metric,
     )  # fmt: skip
-    if task.notes:  # rows the task's reading left out: the report lists an artifact's warnings
-        facts["warnings"] = list(task.notes)
     return step.artifact(**facts)

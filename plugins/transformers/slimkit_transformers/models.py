@@ -120,11 +120,11 @@ def read_model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) 
 def read_config_json(path: Path) -> dict[str, Any]:
     """A model folder's config.json; SlimkitError (one line, naming the file) when it is not a JSON
     object with a ``model_type``, which transformers needs to pick the architecture."""
-    from slimkit_transformers.tasks import read_utf8
+    from slimkit_transformers.tasks import read_text
 
     fix = "restore the config.json that save_pretrained wrote with the weights"
     try:
-        config = json.loads(read_utf8(path, f"model.source: {path}"))
+        config = json.loads(read_text(path, f"model.source: {path}"))
     except json.JSONDecodeError as exc:
         raise SlimkitError(f"model.source: {path}: not valid JSON: {exc}", fix=fix) from None
     except SlimkitError as exc:

@@ -195,13 +195,13 @@ def read_text(path: Path, where: str, encoding: str = "utf-8") -> str:
     row and byte offset of the first byte that does not decode, where pandas would raise a
     UnicodeDecodeError with a byte offset only."""
     data = path.read_bytes()
-    if codecs.lookup(encoding).name == "utf-8":
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    if utf8:
         data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         row = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
-        utf8 = codecs.lookup(encoding).name == "utf-8"
         fix = "save the file as UTF-8, or set task.encoding to the file's encoding (e.g. 'cp1252' or 'latin-1')"
         if not utf8:
             fix = "set task.encoding to the file's encoding ('utf-8' for UTF-8 files)"
@@ -210,11 +210,6 @@ def read_text(path: Path, where: str, encoding: str = "utf-8") -> str:
             f"{'UTF-8' if utf8 else encoding} text",
             fix=fix,
         ) from None
-
-
-def read_utf8(path: Path, where: str) -> str:
-    """A UTF-8 file's text (label files); see read_text."""
-    return read_text(path, where)
 
 
 def read_table(

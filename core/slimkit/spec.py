@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from slimkit.errors import SpecError
-from slimkit.includes import resolve_extends
+from slimkit.includes import resolve_extends, step_label
 from slimkit.techniques import Goal, Stage
 from slimkit.validation import error_message, field_path
 
@@ -393,9 +393,7 @@ def problems_of(exc: ValidationError, data: Any = None) -> list[str]:
             index = loc[1]
             label = ""
             if isinstance(data, dict) and isinstance(data.get("steps"), list) and index < len(data["steps"]):
-                raw = data["steps"][index]
-                if isinstance(raw, dict):
-                    label = str(raw.get("name") or raw.get("technique") or raw.get("stage") or "")
+                label = step_label(data["steps"][index]) or ""
             where = f"step {index + 1}" + (f" ({label})" if label else "") + ": "
             loc = loc[2:]
         field = field_path(loc)

@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from slimkit import hookspecs
+from slimkit.auto import AutoSpec
 from slimkit.cli import cli
 from slimkit.spec import MeasureSpec, ModelSource, Pipeline, StepSpec, TaskSpec
 
@@ -112,9 +113,15 @@ def _documented_default(model: type[BaseModel], name: str) -> str:
     return f"`{json.dumps(value)}`"
 
 
-@pytest.mark.parametrize("model", [Pipeline, ModelSource, TaskSpec, StepSpec, MeasureSpec], ids=lambda m: m.__name__)
-def test_pipeline_file_documents_every_field(model: type[BaseModel]) -> None:
-    section = _section((DOCS / "pipeline-file.md").read_text(encoding="utf-8"), model)
+DOCUMENTED = [
+    *(("pipeline-file.md", m) for m in (Pipeline, ModelSource, TaskSpec, StepSpec, MeasureSpec)),
+    ("compress.md", AutoSpec),
+]
+
+
+@pytest.mark.parametrize(("doc", "model"), DOCUMENTED, ids=lambda m: getattr(m, "__name__", ""))
+def test_file_docs_document_every_field(doc: str, model: type[BaseModel]) -> None:
+    section = _section((DOCS / doc).read_text(encoding="utf-8"), model)
     rows = {
         m["field"]: [cell.strip() for cell in m["rest"].split(" | ")]
         for m in re.finditer(r"^\| `(?P<field>\w+)` \| (?P<rest>.*) \|$", section, flags=re.M)

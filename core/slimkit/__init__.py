@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from slimkit.planner import Plan
     from slimkit.plugins import Plugins
     from slimkit.predictor import Predictor
+    from slimkit.recipes import Recipe
     from slimkit.runner import RunResult
     from slimkit.spec import Pipeline, load_pipeline
     from slimkit.techniques import Goal, HardwareSupport, NoConfig, Stage, Technique
@@ -36,6 +37,7 @@ __all__ = [
     "Plan",
     "Plugins",
     "Predictor",
+    "Recipe",
     "RunResult",
     "SlimkitError",
     "Stage",
@@ -55,6 +57,7 @@ _LAZY = {
     "Plan": "slimkit.planner",
     "Plugins": "slimkit.plugins",
     "Predictor": "slimkit.predictor",
+    "Recipe": "slimkit.recipes",
     "RunResult": "slimkit.runner",
     "Pipeline": "slimkit.spec",
     "load_pipeline": "slimkit.spec",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def cli() -> None:
       slimkit run pipeline.toml       run it; results.json and report.md in runs/<name>
       slimkit report runs/<name>      print the report of a run again
       slimkit study study.toml        compare many variants, choose one within an accuracy budget
+      slimkit compress MODEL --task T one command: the plugins' recipes for MODEL, the best one chosen
 
     \b
     Environment:
@@ -203,9 +205,14 @@ def plan(pipeline_file: Path, as_json: bool, trust_local_plugins: bool) -> None:
     Runs no code from the pipeline's local plugin files unless --trust-local-plugins is given.
     Exit code 3 when the pipeline cannot run; every problem is listed.
     """
+    from slimkit.cli_auto import auto_spec_from_file, run_auto
     from slimkit.planner import plan_pipeline
     from slimkit.spec import load_pipeline
 
+    if (auto := auto_spec_from_file(pipeline_file)) is not None:
+        plugins = _plugins(trust_local_plugins)
+        run_auto(auto, plugins=plugins, plan_only=True, as_json=as_json, quiet=False, force=False)
+        return
     result = plan_pipeline(load_pipeline(pipeline_file), plugins=_plugins(trust_local_plugins))
     if as_json:
         _emit_json(result.as_dict())
@@ -233,11 +240,17 @@ def run(
     Exit codes (results.json says the same): 0 all done; 1 a step or a measurer failed (earlier
     results are kept and reported); 2 bad input; 3 the plan was refused; 130 interrupted.
     """
+    from slimkit.cli_auto import auto_spec_from_file, run_auto
     from slimkit.report import render_markdown
     from slimkit.results import load_results
     from slimkit.runner import run_pipeline
     from slimkit.spec import load_pipeline
 
+    if (auto := auto_spec_from_file(pipeline_file)) is not None:
+        if output is not None:
+            auto = auto.model_copy(update={"output_dir": usable_output(output)})
+        plugins = _plugins(trust_local_plugins)
+        run_auto(auto, plugins=plugins, plan_only=False, as_json=as_json, quiet=quiet, force=force)
     pipeline = load_pipeline(pipeline_file)
     if output is not None:
         pipeline = pipeline.model_copy(update={"output_dir": usable_output(output)})
@@ -354,6 +367,67 @@ def study(
         click.echo(render_markdown(result.results))
         click.echo(f"Results: {result.results_path}")
     sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--format", "model_format", help="MODEL's format when its name does not say (default: transformers).")
+@click.option("--task", "preset", help="A task preset (e.g. semeval2018-ec); --data/--eval replace its files.")
+@click.option("--data", type=click.Path(path_type=Path), help="Training file (CSV, TSV, JSON, JSONL, Parquet).")
+@click.option(
+    "--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out file that accuracy is measured on."
+)
+@click.option("--text-column", help="Column of the text (default 'text').")
+@click.option("--text-pair-column", help="Column of the second text, for sentence pairs.")
+@click.option("--label-column", help="Column of the label (names or ids; default 'label').")
+@click.option("--label-columns", help="Comma-separated 0/1 columns, one per label (multi-label).")
+@click.option("--problem", type=click.Choice(["single_label", "multi_label"]), help="Default: from the labels.")
+@click.option("--goal", type=click.Choice(["speed", "size", "memory"]), default="speed", show_default=True)
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Points of accuracy the chosen model may lose.",
+)
+@click.option("--time-budget", help="Stop starting new variants after this long: 3600, 45m, 2h, 1h30m.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option(
+    "--finetune",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
+    help="'auto': unless the model is already a classifier with named labels.",
+)
+@click.option(
+    "--epochs", type=click.FloatRange(min=0, min_open=True), help="Fine-tuning epochs (over the train recipe's)."
+)
+@click.option("--name", help="Run name (default compress-<model>).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
+@click.option("--store-dir", type=click.Path(path_type=Path), help="Step store to share (default <run dir>/steps).")
+@click.option("--plan", "plan_only", is_flag=True, help="Show what would be tried and why; build nothing.")
+@click.option("--force", is_flag=True, help="Rebuild every variant and recompute its steps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def compress(model: str, plan_only: bool, force: bool, as_json: bool, quiet: bool, **options: Any) -> None:
+    """Compress MODEL for --goal within --budget points of accuracy, from the installed plugins' recipes.
+
+    Reads the model's family, fine-tunes it first when its head is not trained, builds every recipe
+    that fits the family, device and goal (cheapest first, within --time-budget), measures all in one
+    session and chooses the best within the budget. Writes runs/<name>/compress.toml (the same run as
+    a pipeline file: `slimkit run` it again to resume), results.json and report.md. Exit codes as
+    `slimkit study`; 3 when nothing fits (--plan says why).
+    """
+    from slimkit.cli_auto import AUTO_FILE, auto_spec_from_file, compress_file_data, run_auto, write_auto_file
+
+    data, run_dir = compress_file_data(model, options)
+    path = usable_output(run_dir) / AUTO_FILE
+    write_auto_file(data, path)
+    if not as_json:
+        click.echo(f"Wrote {os.path.relpath(path)}")
+    spec = auto_spec_from_file(path)
+    assert spec is not None
+    run_auto(spec, plugins=_plugins(False), plan_only=plan_only, as_json=as_json, quiet=quiet, force=force)
 
 
 @cli.command()

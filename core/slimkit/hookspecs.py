@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from slimkit.context import MeasureContext, StepContext
     from slimkit.metrics import Metric
     from slimkit.predictor import Predictor
+    from slimkit.recipes import Recipe
     from slimkit.spec import ModelSource, Pipeline, TaskSpec
     from slimkit.techniques import Technique
 
@@ -46,6 +47,23 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
     Returns: nothing.
 
     Added in 0.1.
+    """
+
+
+@_hookspec
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    """Declare the recipes this plugin recommends: named chains of steps that ``recipe = "auto"``
+    and ``slimkit compress`` try as candidate variants (techniques of other plugins may appear).
+
+    Fires: once, when the plugin manager is built, for every loaded plugin.
+
+    :param register: call it once per recipe with a :class:`slimkit.recipes.Recipe` (or a dict of
+        its fields); slimkit validates it, tags it with the plugin's name, and refuses a name that
+        another plugin already declared.
+
+    Returns: nothing.
+
+    Added in 0.2.
     """
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from slimkit.artifacts import cache_dir
 from slimkit.errors import PlanRefused, SlimkitError, error_line
+from slimkit.families import family_of
 from slimkit.hardware import Hardware, probe
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.registry_index import Index, load_index
@@ -95,6 +96,7 @@ class Plan:
     device: str
     hardware: Hardware
     source_format: str
+    family: str | None = None  # the source model's family (its model_type), when readable at plan time
     steps: list[PlannedStep] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[Note] = field(default_factory=list)
@@ -113,6 +115,7 @@ class Plan:
             "ok": self.ok,
             "device": self.device,
             "source_format": self.source_format,
+            "family": self.family,
             "steps": [s.as_dict() for s in self.steps],
             "problems": self.problems,
             "warnings": self.warnings,
@@ -129,9 +132,10 @@ def guess_source_format(pipeline: Pipeline) -> str:
     return "onnx" if pipeline.model.source.endswith(".onnx") else DEFAULT_SOURCE_FORMAT
 
 
-def resolve_device(pipeline: Pipeline, hardware: Hardware) -> str:
-    if pipeline.device != "auto":
-        return pipeline.device
+def resolve_device(requested: str, hardware: Hardware) -> str:
+    """The device a file's ``device`` names on this machine: 'auto' is CUDA when there is one."""
+    if requested != "auto":
+        return requested
     return "cuda" if hardware.cuda else "cpu"
 
 
@@ -202,9 +206,11 @@ class _Planner:
         self.registry = plugins.techniques
         self.hardware = hardware
         self.index = index
-        self.device = resolve_device(pipeline, hardware)
+        self.device = resolve_device(pipeline.device, hardware)
         self._reasons: dict[int, str] = {}  # written step number -> why the planner picked its technique
         self._invalid_configs: set[str] = set()  # names of steps whose config did not validate
+        self._config: dict[str, Any] | None = None  # the source's config.json keys, once read
+        self._config_read = False
         self.plan = Plan(
             pipeline=pipeline,
             device=self.device,
@@ -231,6 +237,8 @@ class _Planner:
         self._required_plugins()
         self._device_present()
         self._task_checks()
+        config = self._source()
+        self.plan.family = None if config is None else family_of(config)
         names = [s.label for s in self.pipeline.steps]
         if self.pipeline.baseline != "source" and self.pipeline.baseline not in names:
             self.plan.problems.append(
@@ -259,17 +267,23 @@ class _Planner:
         the widths are not known until that step has run, and the technique checks at step start.
         A step whose config did not validate is skipped: its problem is already listed.
         """
-        config: dict[str, Any] | None = None
+        config = self._source()
+        if config is None:
+            return
         for step in self.plan.steps:
             if step.technique.stage in (Stage.PRUNE, Stage.DISTILL):
                 return
             if step.technique.check_model is None or step.name in self._invalid_configs:
                 continue
-            if config is None:
-                config = self._source_config()
-                if config is None:
-                    return
             self._check_model(step, config)
+
+    def _source(self) -> dict[str, Any] | None:
+        """The source's config.json keys, read once without weights; None when they cannot be read at
+        plan time (a hub id: nothing is downloaded to plan)."""
+        if not self._config_read:
+            self._config_read = True
+            self._config = self._source_config()
+        return self._config
 
     def _source_config(self) -> dict[str, Any] | None:
         try:
@@ -382,6 +396,8 @@ class _Planner:
             blockers, _ = hardware_fit(t, self.device, self.hardware)
             if fmt not in t.consumes:
                 blockers.append(f"consumes {', '.join(t.consumes)}, not {fmt}")
+            if self.plan.family is not None and t.support_for(self.plan.family) is None:
+                blockers.append(f"supports {t.supported_families()}, not {self.plan.family}")
             blockers += requirement_problems(t.requires)
             (rejected if blockers else fitting).append((t, blockers))
         if not fitting:
@@ -442,6 +458,8 @@ class _Planner:
                 f"{where}: {technique.name} reads the pipeline's task, and this pipeline has none "
                 "(fix: add a [task] table)"
             )
+        if self.plan.family is not None and technique.support_for(self.plan.family) is None:
+            self.plan.problems.append(self._family_problem(where, technique, self.plan.family))
         blockers, weak = hardware_fit(technique, self.device, self.hardware)
         for problem in blockers:
             self.plan.problems.append(f"{where}: {technique.name} {problem}")
@@ -463,6 +481,15 @@ class _Planner:
             self._invalid_configs.add(spec.label)
             # For display only (the plan is refused): the options that did validate.
             return technique.config.model_construct(**{k: v for k, v in spec.config.items() if k not in bad})
+
+    def _family_problem(self, where: str, technique: Technique, family: str) -> str:
+        """Refuse a technique for the model's family, naming what it supports and what would work."""
+        others = [t.name for t in self.registry.for_stage(technique.stage) if t.support_for(family) is not None]
+        fix = f"use {' or '.join(others)} instead" if others else f"no installed {technique.stage.value} technique does"
+        return (
+            f"{where}: {technique.name} does not support model family {family!r} (it supports "
+            f"{technique.supported_families()}; fix: drop the step, or {fix}; see docs/compatibility.md)"
+        )
 
     def _format_problem(self, where: str, technique: Technique, fmt: str, pos: int) -> str:
         needs = " or ".join(technique.consumes)

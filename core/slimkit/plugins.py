@@ -32,6 +32,7 @@ from slimkit import hookspecs
 from slimkit.artifacts import Artifact
 from slimkit.errors import PluginError, error_line
 from slimkit.metrics import Metric
+from slimkit.recipes import RecipeRegistry
 from slimkit.techniques import TechniqueRegistry
 from slimkit.validation import one_line
 
@@ -102,6 +103,7 @@ class Plugins:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.techniques = TechniqueRegistry()
+        self.recipes = RecipeRegistry()
         self.records: dict[str, PluginRecord] = {}
         self._local_paths: dict[str, Path] = {}  # local plugin name -> the file it came from
         if _tracing():
@@ -132,9 +134,11 @@ class Plugins:
         try:
             self._check_hooks(plugin, name)
             self._collect_techniques(name, version)
+            self._collect_recipes(name)
         except Exception:
             self.pm.unregister(plugin, name=name)
             self.techniques.drop_plugin(name)
+            self.recipes.drop_plugin(name)
             raise
         record.techniques = [t.name for t in self.techniques.of_plugin(name)]
         record.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
@@ -146,6 +150,7 @@ class Plugins:
         if plugin is not None:
             self.pm.unregister(plugin, name=name)
         self.techniques.drop_plugin(name)
+        self.recipes.drop_plugin(name)
         self.records.pop(name, None)
 
     def _check_hooks(self, plugin: object, name: str) -> None:
@@ -171,6 +176,15 @@ class Plugins:
                     impl.function(register=register)
                 except ValidationError as exc:  # a Technique(...) built inside the hook
                     raise PluginError(f"plugin {name!r} declared an invalid technique: {one_line(exc)}") from None
+
+    def _collect_recipes(self, name: str) -> None:
+        register = self.recipes.register_for(name)
+        for impl in self.pm.hook.register_recipes.get_hookimpls():
+            if impl.plugin_name == name:
+                try:
+                    impl.function(register=register)
+                except ValidationError as exc:  # a Recipe(...) built inside the hook
+                    raise PluginError(f"plugin {name!r} declared an invalid recipe: {one_line(exc)}") from None
 
     def _record_failure(self, record: PluginRecord, exc: BaseException, module: str | None = None) -> None:
         """Record a plugin that could not load.

@@ -195,6 +195,7 @@ class PlanResult(_Record):
     ok: bool
     device: str
     source_format: str
+    family: str | None = None  # absent in results written before model families were declared
     steps: list[PlannedStepResult] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)

@@ -62,9 +62,18 @@ class ModelSource(BaseModel):
     )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Allow code from the model repository to run.")
-    family: Literal["auto", "encoder", "decoder"] = Field(
-        default="auto", description="Architecture family; 'auto' reads it from the model config."
+    kind: Literal["auto", "encoder", "decoder"] = Field(
+        default="auto",
+        description="Encoder or decoder; 'auto' reads it from the model config (its family, the model_type).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_kind_name(cls, data: Any) -> Any:
+        # 'family' meant encoder/decoder before families became model_types (slimkit 0.1 files).
+        if isinstance(data, dict) and data.get("family") in ("auto", "encoder", "decoder") and "kind" not in data:
+            data = {k: v for k, v in data.items() if k != "family"} | {"kind": data["family"]}
+        return data
 
 
 class TaskSpec(BaseModel):
@@ -237,6 +246,13 @@ class PathResolver:
         return path if path.is_absolute() else self.base_dir / path
 
 
+def model_shorthand(data: Any) -> Any:
+    """A file's ``model = "..."``: short for ``[model] source = "..."`` (pipelines, studies, auto files)."""
+    if isinstance(data, dict) and isinstance(data.get("model"), str):
+        data = dict(data, model={"source": data["model"]})
+    return data
+
+
 class FileBased(BaseModel):
     """A file's model (pipeline or study): relative paths resolve against the file's folder, and
     results go to ``output_dir`` (default runs/<name>) with a step store in ``store_dir``."""
@@ -311,9 +327,7 @@ class Pipeline(FileBased):
     @model_validator(mode="before")
     @classmethod
     def _model_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("model"), str):
-            data = dict(data, model={"source": data["model"]})
-        return data
+        return model_shorthand(data)
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> Pipeline:

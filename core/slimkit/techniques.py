@@ -16,10 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from slimkit.errors import PluginError, error_line
+from slimkit.families import ANY_FAMILY, family_name
 from slimkit.validation import one_line
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_-]*$")
 IMPLEMENTATION_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+FAMILY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DeviceKind = Literal["cpu", "cuda", "mps"]
 
 
@@ -126,6 +128,13 @@ class Technique(BaseModel):
         "example a group size that must divide the hidden size): returns a problem line (say what fits) or None. "
         "Called when no earlier step changes the model's shapes.",
     )
+    families: dict[str, str] | None = Field(
+        default=None,
+        description="Model families it supports, by Hugging Face model_type ('bert', 'deberta-v2', 'llama', ...; '*' "
+        "for any model), each with one line on what it does there (e.g. 'FFN neurons, heads and layers'). The planner "
+        "refuses a model of another family before any compute; docs/compatibility.md is generated from it. None: "
+        "not declared (any model is tried; the step finds out).",
+    )
     priority: int = Field(default=0, description="Tie-breaker when several techniques fit a stage-only step.")
     plugin: str | None = Field(default=None, description="Set by slimkit: the plugin that registered it.")
     plugin_version: str | None = Field(default=None, description="Set by slimkit: that plugin's version.")
@@ -156,6 +165,17 @@ class Technique(BaseModel):
         if undocumented:
             raise ValueError(f"{config.__name__} fields need a description: {', '.join(undocumented)}")
         return config
+
+    @field_validator("families")
+    @classmethod
+    def _family_names(cls, values: dict[str, str] | None) -> dict[str, str] | None:
+        if values is not None:
+            for family in values:
+                if family != ANY_FAMILY and family != family_name(family):
+                    raise ValueError(f"{family!r} is another name of {family_name(family)!r}: declare that one")
+                if family != ANY_FAMILY and not FAMILY_PATTERN.match(family):
+                    raise ValueError(f"{family!r} is not a model_type in lower case (e.g. 'bert', 'deberta-v2')")
+        return values
 
     @field_validator("consumes")
     @classmethod
@@ -188,6 +208,19 @@ class Technique(BaseModel):
         if not callable(found):
             raise PluginError(f"technique {self.name!r}: {self.implementation!r} is not a function")
         return found  # type: ignore[no-any-return]
+
+    def support_for(self, family: str) -> str | None:
+        """What this technique does for a model family: its declared line (may be empty), or None when it
+        declares families and this is not one of them. Undeclared families mean any model."""
+        if self.families is None:
+            return ""
+        return self.families.get(family, self.families.get(ANY_FAMILY))
+
+    def supported_families(self) -> str:
+        """The declared families, for messages: 'bert, roberta' or 'any model'."""
+        if self.families is None or ANY_FAMILY in self.families:
+            return "any model"
+        return ", ".join(self.families) or "none"
 
     def output_format(self, input_format: str) -> str:
         return self.produces or input_format

@@ -32,6 +32,7 @@ from slimkit.spec import (
     Seed,
     StepSpec,
     TaskSpec,
+    model_shorthand,
     pipeline_from_dict,
     read_spec_file,
     refuse_non_finite,
@@ -155,8 +156,7 @@ class Study(FileBased):
     def _shorthands(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        if isinstance(data.get("model"), str):
-            data = dict(data, model={"source": data["model"]})
+        data = model_shorthand(data)
         blocks = data.get("blocks")
         if isinstance(blocks, dict):  # a single step written as a table is a chain of one
             data = dict(data, blocks={k: [v] if isinstance(v, dict) else v for k, v in blocks.items()})
@@ -266,6 +266,9 @@ def variant_pipeline(study: Study, name: str, blocks: tuple[BlockChoice, ...], i
         "model": study.model.model_dump(exclude_unset=True),
         "steps": [s.model_dump(exclude_unset=True) for s in study.base] + [s for b in blocks for s in b.steps],
         "order": study.order,
+        # What the study compares against: the base steps' model (a step may name it, e.g. a
+        # distillation teacher = "baseline").
+        "baseline": study.base[-1].label if study.base else "source",
         "measure": study.measure.model_dump(mode="json") | {"enabled": False},
         "output_dir": str(study.run_dir / "variants" / slug),
         "store_dir": str(study.steps_dir),

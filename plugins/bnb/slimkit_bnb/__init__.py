@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 import slimkit
-from slimkit import Artifact, Technique
+from slimkit import Artifact, Recipe, Technique
 from slimkit_bnb.config import FourBitConfig, Int8Config
 
 if TYPE_CHECKING:
@@ -90,3 +90,11 @@ def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor |
     from slimkit_bnb.quantize import BnbPredictor
 
     return BnbPredictor(artifact.path, device=device)
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_bnb.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import slimkit
-from slimkit import Technique
+from slimkit import Recipe, Technique
 from slimkit_distill.config import DistillConfig, StudentSpec
 
 FORMAT = "transformers"
@@ -43,3 +43,11 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             needs_task=True,
         )
     )
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_distill.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

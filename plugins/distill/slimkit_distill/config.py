@@ -101,7 +101,8 @@ class DistillConfig(FinetuneConfig):
     teacher: str | None = Field(
         default=None,
         description="None: the model that enters the step is the teacher. A step name (or 'source') uses that "
-        "earlier artifact instead, e.g. the fine-tuned model when a pruning step runs in between.",
+        "earlier artifact instead, e.g. the fine-tuned model when a pruning step runs in between; 'baseline' "
+        "the pipeline's baseline (in a study or a recipe: the model the variant starts from).",
     )
     student: StudentSpec = Field(
         default_factory=_half_depth,

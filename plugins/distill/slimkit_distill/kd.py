@@ -197,7 +197,8 @@ def forward_pass(
 def _teacher_artifact(step: StepContext[DistillConfig], cfg: DistillConfig) -> Artifact:
     if cfg.teacher is None:
         return step.input
-    found = step.artifacts.get(cfg.teacher)
+    name = step.pipeline.baseline if cfg.teacher == "baseline" else cfg.teacher
+    found = step.artifacts.get(name)
     if found is None:
         raise SlimkitError(
             f"step {step.name!r}: teacher {cfg.teacher!r} is not an earlier step of this pipeline",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import slimkit
-from slimkit import Artifact, Technique
+from slimkit import Artifact, Recipe, Technique
 from slimkit_onnx.config import (
     DynamicQuantConfig,
     ExportConfig,
@@ -164,3 +164,11 @@ def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor |
     from slimkit_onnx.predictor import OnnxPredictor
 
     return OnnxPredictor(artifact.path, device=device, threads=threads)
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_onnx.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import slimkit
-from slimkit import Technique
+from slimkit import Recipe, Technique
 from slimkit_textpruner.config import TransformerConfig, VocabularyConfig
 
 FORMAT = "transformers"
@@ -67,3 +67,11 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             needs_task=True,
         )
     )
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_textpruner.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

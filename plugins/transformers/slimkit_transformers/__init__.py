@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import slimkit
-from slimkit import Artifact, MeasureContext, Metric, Technique
+from slimkit import Artifact, MeasureContext, Metric, Recipe, Technique
 from slimkit.spec import ModelSource, Pipeline, TaskSpec
 from slimkit_transformers.finetune import FinetuneConfig
 
@@ -90,3 +90,11 @@ def measure(artifacts: Sequence[Artifact], context: MeasureContext) -> dict[str,
         return load_predictor(artifact, context.device, threads)
 
     return protocol.measure(artifacts, context, loader, _task(context.pipeline))
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_transformers.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

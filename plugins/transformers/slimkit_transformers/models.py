@@ -75,7 +75,7 @@ def locate(source: ModelSource, pipeline: Pipeline) -> tuple[Path, str]:
     if path.exists():
         key = file_digest(path) if path.is_file() else folder_key(path)
         return path, key
-    if source.source.count("/") == 1 and not source.source.startswith((".", "/")):
+    if is_hub_id(source):
         from huggingface_hub import snapshot_download
 
         try:
@@ -104,17 +104,34 @@ GGUF_CONFIG_KEYS = {
 }
 
 
+def is_hub_id(source: ModelSource) -> bool:
+    return source.source.count("/") == 1 and not source.source.startswith((".", "/"))
+
+
 def read_model_config(source: ModelSource, pipeline: Pipeline, cache_dir: Path) -> dict[str, Any] | None:
-    """The source's config.json as a dict, without loading weights; None for hub ids (no download at plan time)."""
+    """The source's config.json as a dict, without loading weights. For a hub id only config.json is
+    fetched (a few kB, into the Hugging Face cache, as ``AutoConfig`` does); None when it cannot be."""
     if source.format not in (None, FORMAT):
         return None
     path = local_path(source, pipeline)
+    if not path.exists() and is_hub_id(source):
+        return _hub_config(source)
     if path.is_dir():
         config = path / "config.json"
         return read_config_json(config) if config.is_file() else None
     if path.is_file() and path.suffix == ".gguf":
         return _gguf_config(path, cache_dir)
     return None
+
+
+def _hub_config(source: ModelSource) -> dict[str, Any] | None:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        found = hf_hub_download(source.source, "config.json", revision=source.revision)
+    except Exception:  # offline, gated, unknown repo: the run reports it when it downloads the weights
+        return None
+    return read_config_json(Path(found))
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
@@ -173,11 +190,11 @@ def _gguf_config(path: Path, cache_dir: Path) -> dict[str, Any]:
 
 
 def is_decoder(config: Any) -> bool:
-    return not getattr(config, "is_encoder_decoder", False) and bool(
-        set(getattr(config, "architectures", None) or [])
-        & {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
-        or getattr(config, "model_type", "") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3")
-    )
+    from slimkit.families import kind_of
+
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    return kind_of(getattr(config, "model_type", None), getattr(config, "architectures", None)) == "decoder"
 
 
 def load_tokenizer(path: Path) -> Any:
@@ -213,10 +230,20 @@ def _gguf_to_folder(gguf: Path, target: Path) -> None:
     import copy
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from gguf import GGUFReader
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, name = gguf.parent, gguf.name
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    # transformers does not read the head width of every architecture (qwen3 keeps Qwen3Config's 128
+    # whatever the file says); where the file states it, the file is right.
+    fields = GGUFReader(gguf).fields
+    arch = bytes(fields["general.architecture"].parts[-1]).decode()
+    if (key_length := fields.get(f"{arch}.attention.key_length")) is not None:
+        head_dim = int(key_length.parts[-1][0])
+        if getattr(config, "head_dim", None) not in (None, head_dim):
+            config.head_dim = head_dim
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=torch.float32)
     config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -240,7 +267,7 @@ def _build_classifier(
             f"model.source: {weights / 'config.json'}: transformers cannot read it: {error_line(exc)}",
             fix="restore the config.json that save_pretrained wrote with the weights",
         ) from None
-    decoder = is_decoder(config) if source.family == "auto" else source.family == "decoder"
+    decoder = is_decoder(config) if source.kind == "auto" else source.kind == "decoder"
     facts: dict[str, Any] = {"model_type": config.model_type, "decoder": decoder}
     kwargs: dict[str, Any] = {"trust_remote_code": source.trust_remote_code, "dtype": torch.float32}
     if task is not None:

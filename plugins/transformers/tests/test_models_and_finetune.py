@@ -117,6 +117,29 @@ def test_finetune_then_measure(
         assert f"]({plot})" in report
 
 
+def test_an_already_fine_tuned_classifier_is_the_baseline_as_it_is(
+    transformers_plugin: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+) -> None:
+    """A classifier fine-tuned elsewhere (here: by a first run) is a source like any other: no
+    finetune step, its trained head kept, and it measures as it did when it was trained."""
+    steps = [{"name": "finetune", "technique": "transformers.finetune",
+              "config": {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "max_length": 16}}]  # fmt: skip
+    first = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, baseline="finetune", name="train"))
+    assert first.exit_code == 0
+    trained = first.steps[0].artifact.path
+    again = run_pipeline(tiny_pipeline(trained, tiny_task, name="as-is"))
+    assert again.exit_code == 0 and again.steps == []
+    source = json.loads(again.results_path.read_text())["artifacts"][0]
+    assert source["label"] == "source" and source["metadata"]["head"] == "kept"
+    assert not source["metadata"].get("warnings")
+
+    def accuracy(result: Any, label: str) -> float:
+        found = next(a for a in json.loads(result.results_path.read_text())["artifacts"] if a["label"] == label)
+        return float(next(m["value"] for m in found["metrics"] if m["name"] == "accuracy"))
+
+    assert accuracy(again, "source") == accuracy(first, "finetune")
+
+
 def test_partial_finetune_trains_only_head_and_last_layers(
     transformers_plugin: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
@@ -217,9 +240,11 @@ def _broken_copy(tiny_bert: Path, folder: Path, config: str) -> Path:
     return folder
 
 
-def test_run_with_a_broken_config_json_exits_2(
+def test_run_with_a_broken_config_json_is_refused_naming_the_file(
     tiny_bert: Path, tiny_task: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The planner reads every local source's config.json (its family decides which techniques fit),
+    so a broken one is found before any compute, even without steps: exit 3, one line."""
     from click.testing import CliRunner
 
     from slimkit.cli import cli
@@ -231,9 +256,10 @@ def test_run_with_a_broken_config_json_exits_2(
     )
     monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "transformers")
     result = CliRunner().invoke(cli, ["run", str(pipeline), "-q"], prog_name="slimkit")
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert result.stderr == (
-        f"Error: model.source: {model / 'config.json'}: not valid JSON: Expecting value: line 1 column 1 (char 0) "
+        "Error: the pipeline cannot run: 1 problem(s)\n"
+        f"problem: model.source: {model / 'config.json'}: not valid JSON: Expecting value: line 1 column 1 (char 0) "
         f"{RESTORE}\n"
     )
 

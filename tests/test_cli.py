@@ -507,7 +507,7 @@ def test_local_plugin_code_runs_only_when_trusted(tmp_path: Path, monkeypatch: p
     for command in (["plan"], ["run", "-q"]):
         result = invoke(*command, path)
         assert result.exit_code == 3
-        assert "problem: plugins: the pipeline names local plugin code (toy_local.py)" in result.stderr
+        assert "problem: plugins: the file names local plugin code (toy_local.py)" in result.stderr
         assert "slimkit_local_toy_local" not in sys.modules  # the file was never imported
     assert invoke("plan", path, "--trust-local-plugins").exit_code == 0
     assert invoke("run", path, "-q", "--trust-local-plugins").exit_code == 0

@@ -606,7 +606,7 @@ def test_local_plugin_code_runs_only_when_trusted(plan: Any, tmp_path: Path, sli
     )
     result = plan(pipeline)
     assert result.problems == [
-        "plugins: the pipeline names local plugin code (payload.py) that is not imported without your trust "
+        "plugins: the file names local plugin code (payload.py) that is not imported without your trust "
         "(fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
     ]
     assert not marker.exists()

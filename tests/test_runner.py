@@ -62,6 +62,7 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "journal.jsonl",
         "pipeline.json",
+        "report.html",
         "report.md",
         "results.json",
         "steps",
@@ -505,7 +506,13 @@ def test_a_refused_plan_computes_nothing(run: Any, toy: ToyPlugin, tmp_path: Pat
     assert len(info.value.problems) == 1
     assert toy.calls == []
     run_dir = tmp_path / "runs" / "run"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["journal.jsonl", "pipeline.json", "report.md", "results.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "journal.jsonl",
+        "pipeline.json",
+        "report.html",
+        "report.md",
+        "results.json",
+    ]
     results = read_json(run_dir / "results.json")
     assert (results["outcome"], results["exit_code"]) == ("refused", 3)
     assert journal(run_dir)[-1]["outcome"] == "refused"

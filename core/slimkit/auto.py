@@ -151,24 +151,6 @@ class AutoPlan:
         }
 
 
-def _load_local_plugins(spec: AutoSpec, plugins: Plugins) -> list[str]:
-    """Import the file's local plugins (their recipes count too), only when the user trusts them."""
-    from slimkit.errors import SlimkitError
-
-    if spec.plugins and not plugins.trust_local:
-        return [
-            f"plugins: the file names local plugin code ({', '.join(spec.plugins)}) that is not imported without "
-            "your trust (fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
-        ]
-    problems = []
-    for entry in spec.plugins:
-        try:
-            plugins.load_local(spec.resolve_path(entry))
-        except SlimkitError as exc:
-            problems.append(str(exc))
-    return problems
-
-
 def _source_config(spec: AutoSpec, plugins: Plugins) -> dict[str, Any] | None:
     from slimkit.artifacts import cache_dir
 
@@ -212,9 +194,9 @@ def _step_misfit(step: RecipeStep, plugins: Plugins, family: str | None, device:
 
 def plan_auto(spec: AutoSpec, plugins: Plugins, hardware: Hardware) -> AutoPlan:
     """Choose the candidate recipes and build the study; problems are collected, never raised."""
-    from slimkit.planner import resolve_device
+    from slimkit.planner import load_local_plugins, resolve_device
 
-    problems = _load_local_plugins(spec, plugins)
+    problems = load_local_plugins(spec.plugins, spec.resolve_path, plugins)
     config = (_source_config(spec, plugins) or {}) if not problems else {}
     family = family_of(config)
     kind = kind_of(config.get("model_type"), config.get("architectures"))

@@ -58,6 +58,7 @@ def cli() -> None:
       slimkit run pipeline.toml       run it; results.json and report.md in runs/<name>
       slimkit report runs/<name>      print the report of a run again
       slimkit study study.toml        compare many variants, choose one within an accuracy budget
+      slimkit package RUN -o DIR      the chosen model as one folder, with a model card
       slimkit compress MODEL --task T one command: the plugins' recipes for MODEL, the best one chosen
 
     \b
@@ -144,6 +145,8 @@ def techniques(stage: str | None, as_json: bool) -> None:
         hw = t.hardware
         extra = f"; faster with {', '.join(hw.cpu_features_beneficial)}" if hw.cpu_features_beneficial else ""
         click.echo(f"  runs on: {', '.join(hw.devices)}{extra}" + (f"; {hw.notes}" if hw.notes else ""))
+        if t.families is not None:
+            click.echo(f"  families: {t.supported_families()}")
 
 
 @cli.command()
@@ -428,6 +431,25 @@ def compress(model: str, plan_only: bool, force: bool, as_json: bool, quiet: boo
     spec = auto_spec_from_file(path)
     assert spec is not None
     run_auto(spec, plugins=_plugins(False), plan_only=plan_only, as_json=as_json, quiet=quiet, force=force)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--variant", help="The variant (or a run's step) to package; default: the study's choice, a run's last step."
+)
+@click.option("-o", "--output", "dest", type=click.Path(path_type=Path), required=True, help="New folder to write.")
+def package(run_dir: Path, variant: str | None, dest: Path) -> None:
+    """Write one self-contained folder for a measured model: its files, tokenizer, labels, threshold
+    and a README.md model card with the figures measured against the baseline.
+
+    An ONNX package runs with slimkit-runtime (onnxruntime, tokenizers, numpy; no torch). A failed or
+    unmeasured variant is refused (exit 2).
+    """
+    from slimkit.package import package as write_package
+
+    written = write_package(run_dir, usable_output(dest), variant)
+    click.echo(f"Packaged into {os.path.relpath(written)}: slimkit-package.json, README.md and the model files")
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,25 +317,13 @@ class _Planner:
             self.plan.problems.extend(self.plugins.check_task(self.pipeline.task, self.pipeline))
 
     def _local_plugins(self) -> None:
-        """Import the pipeline's local plugin files, only once the user trusts them: importing a
-        file runs its code, and planning a pipeline someone sent must not run theirs."""
-        if not self.pipeline.plugins:
-            return
-        files = ", ".join(self.pipeline.plugins)
-        if not self.plugins.trust_local:
-            self.plan.problems.append(
-                f"plugins: the pipeline names local plugin code ({files}) that is not imported without your "
-                "trust (fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
+        problems = load_local_plugins(self.pipeline.plugins, self.pipeline.resolve_path, self.plugins)
+        self.plan.problems.extend(problems)
+        if self.pipeline.plugins and self.plugins.trust_local:
+            files = ", ".join(self.pipeline.plugins)
+            self.plan.warnings.append(
+                Note(LOCAL_PLUGINS, f"plugins: runs code from local plugin file(s) {files} (trusted)")
             )
-            return
-        self.plan.warnings.append(
-            Note(LOCAL_PLUGINS, f"plugins: runs code from local plugin file(s) {files} (trusted)")
-        )
-        for entry in self.pipeline.plugins:
-            try:
-                self.plugins.load_local(self.pipeline.resolve_path(entry))
-            except SlimkitError as exc:
-                self.plan.problems.append(str(exc))
 
     def _required_plugins(self) -> None:
         for problem in requirement_problems(self.pipeline.requires, self.index):
@@ -485,10 +474,14 @@ class _Planner:
     def _family_problem(self, where: str, technique: Technique, family: str) -> str:
         """Refuse a technique for the model's family, naming what it supports and what would work."""
         others = [t.name for t in self.registry.for_stage(technique.stage) if t.support_for(family) is not None]
-        fix = f"use {' or '.join(others)} instead" if others else f"no installed {technique.stage.value} technique does"
+        fix = (
+            f"drop the step, or use {' or '.join(others)} instead"
+            if others
+            else (f"drop the step: no installed {technique.stage.value} technique supports it")
+        )
         return (
             f"{where}: {technique.name} does not support model family {family!r} (it supports "
-            f"{technique.supported_families()}; fix: drop the step, or {fix}; see docs/compatibility.md)"
+            f"{technique.supported_families()}; fix: {fix}; see docs/compatibility.md)"
         )
 
     def _format_problem(self, where: str, technique: Technique, fmt: str, pos: int) -> str:
@@ -530,6 +523,25 @@ class _Planner:
                         f"step {first.index} ({first.name}) and step {second.index} ({second.name}) "
                         f"cannot be combined: {t1.name} and {t2.name} conflict"
                     )
+
+
+def load_local_plugins(files: list[str], resolve: Callable[[str], Path], plugins: Plugins) -> list[str]:
+    """Import a file's local plugins, only once the user trusts them: importing a file runs its code,
+    and planning a file someone sent must not run theirs. Returns the problems."""
+    if not files:
+        return []
+    if not plugins.trust_local:
+        return [
+            f"plugins: the file names local plugin code ({', '.join(files)}) that is not imported without your "
+            "trust (fix: read it, then pass --trust-local-plugins or set SLIMKIT_TRUST_LOCAL_PLUGINS=1)"
+        ]
+    problems = []
+    for entry in files:
+        try:
+            plugins.load_local(resolve(entry))
+        except SlimkitError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _must_precede(a: Technique, b: Technique) -> bool:

@@ -368,7 +368,7 @@ def publish_results(
 
 
 def write_report(run_dir: Path, results: AnyResults) -> Path:
-    """Write report.md (and its PNG plots) into the run directory; return the report's path."""
+    """Write report.md (with its PNG plots) and report.html into the run directory; return report.md's path."""
     from slimkit.plots import render_plots
 
     try:
@@ -378,4 +378,7 @@ def write_report(run_dir: Path, results: AnyResults) -> Path:
         results = results.model_copy(update={"warnings": [*results.warnings, f"plots not drawn: {exc}"]})
     path = run_dir / "report.md"
     write_text_atomic(path, render_markdown(results, [p.name for p in plots]))
+    from slimkit.html_report import write_html_report
+
+    write_html_report(run_dir, results)
     return path

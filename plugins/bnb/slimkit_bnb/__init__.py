@@ -54,6 +54,7 @@ def _declare(
         requires=REQUIRES,
         config=config,
         implementation=f"slimkit_bnb.quantize:{function}",
+        families={"*": "every nn.Linear outside the classification head, through transformers' loader"},
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import slimkit
 from slimkit import Recipe, Technique
+from slimkit.families import FAMILIES
 from slimkit_distill.config import DistillConfig, StudentSpec
 
 FORMAT = "transformers"
@@ -40,6 +41,13 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             requires=["transformers>=4.45", "datasets>=2.19", "accelerate>=0.26"],
             config=DistillConfig,
             implementation="slimkit_distill.kd:distill",
+            # Every tested family but ModernBERT, whose first layer has no attention norm: a student
+            # that keeps a later layer as its first cannot take that layer's weights.
+            families={
+                f.name: "a student of fewer layers (or another model) trained on the teacher's logits and hidden states"
+                for f in FAMILIES
+                if f.name != "modernbert"
+            },
             needs_task=True,
         )
     )

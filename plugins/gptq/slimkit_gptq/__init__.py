@@ -53,6 +53,10 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             check_model=check_group_size,
             needs_task=True,  # calibrates on the task's training texts
             implementation="slimkit_gptq.quantize:gptq_quantize",
+            families={
+                f: "decoder layers' Linear weights to 2-8 bits; the head stays float"
+                for f in ("llama", "qwen2", "qwen3", "gemma3", "mistral", "phi3")
+            },
         )
     )
 

@@ -18,7 +18,10 @@ from slimkit_transformers.steps import calibration_texts, carry_task_file, head_
 
 
 def input_widths(model_config: dict[str, Any]) -> dict[str, int]:
-    """Input widths of a decoder's quantized Linear layers, read from its config.json."""
+    """Input widths of a decoder's quantized Linear layers, read from its config.json (none for a config
+    without hidden_size, e.g. DistilBERT's: the quantize step then says which model types it supports)."""
+    if not model_config.get("hidden_size"):
+        return {}
     hidden = int(model_config["hidden_size"])
     heads = int(model_config.get("num_attention_heads") or 0)
     head_dim = model_config.get("head_dim") or (hidden // heads if heads else hidden)
@@ -35,7 +38,7 @@ def group_size_problem(group_size: int, model_config: dict[str, Any]) -> str | N
     bad = {k: v for k, v in input_widths(model_config).items() if v % group_size}
     if not bad:
         return None
-    hidden = int(model_config["hidden_size"])
+    hidden = model_config.get("hidden_size")
     # GPTQModel's CPU kernel (torch _weight_int4pack_mm) takes groups of 32, 64, 128 or 256 only.
     fits = [g for g in (32, 64, 128, 256) if all(w % g == 0 for w in input_widths(model_config).values())]
     what = ", ".join(f"{k} {v}" for k, v in bad.items())

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import slimkit
 from slimkit import Artifact, Recipe, Technique
+from slimkit.families import FAMILIES
 from slimkit_onnx.config import (
+    BERT_FUSED_FAMILIES,
     DynamicQuantConfig,
     ExportConfig,
     OptimizeConfig,
@@ -39,6 +41,20 @@ ONNX = "onnx>=1.16"
 INT8_CPU_FEATURES = ["avx512_vnni", "avx_vnni", "amx_int8"]  # VNNI/AMX dot products make u8s8 kernels fast
 QUANTIZERS = [QUANTIZE_DYNAMIC, QUANTIZE_STATIC, QUANTIZE_WEIGHT_ONLY]
 
+# Model families (Hugging Face model_type): each tested on a tiny model (tests/compatibility).
+TESTED = tuple(f.name for f in FAMILIES)
+OPTIMIZE_FAMILIES = {
+    f: "onnxruntime.transformers' BERT fusions (Attention, SkipLayerNorm, GELU)"
+    if f in BERT_FUSED_FAMILIES
+    else "ONNX Runtime's generic graph optimisations (no transformer fusions for this family)"
+    for f in TESTED
+}
+
+
+def _each(how: str) -> dict[str, str]:
+    return dict.fromkeys(TESTED, how)
+
+
 TECHNIQUES = [
     Technique(
         name=EXPORT,
@@ -56,6 +72,7 @@ TECHNIQUES = [
         requires=["torch>=2.2", "transformers>=4.45", ONNX, ORT, "onnxscript>=0.2"],
         config=ExportConfig,
         implementation="slimkit_onnx.export:export",
+        families=_each("TorchScript or dynamo export, checked against torch on eval texts"),
     ),
     # An export-stage step, although it rewrites an ONNX graph rather than exporting one: the
     # stages are train, prune, distill, quantize and export, and of those only export describes a
@@ -81,6 +98,7 @@ TECHNIQUES = [
         requires=[ONNX, ORT],
         config=OptimizeConfig,
         implementation="slimkit_onnx.optimize:optimize",
+        families=OPTIMIZE_FAMILIES,
     ),
     Technique(
         name=QUANTIZE_DYNAMIC,
@@ -102,6 +120,7 @@ TECHNIQUES = [
         requires=[ONNX, ORT],
         config=DynamicQuantConfig,
         implementation="slimkit_onnx.quantize:quantize_dynamic",
+        families=_each("int8 MatMul weights, dynamic activations"),
     ),
     Technique(
         name=QUANTIZE_STATIC,
@@ -124,6 +143,7 @@ TECHNIQUES = [
         config=StaticQuantConfig,
         needs_task=True,  # calibrates on the task's training texts
         implementation="slimkit_onnx.quantize:quantize_static",
+        families=_each("int8 weights and activations calibrated on training texts"),
     ),
     Technique(
         name=QUANTIZE_WEIGHT_ONLY,
@@ -147,6 +167,7 @@ TECHNIQUES = [
         requires=[ONNX, ORT],
         config=WeightOnlyQuantConfig,
         implementation="slimkit_onnx.weight_only:quantize_weight_only",
+        families=_each("4-bit or 8-bit block-wise MatMul weights (MatMulNBits)"),
     ),
 ]
 

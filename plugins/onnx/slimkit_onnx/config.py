@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+# The families whose graphs onnxruntime.transformers' BERT optimiser fuses (Attention, SkipLayerNorm,
+# GELU); the others get ONNX Runtime's generic graph optimisations.
+BERT_FUSED_FAMILIES = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert"})
+
 
 def _not_bool(value: object) -> object:
     # True == 1 and False == 0, so a Literal of small integers takes a boolean even in strict mode.

@@ -15,21 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_onnx import graph
-from slimkit_onnx.config import OptimizeConfig
+from slimkit_onnx.config import BERT_FUSED_FAMILIES, OptimizeConfig
 
 if TYPE_CHECKING:
     from slimkit.artifacts import Artifact
     from slimkit.context import StepContext
 
 # HF model types whose graphs onnxruntime.transformers' BERT optimiser knows how to fuse.
-BERT_CLASS = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert"})
 GENERIC = "generic"
 
 
 def pick_model_type(requested: str, hf_config: dict[str, Any]) -> str:
     if requested != "auto":
         return requested
-    return "bert" if hf_config.get("model_type") in BERT_CLASS else GENERIC
+    return "bert" if hf_config.get("model_type") in BERT_FUSED_FAMILIES else GENERIC
 
 
 def _heads_and_hidden(hf_config: dict[str, Any]) -> tuple[int, int]:

@@ -43,6 +43,10 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             requires=[TEXTPRUNER_REQUIREMENT, "transformers>=4.45", "tokenizers>=0.19"],
             config=VocabularyConfig,
             implementation="slimkit_textpruner.vocabulary:prune_vocabulary",
+            families={
+                f: "word embeddings and WordPiece vocabulary cut to the tokens the task uses"
+                for f in ("bert", "electra")
+            },
         )
     )
     register(
@@ -64,6 +68,9 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             requires=[TEXTPRUNER_REQUIREMENT, "transformers>=4.45,<5"],
             config=TransformerConfig,
             implementation="slimkit_textpruner.transformer:prune_transformer",
+            families={
+                f: "FFN neurons and attention heads (TextPruner)" for f in ("bert", "roberta", "electra", "xlm-roberta")
+            },
             needs_task=True,
         )
     )

@@ -192,6 +192,12 @@ def test_bad_configs_fail_the_step(
 def test_a_decoder_is_refused(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:
-    result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [_step()], measure=NO_MEASURE))
-    assert result.exit_code == 1
-    assert "TextPruner does not know model type 'llama'" in result.steps[0].error
+    from slimkit.errors import PlanRefused
+
+    # Refused at plan time, from the declared families, before any compute.
+    with pytest.raises(PlanRefused) as refused:
+        run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [_step()], measure=NO_MEASURE))
+    assert refused.value.problems == [
+        "step 1 (vocab): textpruner.vocabulary does not support model family 'llama' (it supports bert, electra; "
+        "fix: drop the step: no installed prune technique supports it; see docs/compatibility.md)"
+    ]

@@ -42,6 +42,16 @@ __all__ = [
     "register_techniques",
 ]
 
+# Model families (Hugging Face model_type) and what each technique does there; checked at plan
+# time, listed in docs/compatibility.md, and tested on a tiny model of each (tests/compatibility).
+ANY_LINEAR = {"*": "every nn.Linear outside the classification head"}
+BERT_STYLE = "FFN neurons and whole layers (heads: not with transformers 5, which derives the head size)"
+LLAMA_STYLE = "MLP neurons, attention heads (whole KV groups) and whole layers"
+STRUCTURED_FAMILIES = {
+    **dict.fromkeys(("bert", "roberta", "distilbert", "electra", "deberta-v2", "xlm-roberta", "mpnet"), BERT_STYLE),
+    **dict.fromkeys(("llama", "qwen2", "qwen3", "gemma3", "mistral"), LLAMA_STYLE),
+}
+
 TECHNIQUES = [
     Technique(
         name=MAGNITUDE,
@@ -62,6 +72,7 @@ TECHNIQUES = [
         requires=["torch>=2.2", "transformers>=4.45"],
         config=MagnitudePruneConfig,
         implementation="slimkit_torch.magnitude:magnitude_prune",
+        families=ANY_LINEAR,
     ),
     Technique(
         name=STRUCTURED,
@@ -82,6 +93,7 @@ TECHNIQUES = [
         # Gradient importance (the default) and layer selection run the task's training texts.
         needs_task=True,
         implementation="slimkit_torch.structured:structured_prune",
+        families=STRUCTURED_FAMILIES,
     ),
     Technique(
         name=INT8,
@@ -106,6 +118,7 @@ TECHNIQUES = [
         requires=["torch>=2.2", "transformers>=4.45", "torchao>=0.18"],
         config=DynamicInt8Config,
         implementation="slimkit_torch.int8:dynamic_int8",
+        families=ANY_LINEAR,
     ),
     Technique(
         name=HALF,
@@ -126,6 +139,7 @@ TECHNIQUES = [
         requires=["torch>=2.2", "transformers>=4.45"],
         config=HalfConfig,
         implementation="slimkit_torch.half:half",
+        families={"*": "every weight and the compute, in bfloat16 or float16"},
     ),
 ]
 

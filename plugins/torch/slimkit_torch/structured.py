@@ -50,7 +50,7 @@ class Parts:
 def layer_list(model: Any) -> tuple[Any, str, str]:
     """(module holding the layer list, its attribute name, family: 'bert' or 'llama')."""
     base = model.base_model
-    encoder = getattr(base, "encoder", None)
+    encoder = getattr(base, "encoder", None) or getattr(base, "transformer", None)  # DistilBERT: transformer
     if encoder is not None and hasattr(encoder, "layer"):
         return encoder, "layer", "bert"
     if hasattr(base, "layers"):
@@ -61,17 +61,38 @@ def layer_list(model: Any) -> tuple[Any, str, str]:
 def parts(layer: Any, family: str) -> Parts:
     try:
         if family == "bert":
-            att = layer.attention
-            return Parts(att.self, att.self.query, att.self.key, att.self.value, att.output.dense,
-                         [layer.intermediate.dense], layer.output.dense, layer.intermediate)  # fmt: skip
+            return _encoder_parts(layer)
         att, mlp = layer.self_attn, layer.mlp
         ffn_in = [mlp.gate_proj, mlp.up_proj] if hasattr(mlp, "gate_proj") else [mlp.up_proj]
         return Parts(att, att.q_proj, att.k_proj, att.v_proj, att.o_proj, ffn_in, mlp.down_proj, mlp)
     except AttributeError as exc:
         raise SlimkitError(
             f"torch.structured-prune: {type(layer).__name__} is neither a BERT-style nor a Llama-style layer "
-            f"({exc}); supported: BERT, RoBERTa, MiniLM, Llama, Mistral, Qwen2/3"
+            f"({exc}); supported: BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2/v3, MPNet, DistilBERT, MiniLM, "
+            "Llama, Mistral, Qwen2/3, Gemma 3"
         ) from None
+
+
+# Names of the same Linear layers across encoder families (BERT, RoBERTa, ELECTRA; DeBERTa-v2; MPNet; DistilBERT).
+_ENCODER_NAMES = {"q": ("query", "query_proj", "q", "q_lin"), "k": ("key", "key_proj", "k", "k_lin"),
+                  "v": ("value", "value_proj", "v", "v_lin"), "o": ("o", "out_lin")}  # fmt: skip
+
+
+def _named(module: Any, names: tuple[str, ...]) -> Any:
+    found = next((getattr(module, n) for n in names if hasattr(module, n)), None)
+    if found is None:
+        raise AttributeError(f"{type(module).__name__} has none of {', '.join(names)}")
+    return found
+
+
+def _encoder_parts(layer: Any) -> Parts:
+    att = layer.attention
+    inner = att if hasattr(att, "q_lin") else _named(att, ("self", "attn"))  # DistilBERT's attention is flat
+    q, k, v = (_named(inner, _ENCODER_NAMES[x]) for x in "qkv")
+    o = att.output.dense if hasattr(att, "output") else _named(inner, _ENCODER_NAMES["o"])
+    if hasattr(layer, "ffn"):  # DistilBERT
+        return Parts(inner, q, k, v, o, [layer.ffn.lin1], layer.ffn.lin2, layer.ffn)
+    return Parts(inner, q, k, v, o, [layer.intermediate.dense], layer.output.dense, layer.intermediate)
 
 
 def _score(weight: Any, criterion: str) -> Any:
@@ -180,7 +201,9 @@ def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     all_parts = [parts(layer, family) for layer in layers]
     shape = _shape(step, model.config, family, len(layers), all_parts[0].ffn_out.in_features)
     changes = _config_changes(shape, config)
-    check_config(model.config, changes, step)
+    if model.config.model_type == "distilbert":  # its config names the FFN width hidden_dim
+        changes["hidden_dim"] = changes.pop("intermediate_size")
+    check_config(model.config, changes | _layer_types_probe(model.config, changes), step)
 
     batches: list[dict[str, Any]] = []
     if config.importance == "gradient" or config.layers > 0:
@@ -336,6 +359,16 @@ def _drop_layers(owner: Any, attr: str, dropped: list[int], config: Any) -> None
                 module.layer_idx = new_index
     if isinstance(getattr(config, "layer_types", None), list):
         config.layer_types = [t for i, t in enumerate(config.layer_types) if i not in dropped]
+
+
+def _layer_types_probe(config: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """A layer_types list of the new length (Qwen2/3, Gemma 3 have one entry per layer) for check_config only:
+    which entries stay is known once the layers are chosen (_drop_layers cuts the real list)."""
+    types = getattr(config, "layer_types", None)
+    n_layers = changes.get("num_hidden_layers")
+    if not isinstance(types, list) or n_layers is None or n_layers == len(types):
+        return {}
+    return {"layer_types": types[:n_layers]}
 
 
 def check_config(config: Any, changes: dict[str, Any], step: StepContext[Any]) -> None:

@@ -34,6 +34,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             requires=["transformers>=4.45", "datasets>=2.19", "accelerate>=0.26"],
             config=FinetuneConfig,
             implementation="slimkit_transformers.finetune:finetune",
+            families={"*": "every layer, or the last train_layers; decoders are classified from their last token"},
             needs_task=True,
         )
     )

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 Predictor = Any  # encode(texts, max_length=, pad_to_max=) -> inputs; __call__(inputs) -> logits; facts
 EVAL_BATCH = 32
+EVAL_MAX_LENGTH = 128  # accuracy is measured on texts cut at this many tokens (packages record it)
 DISTINCT_BATCHES = 4  # timed calls cycle over a few different real batches
 NEAR_CHANCE_MARGIN = 0.05
 # A reference that gives one answer for this share of rows has not learned the task: agreement
@@ -159,7 +160,7 @@ def latency_metrics(
     return out
 
 
-def eval_logits(predictor: Predictor, texts: Sequence[Any], max_length: int = 128) -> np.ndarray:
+def eval_logits(predictor: Predictor, texts: Sequence[Any], max_length: int = EVAL_MAX_LENGTH) -> np.ndarray:
     """Logits of ``texts`` (strings, or (text, pair) tuples: a split's ``inputs``)."""
     import numpy as np
 
@@ -191,7 +192,12 @@ def accuracy_metrics(
         logits = eval_logits(predictor, task.eval.inputs)
         predictions[key] = scores.predict(logits, task.multi_label, thresholds[key])
         figures = scores.classification_scores(task.eval.labels, predictions[key], task.multi_label)
-        details = {"split": "eval", "rows": len(task.eval), "threshold": thresholds[key] if task.multi_label else None}
+        details = {
+            "split": "eval",
+            "rows": len(task.eval),
+            "threshold": thresholds[key] if task.multi_label else None,
+            "max_length": EVAL_MAX_LENGTH,
+        }
         out[key] = [
             Metric(name=name, value=round(value, 6), unit="fraction", kind="accuracy", better="higher", details=details)
             for name, value in figures.items()

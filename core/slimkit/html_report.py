@@ -1,0 +1,101 @@
+"""``report.html``: the report as one self-contained page (no network at view time).
+
+The page embeds the figures from results.json as JSON and draws, with a little inline JavaScript:
+the table of every measured model (click a header to sort), accuracy against latency and against
+size as SVG charts with the Pareto front marked, and for the model under the pointer (or clicked,
+in the table or a chart) its recipe and warnings. Built from results.json alone, like report.md.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from slimkit.artifacts import write_text_atomic
+from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
+from slimkit.plots import points
+from slimkit.report import format_cell, format_value, metric_columns
+from slimkit.results import AnyResults, MeasuredArtifact, ResultMetric, RunResults, StudyResults
+
+ASSET = Path(__file__).with_name("report_page.html")
+
+
+def _recipes(results: AnyResults) -> dict[str, list[str]]:
+    """Each measured model's steps, as lines ('name: technique (options)')."""
+
+    def line(step: Any) -> str:
+        options = ", ".join(f"{k}={json.dumps(v)}" for k, v in (step.config or {}).items())
+        return f"{step.name}: {step.technique}" + (f" ({options})" if options else "")
+
+    if isinstance(results, StudyResults):
+        return {v.name: [line(s) for s in v.step_records] for v in results.variants}
+    if isinstance(results, RunResults):
+        recipes, done = {}, []
+        for step in results.steps:
+            done.append(line(step))
+            recipes[step.name] = list(done)
+        return recipes
+    return {}
+
+
+def _warnings(results: AnyResults) -> dict[str, list[str]]:
+    if isinstance(results, StudyResults):
+        return {v.name: list(v.warnings) for v in results.variants}
+    return {}
+
+
+def _compact(metric: ResultMetric) -> str:
+    """The figure and its comparison with the baseline; the spread goes to the cell's tooltip."""
+    vs = metric.vs_baseline
+    suffix = (
+        f" · {vs['ratio']:.2f}x" if "ratio" in vs else f" · {vs['delta_points']:+.2f}" if "delta_points" in vs else ""
+    )
+    return format_value(metric) + suffix
+
+
+def _front(artifacts: list[MeasuredArtifact], x: str | None, y: str | None) -> list[str]:
+    if x is None or y is None:
+        return []
+    return [label for label, _, _ in pareto_front(points(artifacts, x, y))]
+
+
+def page_data(results: AnyResults) -> dict[str, Any]:
+    """Everything the page draws, as plain JSON."""
+    artifacts = results.artifacts
+    names = {m.name for a in artifacts for m in a.metrics}
+    accuracy = primary_accuracy({m.name for a in artifacts for m in a.metrics if m.kind == "accuracy"})
+    latency = primary_latency(names)
+    size = "size_bytes" if "size_bytes" in names else None
+    columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
+    recipes, warnings = _recipes(results), _warnings(results)
+    chosen = results.selection.chosen if isinstance(results, StudyResults) and results.selection else None
+    rows = []
+    for a in artifacts:
+        by_name = {m.name: m for m in a.metrics}
+        rows.append({
+            "label": a.label, "format": a.format, "chosen": a.label == chosen,
+            "cells": {n: _compact(by_name[n]) if n in by_name else "—" for n in columns},
+            "titles": {n: format_cell(by_name[n]) for n in columns if n in by_name},
+            "values": {n: by_name[n].value for n in columns if n in by_name},
+            "recipe": recipes.get(a.label, []), "warnings": warnings.get(a.label, []),
+        })  # fmt: skip
+    charts = [{"x": x, "y": accuracy, "front": _front(artifacts, x, accuracy)} for x in (latency, size) if x]
+    return {
+        "title": f"slimkit {'study' if isinstance(results, StudyResults) else 'run'}: {results.title}",
+        "outcome": f"{results.outcome or 'done'} (exit code {results.exit_code})", "baseline": results.baseline,
+        "columns": columns, "rows": rows, "charts": charts if accuracy else [],
+    }  # fmt: skip
+
+
+def render_html(results: AnyResults) -> str:
+    data = json.dumps(page_data(results)).replace("</", "<\\/")  # no '</script>' inside the script
+    page = ASSET.read_text(encoding="utf-8")
+    return page.replace("{{TITLE}}", html.escape(results.title)).replace("{{DATA}}", data)
+
+
+def write_html_report(run_dir: Path, results: AnyResults) -> Path:
+    path = run_dir / "report.html"
+    write_text_atomic(path, render_html(results))
+    return path

@@ -1,0 +1,114 @@
+"""slimkit-runtime against what slimkit measured: a tiny model fine-tuned, exported and quantized by
+slimkit, packaged with ``slimkit package``, served by ``Classifier``; its predictions on the eval
+texts must be slimkit's own (same labels, logits within 1e-5), and serving it imports no torch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("slimkit_onnx") is None, reason="packaging needs slimkit and slimkit-onnx installed"
+)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny multi-label model run through slimkit to ONNX int8 and packaged; plus slimkit's logits."""
+    from click.testing import CliRunner
+
+    from slimkit.cli import cli
+    from slimkit_transformers.testing import FAST_MEASURE, build_tiny_model, write_tiny_task
+
+    root = tmp_path_factory.mktemp("runtime")
+    task = write_tiny_task(root / "task", multi_label=True)
+    steps = [
+        {"name": "finetune", "technique": "transformers.finetune",
+         "config": {"epochs": 3, "batch_size": 16, "learning_rate": 1e-3, "max_length": 16}},
+        {"name": "export", "technique": "onnx.export"},
+        {"name": "int8", "technique": "onnx.quantize-dynamic"},
+    ]  # fmt: skip
+    model = str(build_tiny_model("bert", root / "bert"))
+    pipeline = {"name": "rt", "model": model, "task": task | {"tune_threshold": True}, "steps": steps,
+                "baseline": "finetune", "measure": FAST_MEASURE, "device": "cpu",
+                "output_dir": str(root / "run")}  # fmt: skip
+    (root / "p.json").write_text(json.dumps(pipeline))
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("SLIMKIT_LOAD_PLUGINS", raising=False)  # every installed plugin
+        env.setenv("SLIMKIT_CACHE", str(root / "cache"))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        ran = CliRunner().invoke(cli, ["run", str(root / "p.json"), "-q"])
+        assert ran.exit_code == 0, ran.output
+        done = CliRunner().invoke(cli, ["package", str(root / "run"), "-o", str(root / "pkg")])
+        assert done.exit_code == 0, done.output
+    return {"folder": root / "pkg", "run": root / "run", "task": task}
+
+
+def _slimkit_logits(packaged: dict[str, Any]) -> tuple[Any, list[str], float]:
+    """The eval texts, and slimkit's own logits of the packaged graph, as its measurement computed them."""
+    from slimkit.spec import TaskSpec
+    from slimkit_onnx.predictor import OnnxPredictor
+    from slimkit_transformers.protocol import eval_logits
+    from slimkit_transformers.tasks import load_task
+
+    data = load_task(TaskSpec.model_validate(packaged["task"]), lambda p: Path(p))
+    predictor = OnnxPredictor(packaged["folder"], threads=1)
+    texts = data.eval.texts
+    manifest = json.loads((packaged["folder"] / "slimkit-package.json").read_text())
+    return eval_logits(predictor, texts), texts, manifest["threshold"]
+
+
+def test_the_runtime_predicts_what_slimkit_measured(packaged: dict[str, Any]) -> None:
+    import numpy as np
+
+    from slimkit_runtime import Classifier
+
+    expected, texts, threshold = _slimkit_logits(packaged)
+    clf = Classifier.load(packaged["folder"], threads=1)
+    logits = clf.logits(texts)
+    assert logits.shape == expected.shape
+    assert np.abs(logits - expected).max() <= 1e-5
+    labels = clf.predict(texts)
+    sigmoid = 1 / (1 + np.exp(-expected))
+    assert labels == [[clf.labels[j] for j in np.flatnonzero(row >= threshold)] for row in sigmoid]
+    assert np.allclose(clf.predict_proba(texts), sigmoid, atol=1e-6)
+
+
+def test_the_package_carries_its_card_and_manifest(packaged: dict[str, Any]) -> None:
+    folder = packaged["folder"]
+    manifest = json.loads((folder / "slimkit-package.json").read_text())
+    assert manifest["format"] == "onnx" and manifest["problem"] == "multi_label"
+    assert manifest["labels"] == ["positive", "negative", "mixed"] and manifest["max_length"] == 128
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: onnxruntime\npipeline_tag: text-classification\n")
+    assert "## Recipe" in card and "`onnx.quantize-dynamic`" in card and "| baseline |" in card
+
+
+def test_serving_imports_neither_torch_nor_transformers(packaged: dict[str, Any]) -> None:
+    script = (
+        "import sys; from slimkit_runtime import Classifier; "
+        f"c = Classifier.load({str(packaged['folder'])!r}); print(c.predict(['i love this'])); "
+        "heavy = [m for m in ('torch', 'transformers', 'slimkit') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_package_refuses_a_variant_that_was_not_measured(packaged: dict[str, Any], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from slimkit.cli import cli
+
+    result = CliRunner().invoke(cli, ["package", str(packaged["run"]), "--variant", "nope", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "'nope' was not measured in" in result.output and "(measured: source, finetune, export, int8)" in (
+        result.output
+    )
+    assert not (tmp_path / "x").exists()

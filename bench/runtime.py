@@ -120,12 +120,45 @@ def steady(package: Path, baseline: Path, texts: list[str], rounds: int) -> dict
     return {k: {"median": statistics.median(v), "p90": sorted(v)[int(0.9 * (len(v) - 1))]} for k, v in timings.items()}
 
 
+def agreement(package: Path, preset: str) -> dict[str, Any]:
+    """The runtime's logits and labels on the task's eval texts against slimkit's own (its ONNX
+    predictor and measurement code), for the packaged model."""
+    import numpy as np
+
+    from slimkit.spec import TaskSpec
+    from slimkit_onnx.predictor import OnnxPredictor
+    from slimkit_runtime import Classifier
+    from slimkit_transformers.protocol import eval_logits
+    from slimkit_transformers.scores import predict
+    from slimkit_transformers.tasks import load_task
+
+    task = load_task(TaskSpec(preset=preset), Path)
+    texts = task.eval.texts
+    expected = eval_logits(OnnxPredictor(package, threads=THREADS), texts)
+    clf = Classifier.load(package, threads=THREADS)
+    got = clf.logits(texts)
+    same = predict(got, clf.multi_label, clf.threshold) == predict(expected, clf.multi_label, clf.threshold)
+    rows = same.all(axis=1) if same.ndim == 2 else same
+    return {
+        "texts": len(texts),
+        "max_abs_logit_diff": float(np.abs(got - expected).max()),
+        "agreement": float(rows.mean()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package", type=Path)
     parser.add_argument("baseline", type=Path)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--task", help="A task preset: also compare the runtime's predictions with slimkit's on its eval texts."
+    )
     args = parser.parse_args()
+    check = agreement(args.package, args.task) if args.task else None
+    if check is not None:
+        print(f"runtime vs slimkit on {check['texts']} eval texts: agreement {100 * check['agreement']:.2f} %, "
+              f"max |logit difference| {check['max_abs_logit_diff']:.2e}")  # fmt: skip
     sizes = {
         "runtime": installed_bytes(closure(["onnxruntime", "tokenizers", "numpy"])),
         "transformers": installed_bytes(closure(["transformers", "torch"])),
@@ -145,6 +178,7 @@ def main() -> None:
     print(table(["environment", "installed", "cold start (median)", "b1 latency", "b32 latency"], rows))
     print("runtime ahead by: " + ", ".join(f"{k} {v:.1f}x" for k, v in ratios.items()))
     data: dict[str, Any] = {"sizes_bytes": sizes, "cold_start_s": cold, "latency_ms": lat, "ratios": ratios}
+    data["agreement"] = check
     print(write("runtime", data | {"threads": THREADS, "rounds": args.rounds}))
 
 

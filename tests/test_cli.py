@@ -308,11 +308,13 @@ def test_plan_invalid_lists_every_problem(tmp_path: Path) -> None:
 
 def test_run_and_report(tmp_path: Path) -> None:
     path = pipeline_file(tmp_path, "toy.prune", "toy.round")
-    result = invoke("run", path, "-q")
+    result = invoke("run", path)
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "cli"
     assert result.stdout.startswith("# slimkit run: cli\n")
     assert result.stdout.endswith(f"Results: {run_dir / 'results.json'}\n")
+    quiet = invoke("run", path, "-q")  # only the final line; the report files are still written
+    assert (quiet.exit_code, quiet.stdout) == (0, f"Results: {run_dir / 'results.json'}\n")
     report = invoke("report", run_dir)
     assert report.exit_code == 0
     assert report.stdout == (run_dir / "report.md").read_text() + "\n"
@@ -486,7 +488,7 @@ def test_command_help_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_command_run_and_errors_in_a_subprocess(tmp_path: Path) -> None:
     path = pipeline_file(tmp_path, "toy.prune", "toy.fail")
-    result = slimkit_command("run", path.name, "-q", cwd=tmp_path)
+    result = slimkit_command("run", path.name, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert f"| 2 | toy.fail | toy.fail | local:toy_local {local_version(tmp_path)} | failed |" in result.stdout
     assert (tmp_path / "runs" / "cli" / "report.md").is_file()

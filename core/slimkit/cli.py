@@ -171,6 +171,10 @@ def hardware(as_json: bool) -> None:
 
 
 TRUST_HELP = "Allow the local plugin files the file names to be imported (their code runs)."
+QUIET_HELP = "Only errors and the final line: no progress, no report (report.md and report.html are still written)."
+VERBOSE_HELP = (
+    "Show the libraries' own output too (warnings, logs, progress bars); by default it goes to the run's log.txt."
+)
 
 
 def _plugins(trust_local: bool) -> Any:
@@ -232,10 +236,17 @@ def plan(pipeline_file: Path, as_json: bool, trust_local_plugins: bool) -> None:
 @click.option("--force", is_flag=True, help="Recompute every step instead of reusing finished ones.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout when done.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
 def run(
-    pipeline_file: Path, force: bool, output: Path | None, as_json: bool, quiet: bool, trust_local_plugins: bool
+    pipeline_file: Path,
+    force: bool,
+    output: Path | None,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    trust_local_plugins: bool,
 ) -> None:
     """Run a pipeline: every step, then measure the baseline and each result in one session.
 
@@ -244,6 +255,7 @@ def run(
     results are kept and reported); 2 bad input; 3 the plan was refused; 130 interrupted.
     """
     from slimkit.cli_auto import auto_spec_from_file, run_auto
+    from slimkit.console import LOG_FILE, libraries_to_log
     from slimkit.report import render_markdown
     from slimkit.results import load_results
     from slimkit.runner import run_pipeline
@@ -253,17 +265,20 @@ def run(
         if output is not None:
             auto = auto.model_copy(update={"output_dir": usable_output(output)})
         plugins = _plugins(trust_local_plugins)
-        run_auto(auto, plugins=plugins, plan_only=False, as_json=as_json, quiet=quiet, force=force)
+        run_auto(auto, plugins=plugins, plan_only=False, as_json=as_json, quiet=quiet, force=force, verbose=verbose)
     pipeline = load_pipeline(pipeline_file)
     if output is not None:
         pipeline = pipeline.model_copy(update={"output_dir": usable_output(output)})
     plugins = _plugins(trust_local_plugins)
-    result = run_pipeline(pipeline, plugins=plugins, force=force, show_progress=not quiet and not as_json)
+    with libraries_to_log(pipeline.run_dir / LOG_FILE, verbose=verbose) as terminal:
+        progress = not quiet and not as_json
+        result = run_pipeline(pipeline, plugins=plugins, force=force, show_progress=progress, console=terminal)
     results = load_results(result.results_path)
     if as_json:
         _emit_json(results.document())
     else:
-        click.echo(render_markdown(results))
+        if not quiet:
+            click.echo(render_markdown(results))
         click.echo(f"Results: {result.results_path}")
     sys.exit(result.exit_code)
 
@@ -310,7 +325,8 @@ def _print_study_plan(study_plan: Any) -> None:
     help="Stop starting new variants after this long (overrides search.time_budget_s); the best so far is reported.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
 def study(
     study_file: Path,
@@ -322,6 +338,7 @@ def study(
     time_budget: float | None,
     as_json: bool,
     quiet: bool,
+    verbose: bool,
     trust_local_plugins: bool,
 ) -> None:
     """Run a compression study: build every variant, measure all in one session, choose one.
@@ -353,21 +370,25 @@ def study(
         if not study_plan.ok:
             sys.exit(ExitCode.PLAN_REFUSED)
         return
+    from slimkit.console import LOG_FILE, libraries_to_log
     from slimkit.report import render_markdown
     from slimkit.study.runner import run_study
 
-    result = run_study(
-        spec,
-        plugins=plugins,
-        force=force,
-        remeasure=remeasure,
-        skip_invalid=skip_invalid,
-        show_progress=not quiet and not as_json,
-    )
+    with libraries_to_log(spec.run_dir / LOG_FILE, verbose=verbose) as terminal:
+        result = run_study(
+            spec,
+            plugins=plugins,
+            force=force,
+            remeasure=remeasure,
+            skip_invalid=skip_invalid,
+            show_progress=not quiet and not as_json,
+            console=terminal,
+        )
     if as_json:
         _emit_json(result.results.document())
     else:
-        click.echo(render_markdown(result.results))
+        if not quiet:
+            click.echo(render_markdown(result.results))
         click.echo(f"Results: {result.results_path}")
     sys.exit(result.exit_code)
 
@@ -411,8 +432,11 @@ def study(
 @click.option("--plan", "plan_only", is_flag=True, help="Show what would be tried and why; build nothing.")
 @click.option("--force", is_flag=True, help="Rebuild every variant and recompute its steps.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def compress(model: str, plan_only: bool, force: bool, as_json: bool, quiet: bool, **options: Any) -> None:
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
+def compress(
+    model: str, plan_only: bool, force: bool, as_json: bool, quiet: bool, verbose: bool, **options: Any
+) -> None:
     """Compress MODEL for --goal within --budget points of accuracy, from the installed plugins' recipes.
 
     Reads the model's family, fine-tunes it first when its head is not trained, builds every recipe
@@ -430,7 +454,9 @@ def compress(model: str, plan_only: bool, force: bool, as_json: bool, quiet: boo
         click.echo(f"Wrote {os.path.relpath(path)}")
     spec = auto_spec_from_file(path)
     assert spec is not None
-    run_auto(spec, plugins=_plugins(False), plan_only=plan_only, as_json=as_json, quiet=quiet, force=force)
+    run_auto(
+        spec, plugins=_plugins(False), plan_only=plan_only, as_json=as_json, quiet=quiet, force=force, verbose=verbose
+    )
 
 
 @cli.command()

@@ -51,7 +51,9 @@ def print_auto_plan(plan: AutoPlan) -> None:
         click.echo(f"problem: {problem}", err=True)
 
 
-def run_auto(spec: AutoSpec, *, plugins: Any, plan_only: bool, as_json: bool, quiet: bool, force: bool) -> None:
+def run_auto(
+    spec: AutoSpec, *, plugins: Any, plan_only: bool, as_json: bool, quiet: bool, force: bool, verbose: bool = False
+) -> None:
     """Plan, print, and (unless ``plan_only``) run the study; exits with the documented code."""
     from slimkit.auto import plan_auto
     from slimkit.hardware import probe
@@ -66,16 +68,20 @@ def run_auto(spec: AutoSpec, *, plugins: Any, plan_only: bool, as_json: bool, qu
     if plan_only:
         _check_variants(plan, plugins, as_json)
         return
+    from slimkit.console import LOG_FILE, libraries_to_log
     from slimkit.report import render_markdown
     from slimkit.study.runner import run_study
 
-    result = run_study(
-        plan.study, plugins=plugins, force=force, skip_invalid=True, show_progress=not (quiet or as_json)
-    )
+    with libraries_to_log(plan.study.run_dir / LOG_FILE, verbose=verbose) as terminal:
+        progress = not (quiet or as_json)
+        result = run_study(
+            plan.study, plugins=plugins, force=force, skip_invalid=True, show_progress=progress, console=terminal
+        )
     if as_json:
         click.echo(json.dumps(result.results.document(), indent=2, default=str))
     else:
-        click.echo(render_markdown(result.results))
+        if not quiet:
+            click.echo(render_markdown(result.results))
         _print_chosen(result.results, result.results_path)
     sys.exit(result.exit_code)
 

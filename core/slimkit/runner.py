@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from slimkit import store
 from slimkit.artifacts import Artifact, atomic_dir, cache_dir, stable_hash, write_json_atomic
@@ -514,11 +514,13 @@ def run_pipeline(
     hardware: Hardware | None = None,
     force: bool = False,
     show_progress: bool = False,
+    console: TextIO | None = None,
 ) -> RunResult:
-    """Plan, then run. Raises PlanRefused (nothing computed) when the plan has problems."""
+    """Plan, then run. Raises PlanRefused (nothing computed) when the plan has problems.
+    ``console``: where progress lines go (default: standard error)."""
     plugins = plugins or build_plugins()
     plan = plan_pipeline(pipeline, plugins=plugins, hardware=hardware or probe(cuda=pipeline.device != "cpu"))
-    runner = Runner(plan, plugins, force=force, display=Display(show_progress))
+    runner = Runner(plan, plugins, force=force, display=Display(show_progress, console))
     if not plan.ok:
         runner.refuse(plan.problems)
         raise PlanRefused(plan.problems)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from slimkit import store
 from slimkit.artifacts import MANIFEST, Artifact, stable_hash, write_json_atomic
@@ -512,6 +512,7 @@ def run_study(
     show_progress: bool = False,
     executor: Executor | None = None,
     clock: Callable[[], float] = time.monotonic,
+    console: TextIO | None = None,
 ) -> StudyResult:
     """Plan, build, measure, choose, report. Raises PlanRefused (nothing built) when a variant
     cannot run, unless ``skip_invalid``; the baseline must always be valid."""
@@ -523,7 +524,7 @@ def run_study(
         _record_refusal(study, study_plan.problems)
         raise PlanRefused(study_plan.problems)
     executor = executor or make_executor(study.executor.name, study.executor.options, plugins)
-    display = Display(show_progress)
+    display = Display(show_progress, console)
     runner = StudyRunner(
         study_plan,
         plugins,

@@ -447,7 +447,13 @@ def train_student(
     best checkpoint kept, as ``transformers.finetune`` trains."""
     from transformers import EarlyStoppingCallback
 
-    from slimkit_transformers.finetune import best_metric, freeze_all_but, metrics_function, training_arguments
+    from slimkit_transformers.finetune import (
+        best_metric,
+        freeze_all_but,
+        metrics_function,
+        progress_callback,
+        training_arguments,
+    )
 
     cfg = step.config
     train_ds, val_ds = datasets
@@ -464,7 +470,10 @@ def train_student(
         eval_dataset=val_ds,
         data_collator=DistillCollator(student.tokenizer, teaching.hidden if teaching else None),
         compute_metrics=metrics_function(task),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+        callbacks=[
+            EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience),
+            progress_callback(step, f"{step.name}: distilling"),
+        ],
         alpha=cfg.alpha,
         temperature=cfg.temperature,
         multi_label=task.multi_label,

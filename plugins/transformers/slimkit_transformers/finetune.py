@@ -193,6 +193,28 @@ def save_trained(step: StepContext[Any], model: Any, tokenizer: Any, task: TaskD
     write_task_file(step.output_dir, task, threshold)
 
 
+def progress_callback(step: StepContext[Any], description: str = "training") -> Any:
+    """A Trainer callback that moves slimkit's progress bar (with its ETA) one optimiser step at a
+    time: the Trainer's own bars go to the run's log with the rest of the libraries' output."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = iter(step.progress(range(state.max_steps), description=description, total=state.max_steps))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            next(self.bar, None)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            for _ in self.bar or ():  # early stopping ends before max_steps: close the bar
+                pass
+
+    return Progress()
+
+
 def training_facts(trainer: Any, task: TaskData, *, seconds: float, trainable: int, **facts: Any) -> dict[str, Any]:
     """The artifact metadata of a Trainer run on ``task``: time, epochs and steps, trainable
     parameters, the validation evaluations (``eval_history``), ``facts`` (threshold, validation,
@@ -242,7 +264,10 @@ def finetune(step: StepContext[FinetuneConfig]) -> Artifact:
             eval_dataset=val_ds,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=metrics_function(task),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+            callbacks=[
+                EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience),
+                progress_callback(step, f"{step.name}: training"),
+            ],
         )
         started = time.perf_counter()
         trainer.train()

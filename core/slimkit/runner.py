@@ -40,6 +40,7 @@ from slimkit.plugins import Plugins, build_plugins
 from slimkit.processes import running_reason
 from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
 from slimkit.spec import Pipeline
+from slimkit.techniques import Stage
 from slimkit.versions import library_versions
 
 LOADING = "while loading the model"
@@ -218,6 +219,7 @@ class Runner:
         try:
             self.phase = LOADING
             result.source = self._source()
+            self._untrained_head(result)
             self._steps(result)
             if self.pipeline.measure.enabled:
                 self.phase = "during measurement"
@@ -294,6 +296,19 @@ class Runner:
         source = source.with_updates(label="source")
         self.journal.write("source_resolved", key=source.key, path=str(source.path), format=source.format)
         return source
+
+    def _untrained_head(self, result: RunResult) -> None:
+        """The libraries' own notice of a freshly initialised classification head goes to the run's
+        log; when no step trains the model, slimkit says it, since every accuracy figure depends on it."""
+        assert result.source is not None
+        trains = any(s.technique.stage in (Stage.TRAIN, Stage.DISTILL) for s in self.plan.steps)
+        if result.source.metadata.get("head") == "initialised" and not trains:
+            warning = (
+                "model: its classification head is newly initialised (random) for the task's labels and no step "
+                "trains it, so its accuracy is chance level (fix: add a train step, or start from a fine-tuned model)"
+            )
+            result.warnings.append(warning)
+            self.display.line(f"! {warning}")
 
     def _context(self, job: _Job, out: Path) -> StepContext[Any]:
         step = job.step

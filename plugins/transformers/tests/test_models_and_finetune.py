@@ -132,6 +132,12 @@ def test_an_already_fine_tuned_classifier_is_the_baseline_as_it_is(
     source = json.loads(again.results_path.read_text())["artifacts"][0]
     assert source["label"] == "source" and source["metadata"]["head"] == "kept"
     assert not source["metadata"].get("warnings")
+    assert not any("newly initialised" in w for w in json.loads(again.results_path.read_text())["warnings"])
+    untrained = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, name="untrained"))
+    assert any(
+        w.startswith("model: its classification head is newly initialised (random)")
+        for w in json.loads(untrained.results_path.read_text())["warnings"]
+    )
 
     def accuracy(result: Any, label: str) -> float:
         found = next(a for a in json.loads(result.results_path.read_text())["artifacts"] if a["label"] == label)

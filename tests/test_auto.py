@@ -58,6 +58,10 @@ class FamilyPlugin:
         )  # fmt: skip
         register(Recipe(name="fam.bert-only", summary="B.", goals=["size"], steps=[{"technique": "fam.bert-round"}]))
         register(Recipe(name="fam.speed", summary="S.", goals=["speed"], steps=[{"technique": "toy.export"}]))
+        register(Recipe(name="fam.prune-round", summary="P.", goals=["size"], cost=3,
+                        steps=[{"name": "coarse", "technique": "toy.round", "config": {"decimals": 2}},
+                               {"recipe": "fam.round"}]))  # fmt: skip
+        register(Recipe(name="fam.elsewhere", summary="E.", goals=["size"], steps=[{"recipe": "other.int8"}]))
         register(
             Recipe(
                 name="fam.train", summary="Train.", goals=["accuracy"], role="train",
@@ -177,16 +181,18 @@ def test_auto_keeps_the_recipes_that_fit_and_says_why_the_others_do_not(
     assert [(c.recipe.name, [s.technique for s in c.steps]) for c in plan.candidates] == [
         ("fam.round", ["toy.round"]),
         ("fam.bert-then-round", ["toy.round"]),  # the optional BERT step left out
+        ("fam.prune-round", ["toy.round", "toy.round"]),  # fam.round's steps in place
     ]
     assert "without fam.bert-round" in plan.candidates[1].reason
     assert dict(plan.left_out) == {
-        "fam.bert-only": "fam.bert-round does not support mpnet (it supports bert, roberta)",
+        "fam.bert-only": "fam.bert-round supports bert, roberta, not mpnet",
         "fam.speed": "for speed, not size",
+        "fam.elsewhere": "it includes recipe 'other.int8', which is not installed",
     }
     assert plan.base.startswith("fine-tuned first by fam.train (its head is not trained)")
     assert plan.study is not None
     assert [s.technique for s in plan.study.base] == ["toy.finetune"]
-    assert [v.name for v in plan.study.variants] == ["fam.round", "fam.bert-then-round"]
+    assert [v.name for v in plan.study.variants] == ["fam.round", "fam.bert-then-round", "fam.prune-round"]
     assert plan.study.search.objective == "size" and plan.study.search.budget.max_drop_points == 1.0
 
 

@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from slimkit.errors import SpecError
 from slimkit.families import family_of, kind_of
 from slimkit.hardware import Hardware
-from slimkit.planner import hardware_fit, requirement_problems
+from slimkit.planner import technique_blockers
 from slimkit.plugins import Plugins
 from slimkit.recipes import Recipe, RecipeStep
 from slimkit.spec import (
@@ -168,16 +168,20 @@ def head_trained(config: dict[str, Any]) -> bool:
 
 def fit_steps(
     recipe: Recipe, plugins: Plugins, family: str | None, device: str, hardware: Hardware
-) -> list[RecipeStep] | str:
-    """The recipe's steps that apply here (optional ones that do not are left out), or why it does not apply."""
+) -> tuple[list[RecipeStep], list[str]] | str:
+    """The recipe's steps that apply here and the labels of the optional ones left out, or why the
+    recipe does not apply."""
+    steps = plugins.recipes.steps_of(recipe)
+    if isinstance(steps, str):
+        return steps
     kept: list[RecipeStep] = []
-    for step in recipe.steps:
+    for step in steps:
         why = _step_misfit(step, plugins, family, device, hardware)
         if why is None:
             kept.append(step)
         elif not step.optional:
             return why
-    return kept
+    return kept, [s.label for s in steps if s not in kept]
 
 
 def _step_misfit(step: RecipeStep, plugins: Plugins, family: str | None, device: str, hardware: Hardware) -> str | None:
@@ -185,10 +189,7 @@ def _step_misfit(step: RecipeStep, plugins: Plugins, family: str | None, device:
     technique = plugins.techniques.get(step.technique)
     if technique is None:
         return f"{step.technique} is not installed"
-    if family is not None and technique.support_for(family) is None:
-        return f"{technique.name} does not support {family} (it supports {technique.supported_families()})"
-    blockers, _ = hardware_fit(technique, device, hardware)
-    blockers += requirement_problems(technique.requires)
+    blockers = technique_blockers(technique, family, device, hardware)
     return f"{technique.name} {blockers[0]}" if blockers else None
 
 
@@ -219,9 +220,9 @@ def plan_auto(spec: AutoSpec, plugins: Plugins, hardware: Hardware) -> AutoPlan:
         if isinstance(fitted, str):
             plan.left_out.append((recipe.name, fitted))
         else:
-            dropped = [s.label for s in recipe.steps if s not in fitted]
+            kept, dropped = fitted
             without = f" (without {', '.join(dropped)}: not for this model)" if dropped else ""
-            plan.candidates.append(Candidate(recipe, fitted, recipe.summary + without))
+            plan.candidates.append(Candidate(recipe, kept, recipe.summary + without))
     if not plan.candidates:
         plan.problems.append(
             f"no installed recipe fits a {family} {kind} for goal {spec.goal} on {device} "
@@ -256,10 +257,10 @@ def _base_steps(
     for recipe in plugins.recipes.all():
         if recipe.role == "train" and plan.kind in recipe.kinds:
             fitted = fit_steps(recipe, plugins, plan.family, device, hardware)
-            if isinstance(fitted, list):
+            if not isinstance(fitted, str):
                 why = "its head is not trained" if spec.finetune == "auto" else "finetune = 'yes'"
                 plan.base = f"fine-tuned first by {recipe.name} ({why}); that model is the baseline"
-                steps = [s.model_dump(exclude_unset=True, exclude={"optional"}) for s in fitted]
+                steps = [s.model_dump(exclude_unset=True, exclude={"optional"}) for s in fitted[0]]
                 steps[0]["config"] = steps[0].get("config", {}) | spec.train
                 return steps
     plan.problems.append(

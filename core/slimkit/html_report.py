@@ -16,43 +16,25 @@ from typing import Any
 from slimkit.artifacts import write_text_atomic
 from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
 from slimkit.plots import points
-from slimkit.report import format_cell, format_value, metric_columns
-from slimkit.results import AnyResults, MeasuredArtifact, ResultMetric, RunResults, StudyResults
+from slimkit.report import compact_cell, format_cell, metric_columns, options_text
+from slimkit.results import AnyResults, MeasuredArtifact, StudyResults
 
 ASSET = Path(__file__).with_name("report_page.html")
 
 
-def _recipes(results: AnyResults) -> dict[str, list[str]]:
-    """Each measured model's steps, as lines ('name: technique (options)')."""
-
-    def line(step: Any) -> str:
-        options = ", ".join(f"{k}={json.dumps(v)}" for k, v in (step.config or {}).items())
-        return f"{step.name}: {step.technique}" + (f" ({options})" if options else "")
-
-    if isinstance(results, StudyResults):
-        return {v.name: [line(s) for s in v.step_records] for v in results.variants}
-    if isinstance(results, RunResults):
-        recipes, done = {}, []
-        for step in results.steps:
-            done.append(line(step))
-            recipes[step.name] = list(done)
-        return recipes
-    return {}
+def _recipe(results: AnyResults, label: str) -> list[str]:
+    """A measured model's steps, as lines ('name: technique (options)')."""
+    lines = []
+    for step in results.steps_of(label):
+        options = options_text(step.config)
+        lines.append(f"{step.name}: {step.technique}" + (f" ({options})" if options else ""))
+    return lines
 
 
 def _warnings(results: AnyResults) -> dict[str, list[str]]:
     if isinstance(results, StudyResults):
         return {v.name: list(v.warnings) for v in results.variants}
     return {}
-
-
-def _compact(metric: ResultMetric) -> str:
-    """The figure and its comparison with the baseline; the spread goes to the cell's tooltip."""
-    vs = metric.vs_baseline
-    suffix = (
-        f" · {vs['ratio']:.2f}x" if "ratio" in vs else f" · {vs['delta_points']:+.2f}" if "delta_points" in vs else ""
-    )
-    return format_value(metric) + suffix
 
 
 def _front(artifacts: list[MeasuredArtifact], x: str | None, y: str | None) -> list[str]:
@@ -69,17 +51,17 @@ def page_data(results: AnyResults) -> dict[str, Any]:
     latency = primary_latency(names)
     size = "size_bytes" if "size_bytes" in names else None
     columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
-    recipes, warnings = _recipes(results), _warnings(results)
+    warnings = _warnings(results)
     chosen = results.selection.chosen if isinstance(results, StudyResults) and results.selection else None
     rows = []
     for a in artifacts:
         by_name = {m.name: m for m in a.metrics}
         rows.append({
             "label": a.label, "format": a.format, "chosen": a.label == chosen,
-            "cells": {n: _compact(by_name[n]) if n in by_name else "—" for n in columns},
+            "cells": {n: compact_cell(by_name[n]) if n in by_name else "—" for n in columns},
             "titles": {n: format_cell(by_name[n]) for n in columns if n in by_name},
             "values": {n: by_name[n].value for n in columns if n in by_name},
-            "recipe": recipes.get(a.label, []), "warnings": warnings.get(a.label, []),
+            "recipe": _recipe(results, a.label), "warnings": warnings.get(a.label, []),
         })  # fmt: skip
     charts = [{"x": x, "y": accuracy, "front": _front(artifacts, x, accuracy)} for x in (latency, size) if x]
     return {

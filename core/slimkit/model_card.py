@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from slimkit.results import MeasuredArtifact, RunResults, StepResult, StudyResults
+from slimkit.report import compact_cell, options_text
+from slimkit.results import MeasuredArtifact
 
 if TYPE_CHECKING:
     from slimkit.package import Chosen
@@ -43,26 +44,14 @@ def _header(chosen: Chosen, manifest: dict[str, Any]) -> list[str]:
     return [*lines, "---"]
 
 
-def _steps(chosen: Chosen) -> list[StepResult]:
-    results = chosen.results
-    if isinstance(results, StudyResults):
-        variant = next((v for v in results.variants if v.name == chosen.artifact.label), None)
-        return variant.step_records if variant is not None else []
-    if isinstance(results, RunResults):
-        labels = [s.name for s in results.steps]
-        last = labels.index(chosen.artifact.label) + 1 if chosen.artifact.label in labels else 0
-        return results.steps[:last]
-    return []
-
-
 def _body(chosen: Chosen, manifest: dict[str, Any]) -> list[str]:
     source, task = chosen.source, chosen.task
     name = chosen.artifact.label
     lines = [f"# {name}", "", f"`{source}` compressed by slimkit for `{task}` "
              f"({manifest['problem'].replace('_', '-')}, {len(manifest['labels'])} labels: "
              f"{', '.join(manifest['labels'])}); {chosen.why}.", "", "## Recipe", ""]  # fmt: skip
-    for step in _steps(chosen):
-        options = ", ".join(f"{k}={json.dumps(v)}" for k, v in step.config.items())
+    for step in chosen.results.steps_of(name):
+        options = options_text(step.config)
         lines.append(f"{step.index}. **{step.name}**: `{step.technique}` ({step.plugin} {step.plugin_version})"
                      + (f": {options}" if options else ""))  # fmt: skip
     return [*lines, "", *_figures(chosen), "", *_usage(manifest)]
@@ -70,14 +59,7 @@ def _body(chosen: Chosen, manifest: dict[str, Any]) -> list[str]:
 
 def _cell(artifact: MeasuredArtifact | None, name: str) -> str:
     metric = artifact.metric(name) if artifact is not None else None
-    if metric is None or metric.value is None:
-        return "—"
-    if metric.kind == "accuracy":
-        delta = metric.vs_baseline.get("delta_points") if metric.vs_baseline else None
-        return f"{100 * metric.value:.2f}" + (f" ({delta:+.2f})" if delta is not None else "")
-    ratio = metric.vs_baseline.get("ratio") if metric.vs_baseline else None
-    value = f"{metric.value / 1e6:.1f} MB" if metric.unit == "bytes" else f"{metric.value:.2f} {metric.unit}"
-    return value + (f" ({ratio:.2f}x)" if ratio is not None else "")
+    return "—" if metric is None or metric.value is None else compact_cell(metric)
 
 
 def _figures(chosen: Chosen) -> list[str]:

@@ -166,6 +166,16 @@ def hardware_fit(technique: Technique, device: str, hardware: Hardware) -> tuple
     return blockers, weak
 
 
+def technique_blockers(technique: Technique, family: str | None, device: str, hardware: Hardware) -> list[str]:
+    """Why a technique cannot run on this model family and machine (empty: it can): the family it
+    does not declare, the device or CPU it lacks, its unmet Python requirements."""
+    blockers = []
+    if family is not None and technique.support_for(family) is None:
+        blockers.append(f"supports {technique.supported_families()}, not {family}")
+    blockers += hardware_fit(technique, device, hardware)[0]
+    return blockers + requirement_problems(technique.requires)
+
+
 def requirement_problems(requirements: list[str], index: Index | None = None) -> list[str]:
     """One line per PEP 508 requirement that the environment does not meet (markers respected).
 
@@ -382,12 +392,9 @@ class _Planner:
         fitting: list[tuple[Technique, list[str]]] = []
         rejected: list[tuple[Technique, list[str]]] = []
         for t in candidates:
-            blockers, _ = hardware_fit(t, self.device, self.hardware)
+            blockers = technique_blockers(t, self.plan.family, self.device, self.hardware)
             if fmt not in t.consumes:
-                blockers.append(f"consumes {', '.join(t.consumes)}, not {fmt}")
-            if self.plan.family is not None and t.support_for(self.plan.family) is None:
-                blockers.append(f"supports {t.supported_families()}, not {self.plan.family}")
-            blockers += requirement_problems(t.requires)
+                blockers.insert(0, f"consumes {', '.join(t.consumes)}, not {fmt}")
             (rejected if blockers else fitting).append((t, blockers))
         if not fitting:
             why = "; ".join(f"{t.name}: {', '.join(b)}" for t, b in rejected)

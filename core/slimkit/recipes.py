@@ -33,6 +33,15 @@ class RecipeStep(StepSpec):
     )
 
 
+class RecipeInclude(BaseModel):
+    """In a recipe's steps: all the steps of another recipe, in this place, so that a chain another
+    plugin owns (its export and quantization, say) is named rather than copied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str = Field(description="The other recipe's name, e.g. 'onnx.int8'.")
+
+
 class Recipe(BaseModel):
     """A chain of steps a plugin recommends, applied after the baseline."""
 
@@ -40,7 +49,9 @@ class Recipe(BaseModel):
 
     name: str = Field(description="Namespaced name, '<plugin>.<recipe>', e.g. 'onnx.int8'.")
     summary: str = Field(description="One line saying what it does and what it is known to give.")
-    steps: list[RecipeStep] = Field(min_length=1, description="Its steps, in order.")
+    steps: list[RecipeStep | RecipeInclude] = Field(
+        min_length=1, description="Its steps, in order; {recipe = '<name>'} puts another recipe's steps in its place."
+    )
     goals: list[Goal] = Field(min_length=1, description="What it is good for; 'auto' tries it for these goals.")
     role: Literal["compress", "train"] = Field(
         default="compress",
@@ -69,14 +80,18 @@ class Recipe(BaseModel):
 
     @field_validator("steps")
     @classmethod
-    def _named_techniques(cls, steps: list[RecipeStep]) -> list[RecipeStep]:
+    def _named_techniques(cls, steps: list[RecipeStep | RecipeInclude]) -> list[RecipeStep | RecipeInclude]:
         for step in steps:
-            if not step.technique:
+            if isinstance(step, RecipeStep) and not step.technique:
                 raise ValueError(f"step {step.label!r}: a recipe names its techniques (stages are resolved per model)")
-        labels = [s.label for s in steps]
-        if len(set(labels)) < len(labels):
-            raise ValueError(f"step names repeat ({', '.join(labels)}): name the steps")
+        _unique_labels([s for s in steps if isinstance(s, RecipeStep)])
         return steps
+
+
+def _unique_labels(steps: list[RecipeStep]) -> None:
+    labels = [s.label for s in steps]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"step names repeat ({', '.join(labels)}): name the steps")
 
 
 class RecipeRegistry:
@@ -105,6 +120,28 @@ class RecipeRegistry:
 
     def get(self, name: str) -> Recipe | None:
         return self._recipes.get(name)
+
+    def steps_of(self, recipe: Recipe, within: tuple[str, ...] = ()) -> list[RecipeStep] | str:
+        """The recipe's steps with every included recipe's steps in place, or why they cannot be had
+        (an included recipe not installed, a cycle, repeated step names)."""
+        steps: list[RecipeStep] = []
+        for step in recipe.steps:
+            if isinstance(step, RecipeStep):
+                steps.append(step)
+                continue
+            included = self._recipes.get(step.recipe)
+            if included is None or step.recipe in (*within, recipe.name):
+                why = "is not installed" if included is None else "includes itself"
+                return f"it includes recipe {step.recipe!r}, which {why}"
+            found = self.steps_of(included, (*within, recipe.name))
+            if isinstance(found, str):
+                return found
+            steps += found
+        try:
+            _unique_labels(steps)
+        except ValueError as exc:
+            return str(exc)
+        return steps
 
     def all(self) -> list[Recipe]:
         return sorted(self._recipes.values(), key=lambda r: (r.cost, r.name))

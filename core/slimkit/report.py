@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from slimkit.artifacts import write_text_atomic
 from slimkit.journal import Journal
@@ -39,16 +40,24 @@ def format_value(metric: Metric) -> str:
     return f"{int(value)}{' ' + unit if unit else ''}"
 
 
+def _versus(metric: ResultMetric) -> str:
+    vs = metric.vs_baseline
+    if "ratio" in vs:
+        return f" · {vs['ratio']:.2f}x"
+    return f" · {vs['delta_points']:+.2f}" if "delta_points" in vs else ""
+
+
 def format_cell(metric: ResultMetric) -> str:
+    """The figure, its p90 for a latency, and its comparison with the baseline."""
     text = format_value(metric)
     if "p90" in metric.spread and metric.unit == "ms":
         text += f" (p90 {metric.spread['p90']:.2f})"
-    vs = metric.vs_baseline
-    if "ratio" in vs:
-        text += f" · {vs['ratio']:.2f}x"
-    elif "delta_points" in vs:
-        text += f" · {vs['delta_points']:+.2f}"
-    return text
+    return text + _versus(metric)
+
+
+def compact_cell(metric: ResultMetric) -> str:
+    """The figure and its comparison with the baseline, without the spread (model cards, report.html)."""
+    return format_value(metric) + _versus(metric)
 
 
 # Figures derivable from others, or context rather than comparison, stay in results.json only.
@@ -228,8 +237,13 @@ def _notes(results: AnyResults) -> list[str]:
     return notes
 
 
+def options_text(config: dict[str, Any]) -> str:
+    """A step's options as one line: ``epochs=6, student={"keep_every": 2}``."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in config.items())
+
+
 def _step_text(step: StepSpec) -> str:
-    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in step.config.items())
+    options = options_text(step.config)
     return f"{step.name or step.technique} ({step.technique or step.stage}" + (f": {options})" if options else ")")
 
 

@@ -327,6 +327,11 @@ class RunResults(Results):
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)
 
+    def steps_of(self, label: str) -> list[StepResult]:
+        """The steps that made the artifact ``label``: the run's steps up to it (none for the source)."""
+        names = [s.name for s in self.steps]
+        return self.steps[: names.index(label) + 1] if label in names else []
+
 
 class StudyResults(Results):
     """results.json of ``slimkit study``; ``pipeline`` repeats the study's name."""
@@ -347,6 +352,11 @@ class StudyResults(Results):
     @property
     def title(self) -> str:
         return self.study
+
+    def steps_of(self, label: str) -> list[StepResult]:
+        """The steps that made the variant ``label``, base steps first."""
+        variant = next((v for v in self.variants if v.name == label), None)
+        return variant.step_records if variant is not None else []
 
 
 AnyResults = RunResults | StudyResults

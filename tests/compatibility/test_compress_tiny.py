@@ -42,7 +42,7 @@ def test_an_encoder_gets_the_encoder_recipes(compress: Any, tmp_path: Path) -> N
     # RoBERTa's BPE vocabulary is not pruned: the optional step is left out, the recipe kept.
     assert "try distill.half-depth-onnx-int8: distill -> export -> optimize -> quantize" in result.output
     assert "without vocab: not for this model" in result.output
-    assert "skip textpruner.vocab-onnx-int8: textpruner.vocabulary does not support roberta" in result.output
+    assert "skip textpruner.vocab-onnx-int8: textpruner.vocabulary supports bert, electra, not roberta" in result.output
     assert "skip bnb.mlp-prune-nf4: meant for decoders, this is an encoder" in result.output
     assert result.output.rstrip().endswith("Every candidate can run.")
 

@@ -44,6 +44,6 @@ RECIPES = [
         goals=["speed", "size", "memory"],
         kinds=["decoder"],
         cost=4,
-        steps=[*MLP_PRUNE, NF4],
+        steps=[*MLP_PRUNE, {"recipe": "bnb.nf4"}],
     ),
 ]

@@ -37,19 +37,8 @@ FFN_PRUNE: list[dict[str, Any]] = [
         },
     },
 ]  # fmt: skip
-ONNX_INT8: list[dict[str, Any]] = [
-    {
-        "name": "export",
-        "technique": "onnx.export",
-        "config": {"exporter": "torchscript", "attn_implementation": "eager"},
-    },
-    {"name": "optimize", "technique": "onnx.optimize"},
-    {
-        "name": "quantize",
-        "technique": "onnx.quantize-dynamic",
-        "config": {"per_channel": True, "quantize_embeddings": True},
-    },
-]
+# slimkit-onnx's recipe for the export, fusions and int8, named rather than copied.
+ONNX_INT8 = {"recipe": "onnx.int8"}
 
 RECIPES = [
     Recipe(
@@ -59,7 +48,7 @@ RECIPES = [
         goals=["speed", "size", "memory"],
         kinds=["encoder"],
         cost=3,
-        steps=[VOCAB, HALF_DEPTH, *ONNX_INT8],
+        steps=[VOCAB, HALF_DEPTH, ONNX_INT8],
     ),
     Recipe(
         name="distill.half-depth-ffn-onnx-int8",
@@ -68,6 +57,6 @@ RECIPES = [
         goals=["speed", "size", "memory"],
         kinds=["encoder"],
         cost=4,
-        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, *ONNX_INT8],
+        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, ONNX_INT8],
     ),
 ]

@@ -17,19 +17,6 @@ RECIPES = [
         goals=["size", "speed", "memory"],
         kinds=["encoder"],
         cost=1,
-        steps=[
-            VOCAB_STEP,
-            {
-                "name": "export",
-                "technique": "onnx.export",
-                "config": {"exporter": "torchscript", "attn_implementation": "eager"},
-            },
-            {"name": "optimize", "technique": "onnx.optimize"},
-            {
-                "name": "quantize",
-                "technique": "onnx.quantize-dynamic",
-                "config": {"per_channel": True, "quantize_embeddings": True},
-            },
-        ],
+        steps=[VOCAB_STEP, {"recipe": "onnx.int8"}],  # slimkit-onnx's export, fusions and int8
     ),
 ]

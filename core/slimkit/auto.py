@@ -25,11 +25,13 @@ from slimkit.planner import technique_blockers
 from slimkit.plugins import Plugins
 from slimkit.recipes import Recipe, RecipeStep
 from slimkit.spec import (
+    TRACKING_HELP,
     FileBased,
     MeasureSpec,
     ModelSource,
     Seed,
     TaskSpec,
+    Tracking,
     model_shorthand,
     pipeline_from_dict,
     problems_of,
@@ -89,6 +91,7 @@ class AutoSpec(FileBased):
     seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(default_factory=list, description="Plugin distributions required.")
     plugins: list[str] = Field(default_factory=list, description="Project-local plugin files.")
+    tracking: Tracking = Field(default_factory=dict, description=TRACKING_HELP)
 
     @model_validator(mode="before")
     @classmethod
@@ -283,6 +286,7 @@ def _study_dict(spec: AutoSpec, base: list[dict[str, Any]], candidates: list[Can
             "seed",
             "requires",
             "plugins",
+            "tracking",
         },
         exclude_unset=True,
         mode="json",

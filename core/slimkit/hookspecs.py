@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from slimkit.metrics import Metric
     from slimkit.predictor import Predictor
     from slimkit.recipes import Recipe
+    from slimkit.results import Results
     from slimkit.spec import ModelSource, Pipeline, TaskSpec
     from slimkit.techniques import Technique
 
@@ -342,4 +343,26 @@ def on_step_error(step: StepContext[Any], error: BaseException) -> None:
     Returns: nothing.
 
     Added in 0.1.
+    """
+
+
+@_hookspec
+def after_run(run_dir: Path, results: Results, tracking: dict[str, dict[str, Any]]) -> str | None:
+    """Record a finished run or study somewhere else: an experiment tracker, a dashboard.
+
+    Fires: once per ``slimkit run``, ``study`` or ``compress`` (and per ``run_pipeline`` or
+    ``run_study`` call in Python), after results.json, the report and the plots are written,
+    whatever the outcome; not for the variant builds inside a study (the study's call covers them).
+
+    :param run_dir: the run's or study's folder (results.json, report.md, report.html, plots).
+    :param results: what results.json holds, a :class:`slimkit.results.RunResults` or
+        :class:`slimkit.results.StudyResults`; its paths are relative to ``run_dir``.
+    :param tracking: the file's ``[tracking]`` table (one table per tracker, as written), ``{}``
+        when the file has none; a plugin may also follow its own environment variables.
+
+    Returns: one line for the console saying where the run was recorded, or None when this plugin
+    recorded nothing. Every implementation is called; one that raises is reported by name as a
+    warning and changes neither the outcome nor results.json.
+
+    Added in 0.2.
     """

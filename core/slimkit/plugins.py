@@ -386,6 +386,23 @@ class Plugins:
     def on_step_error(self, step: Any, error: BaseException) -> None:
         self.pm.hook.on_step_error(step=step, error=error)
 
+    def after_run(self, run_dir: Path, results: Any, tracking: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        """Call every tracker separately: a broken one is named and never changes the run.
+
+        Returns (lines to show, errors by plugin name)."""
+        lines: list[str] = []
+        errors: dict[str, str] = {}
+        for name, caller in self._each_plugin("after_run"):
+            try:
+                said = caller(run_dir=run_dir, results=results, tracking=tracking)
+            except (Exception, SystemExit) as exc:  # the run is over and recorded: a tracker only adds to it
+                errors[name] = error_line(exc)
+                if _tracing():
+                    traceback.print_exception(exc, file=sys.stderr)
+                continue
+            lines += [str(line) for line in said if line]
+        return lines, errors
+
     # -- queries --------------------------------------------------------------------------
     def loaded(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.status == "loaded"]

@@ -207,6 +207,7 @@ class Runner:
         self.steps_dir = self.pipeline.steps_dir.resolve()
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.hardware: Hardware = plan.hardware
+        self.results: RunResults | None = None  # what results.json says, once written
         self.phase = "before any step"  # where the run is, for the record of an interruption
 
     def run(self) -> RunResult:
@@ -494,6 +495,7 @@ class Runner:
         from slimkit.report import publish_results
 
         results = results_document(result, seconds=time.time() - started)
+        self.results = results
         publish_results(self.run_dir, results, self.journal, "run_finished", lambda w: self.display.line(f"! {w}"))
 
 
@@ -530,13 +532,20 @@ def run_pipeline(
     force: bool = False,
     show_progress: bool = False,
     console: TextIO | None = None,
+    track: bool = True,
 ) -> RunResult:
     """Plan, then run. Raises PlanRefused (nothing computed) when the plan has problems.
-    ``console``: where progress lines go (default: standard error)."""
+    ``console``: where progress lines go (default: standard error); ``track``: hand the results to
+    the trackers (``after_run``), off for a study's variant builds."""
     plugins = plugins or build_plugins()
     plan = plan_pipeline(pipeline, plugins=plugins, hardware=hardware or probe(cuda=pipeline.device != "cpu"))
     runner = Runner(plan, plugins, force=force, display=Display(show_progress, console))
     if not plan.ok:
         runner.refuse(plan.problems)
         raise PlanRefused(plan.problems)
-    return runner.run()
+    result = runner.run()
+    if track:
+        from slimkit.tracking import track as track_results
+
+        track_results(plugins, result.run_dir, runner.results, pipeline.tracking, runner.display.line)
+    return result

@@ -46,6 +46,10 @@ MAX_BATCH = 65536
 MAX_LENGTH = 131072
 BatchSize = Annotated[int, Strict(), Field(ge=1, le=MAX_BATCH)]
 Length = Annotated[int, Strict(), Field(ge=1, le=MAX_LENGTH)]
+# ``[tracking] mlflow = {uri = ..., experiment = ...}``: one table per experiment tracker, read by
+# the plugin that records runs there (the ``after_run`` hook); the core keeps it as written.
+Tracking = dict[str, dict[str, Any]]
+TRACKING_HELP = "Experiment trackers and their options, e.g. mlflow = {uri = ..., experiment = ...}."
 
 
 class ModelSource(BaseModel):
@@ -323,6 +327,7 @@ class Pipeline(FileBased):
     plugins: list[str] = Field(
         default_factory=list, description="Project-local plugin files (Python modules) loaded for this pipeline."
     )
+    tracking: Tracking = Field(default_factory=dict, description=TRACKING_HELP)
 
     @model_validator(mode="before")
     @classmethod

@@ -118,6 +118,7 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
             hardware=context.hardware,
             force=job.force,
             show_progress=context.show_progress,
+            track=False,  # the study records itself once it is measured
         )
     except PlanRefused as exc:
         return VariantOutcome(name=job.name, status="refused", error="; ".join(exc.problems))

@@ -555,6 +555,9 @@ def run_study(
             _finish(runner.run_dir, runner.journal, data)
             raise  # a bug keeps its traceback (exit 1)
     _finish(runner.run_dir, runner.journal, data)
+    from slimkit.tracking import track
+
+    track(plugins, runner.run_dir, data.located(runner.run_dir), study.tracking, display.line)
     return StudyResult(run_dir=runner.run_dir, results=data)
 
 

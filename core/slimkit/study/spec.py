@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from slimkit.errors import SpecError
 from slimkit.spec import (
+    TRACKING_HELP,
     FileBased,
     MeasureSpec,
     ModelSource,
@@ -32,6 +33,7 @@ from slimkit.spec import (
     Seed,
     StepSpec,
     TaskSpec,
+    Tracking,
     model_shorthand,
     pipeline_from_dict,
     read_spec_file,
@@ -150,6 +152,7 @@ class Study(FileBased):
     seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(default_factory=list, description="Plugin distributions every variant requires.")
     plugins: list[str] = Field(default_factory=list, description="Project-local plugin files.")
+    tracking: Tracking = Field(default_factory=dict, description=TRACKING_HELP)
 
     @model_validator(mode="before")
     @classmethod

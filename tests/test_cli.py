@@ -455,7 +455,10 @@ def test_install_dry_run(registry: Path) -> None:
     )
     result = invoke("install", "nope", "--dry-run")
     assert result.exit_code == 2
-    assert result.stderr == "Error: no plugin named 'nope' in the registry index (known: fast, remote, old)\n"
+    assert result.stderr == (
+        "Error: no plugin named 'nope' in the registry index (known: fast, remote, old) "
+        "(fix: `slimkit plugins --available` lists them; any other plugin installs with pip)\n"
+    )
 
 
 def test_invalid_registry_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -515,19 +515,40 @@ def schema(technique: str | None) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="Print the pip command without running it.")
-def install(name: str, dry_run: bool) -> None:
-    """Install a plugin named in the registry index (from this checkout when run from one)."""
+@click.option("--index-url", metavar="URL", help="Passed to pip: the package index to install from.")
+@click.option("--extra-index-url", metavar="URL", multiple=True, help="Passed to pip: another package index.")
+@click.option("--find-links", metavar="DIR", multiple=True, help="Passed to pip: a folder or page of wheels.")
+def install(
+    name: str, dry_run: bool, index_url: str | None, extra_index_url: tuple[str, ...], find_links: tuple[str, ...]
+) -> None:
+    """Install a plugin named in the registry index.
+
+    From its folder when slimkit runs from a checkout; otherwise by distribution name, in the
+    version range of the installed slimkit, which stays as it is.
+    """
+    import shlex
+
     from slimkit.registry_index import install_commands, load_index
 
     index = load_index()
     entry = index.by_name(name)
     if entry is None:
         known = ", ".join(e.name for e in index.plugin) or "none"
-        raise SlimkitError(f"no plugin named {name!r} in the registry index (known: {known})")
-    for command in install_commands(entry, index):
-        click.echo(" ".join(command))
+        raise SlimkitError(
+            f"no plugin named {name!r} in the registry index (known: {known})",
+            fix="`slimkit plugins --available` lists them; any other plugin installs with pip",
+        )
+    pip_args = [*(["--index-url", index_url] if index_url else [])]
+    pip_args += [arg for url in extra_index_url for arg in ("--extra-index-url", url)]
+    pip_args += [arg for folder in find_links for arg in ("--find-links", folder)]
+    for i, command in enumerate(install_commands(entry, index, pip_args)):
+        click.echo(shlex.join(command))  # quoted: a version range holds < and >
         if not dry_run and (code := subprocess.call(command)) != 0:
-            sys.exit(code)
+            what = entry.distribution if i == 0 else ", ".join(entry.no_deps)
+            raise SlimkitError(
+                f"pip could not install {what} (pip exited {code}; its output is above)",
+                fix="check the plugin is on your package index, or name one with --index-url or --find-links",
+            )
 
 
 def main() -> None:

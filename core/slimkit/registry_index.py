@@ -6,17 +6,22 @@ uses it to name the plugin that provides a missing technique.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.resources
 import os
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
+from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from slimkit.errors import SlimkitError
 
 INDEX_ENV = "SLIMKIT_REGISTRY"
 INDEX_RELPATH = Path("registry") / "plugins.toml"
+PACKAGED_INDEX = "plugins_index.toml"
 
 
 class IndexEntry(BaseModel):
@@ -61,16 +66,31 @@ class Index(BaseModel):
         return f"slimkit install {entry.name}" if entry else None
 
 
+def packaged_index() -> Path | None:
+    """The copy of registry/plugins.toml that ships inside the slimkit distribution.
+
+    ``core/slimkit/plugins_index.toml`` is a symlink to ``registry/plugins.toml``; building the
+    wheel or the sdist copies its content, so an installed slimkit knows the plugins without a
+    checkout."""
+    resource = importlib.resources.files("slimkit") / PACKAGED_INDEX
+    return resource if isinstance(resource, Path) and resource.is_file() else None
+
+
+def checkout_roots() -> list[Path]:
+    """Where a checkout may be: the one slimkit runs from, then the current folder and its parents."""
+    cwd = Path.cwd().resolve()
+    return [Path(__file__).resolve().parents[2], *cwd.parents, cwd]
+
+
 def find_index() -> Path | None:
-    """SLIMKIT_REGISTRY, else the checkout slimkit runs from, else the current folder's checkout."""
+    """SLIMKIT_REGISTRY, else a checkout's registry/plugins.toml, else the copy packaged with slimkit."""
     explicit = os.environ.get(INDEX_ENV)
     if explicit:
         return Path(explicit)
-    candidates = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents, Path.cwd().resolve()]
-    for root in candidates:
+    for root in checkout_roots():
         if (root / INDEX_RELPATH).is_file():
             return root / INDEX_RELPATH
-    return None
+    return packaged_index()
 
 
 def load_index(path: Path | None = None) -> Index:
@@ -82,18 +102,38 @@ def load_index(path: Path | None = None) -> Index:
         index = Index.model_validate(data)
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
         raise SlimkitError(f"the plugin index {path} is invalid: {str(exc).splitlines()[0]}") from None
-    root = path.parent.parent
+    # The packaged copy has no checkout around it: plugins install by name from the package index.
+    root = None if path == packaged_index() else path.parent.parent
     return index.model_copy(update={"root": root})
 
 
-def install_commands(entry: IndexEntry, index: Index) -> list[list[str]]:
-    """pip commands: the checkout's folder when slimkit runs from a checkout, else the name; then
-    the requirements that must skip their own dependencies."""
-    target = entry.distribution
-    if entry.path and index.root is not None and (index.root / entry.path / "pyproject.toml").is_file():
-        target = str(index.root / entry.path)
+def core_version() -> str:
+    """The version of the installed slimkit distribution."""
+    return importlib.metadata.version("slimkit")
+
+
+def compatible_range(version: str) -> str:
+    """The plugin versions made for this core: first-party plugins share its major.minor, so core
+    0.1.0 takes plugins ``>=0.1,<0.2``."""
+    release = Version(version).release
+    major, minor = release[0], release[1] if len(release) > 1 else 0
+    return f">={major}.{minor},<{major}.{minor + 1}"
+
+
+def install_commands(entry: IndexEntry, index: Index, pip_args: Sequence[str] = ()) -> list[list[str]]:
+    """pip commands: the checkout's folder when slimkit runs from a checkout; else the distribution
+    by name, in the version range of the installed core, with the core pinned so that pip never
+    swaps it; then the requirements that must skip their own dependencies. ``pip_args`` (index
+    options such as ``--find-links DIR``) go to every command."""
     pip = [sys.executable, "-m", "pip", "install"]
-    commands = [[*pip, *entry.install_args, target]]
+    if index.root is None:
+        version = core_version()
+        targets = [f"{entry.distribution}{compatible_range(version)}", f"slimkit=={version}"]
+    elif entry.path and (index.root / entry.path / "pyproject.toml").is_file():
+        targets = [str(index.root / entry.path)]
+    else:
+        targets = [entry.distribution]
+    commands = [[*pip, *entry.install_args, *targets, *pip_args]]
     if entry.no_deps:
-        commands.append([*pip, "--no-deps", *entry.no_deps])
+        commands.append([*pip, "--no-deps", *entry.no_deps, *pip_args])
     return commands

@@ -3,9 +3,10 @@
     python docs/gen_compatibility.py           # rewrite docs/compatibility.md
     python docs/gen_compatibility.py --check   # exit 1 if docs/compatibility.md is out of date
 
-The table says what each technique declares (``Technique.families``); the compatibility tests
-(tests/compatibility/) run every declared pair on a tiny model of the family, so a cell that says
-yes is a tested claim. tests/compatibility/ also fails when this page is out of date.
+The table says what each technique declares (``Technique.families``); each plugin's conformance
+test (plugins/*/tests/test_*_conformance.py, slimkit's conformance kit) runs every declared pair on a
+tiny model of the family, so a cell that says yes is a tested claim. tests/compatibility/ fails
+when this page is out of date.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ HEADER = """\
 Each technique declares the model families it supports (`families` in its declaration, by Hugging
 Face `model_type`), and the planner refuses a model of another family before any compute, naming
 what the technique supports. This page is generated from those declarations
-(`python docs/gen_compatibility.py`). Every cell marked ✓ is tested: `tests/compatibility/`
+(`python docs/gen_compatibility.py`). Every cell marked ✓ is tested: each plugin's suite runs
+slimkit's conformance kit ([writing-a-plugin.md](writing-a-plugin.md#the-conformance-kit)), which
 builds a tiny random-weight model of the family from its config (with the tokenizer kind its real
 models use), fine-tunes it, runs the technique (after `onnx.export` for ONNX techniques), and
 checks that the result reloads, predicts with its classification head and is measured.

@@ -1,24 +1,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def _isolated(offline_slimkit: None) -> None:
-    """Only the plugins a test registers; no hub; caches per test."""
-
-
-@pytest.fixture
-def plugins(register_plugin: Any) -> Any:
-    import slimkit_distill
-    import slimkit_transformers
-
-    register_plugin(slimkit_transformers, name="transformers")
-    register_plugin(slimkit_distill, name="distill")
-    return slimkit_distill
 
 
 def _bert(folder: Path, tokenizer_from: Path, *, layers: int, hidden: int, seed: int) -> Path:

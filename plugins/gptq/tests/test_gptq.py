@@ -20,6 +20,11 @@ TINY = {"bits": 4, "group_size": 32, "calibration_examples": 32, "calibration_to
 SMOLLM2 = {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9, "head_dim": 64}
 
 
+@pytest.fixture(autouse=True)
+def _two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPTQMODEL_CPU_WORKERS", "2")  # GPTQModel needs 2 CPU workers at least
+
+
 @needs_gptqmodel
 def test_quantized_model_reloads_predicts_and_keeps_the_head(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]

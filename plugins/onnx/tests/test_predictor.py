@@ -11,12 +11,12 @@ from slimkit_onnx import graph
 
 
 def test_predictor_session_settings_and_encoding(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [{"name": "export", "technique": "onnx.export"}]
     result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, steps, measure={"enabled": False}))
     artifact = result.steps[0].artifact
-    predictor = onnx_plugins.load_predictor(artifact, "cpu", 2)
+    predictor = plugins.load_predictor(artifact, "cpu", 2)
     assert predictor.facts | {"onnxruntime": "?"} == predictor.facts | {
         "runtime": "onnxruntime",
         "onnxruntime": "?",
@@ -39,17 +39,17 @@ def test_predictor_session_settings_and_encoding(
     np.testing.assert_allclose(logits, short, atol=1e-5)
     predictor.close()
     source = result.source
-    assert onnx_plugins.load_predictor(source, "cpu", 1) is None  # transformers folders are not ours
+    assert plugins.load_predictor(source, "cpu", 1) is None  # transformers folders are not ours
 
 
 def test_bare_onnx_file_beside_its_tokenizer(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [{"name": "export", "technique": "onnx.export"}]
     result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, measure={"enabled": False}))
     artifact = result.steps[0].artifact
     file_artifact = artifact.with_updates(path=artifact.path / "model.onnx")
-    predictor = onnx_plugins.load_predictor(file_artifact, "cpu", 1)
+    predictor = plugins.load_predictor(file_artifact, "cpu", 1)
     assert graph.model_file(artifact.path) == artifact.path / "model.onnx"
     assert list(predictor.encode(["good"], max_length=8, pad_to_max=True)) == [
         "input_ids", "attention_mask", "token_type_ids",
@@ -57,7 +57,7 @@ def test_bare_onnx_file_beside_its_tokenizer(
 
 
 def test_latency_and_memory_measured_with_the_torch_baseline(
-    onnx_plugins: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_bert: Path,

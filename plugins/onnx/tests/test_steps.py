@@ -33,7 +33,7 @@ def _assert_int8_logits_close(meta: dict[str, Any]) -> None:
 
 
 def test_bert_export_optimize_quantize_dynamic(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "finetune", "technique": "transformers.finetune", "config": {"max_steps": 2, "batch_size": 16}},
@@ -97,7 +97,7 @@ def test_bert_export_optimize_quantize_dynamic(
 
 
 def test_llama_export_optimize_both_quantizations(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export"},
@@ -133,7 +133,7 @@ def test_llama_export_optimize_both_quantizations(
 
 @pytest.mark.parametrize("method", ["minmax", "percentile"])
 def test_bert_static_qdq_on_the_optimised_graph(
-    onnx_plugins: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_bert: Path,
@@ -156,7 +156,7 @@ def test_bert_static_qdq_on_the_optimised_graph(
 
 
 def test_embeddings_can_stay_float(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export"},
@@ -172,7 +172,7 @@ def test_embeddings_can_stay_float(
 
 
 def test_dynamo_exporter_exports_but_attention_does_not_fuse(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export", "config": {"exporter": "dynamo"}},
@@ -188,7 +188,7 @@ def test_dynamo_exporter_exports_but_attention_does_not_fuse(
 
 
 def test_broken_export_fails_the_step_with_figures_and_keeps_earlier_results(
-    onnx_plugins: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_bert: Path,
@@ -231,7 +231,7 @@ def test_broken_export_fails_the_step_with_figures_and_keeps_earlier_results(
 
 
 def test_exporter_error_is_one_line_with_a_fix(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [{"name": "export", "technique": "onnx.export", "config": {"opset": 7}}]  # too old for LayerNorm etc.
     result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, measure=NO_MEASURE))
@@ -243,7 +243,7 @@ def test_exporter_error_is_one_line_with_a_fix(
 
 
 def test_nothing_quantized_is_an_error(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export"},
@@ -255,7 +255,7 @@ def test_nothing_quantized_is_an_error(
 
 
 def test_steps_never_touch_their_input_folder(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export"},
@@ -274,7 +274,7 @@ def test_steps_never_touch_their_input_folder(
         }
 
 
-def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, slimkit_plugins: Any) -> None:
+def test_declarations_order_and_conflicts(plugins: Any, tiny_bert: Path, slimkit_plugins: Any) -> None:
     from slimkit.planner import plan_pipeline
     from slimkit.spec import pipeline_from_dict
 
@@ -304,7 +304,7 @@ def test_declarations_order_and_conflicts(onnx_plugins: Any, tiny_bert: Path, sl
 
 
 def test_a_sentence_pair_task_is_exported_and_calibrated_on_its_pairs(
-    onnx_plugins: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_bert: Path,

@@ -41,7 +41,7 @@ def _head_checksum(path: Path) -> float:
 
 
 def test_llama_export_optimize_weight_only(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [
         {"name": "export", "technique": "onnx.export"},
@@ -82,7 +82,7 @@ def test_llama_export_optimize_weight_only(
 
 
 def test_bert_export_weight_only_converts_the_opset_for_the_embeddings(
-    onnx_plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
 ) -> None:
     steps = [{"name": "export", "technique": "onnx.export"}, {"name": "int4", "technique": WEIGHT_ONLY}]
     result = run_pipeline(tiny_pipeline(tiny_bert, tiny_multilabel_task, steps, measure=NO_MEASURE))
@@ -101,7 +101,7 @@ def test_bert_export_weight_only_converts_the_opset_for_the_embeddings(
 
 
 def test_llama_hqq_8bit_and_nothing_to_quantize(
-    onnx_plugins: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_llama: Path,
@@ -132,7 +132,7 @@ def test_llama_hqq_8bit_and_nothing_to_quantize(
     assert "(fix: quantize a graph whose MatMul weights are initializers" in failed.steps[1].error
 
 
-def test_declaration_config_errors_and_conflicts(onnx_plugins: Any, tiny_llama: Path, slimkit_plugins: Any) -> None:
+def test_declaration_config_errors_and_conflicts(plugins: Any, tiny_llama: Path, slimkit_plugins: Any) -> None:
     from slimkit.planner import plan_pipeline
     from slimkit.spec import pipeline_from_dict
 

@@ -14,6 +14,25 @@ from slimkit_transformers.models import load_classifier
 NO_MEASURE = {"enabled": False}
 
 
+@pytest.fixture(scope="session")
+def tiny_llama_mha(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> Path:
+    """Like ``tiny_llama`` (same tokenizer) but without grouped-query attention (4 heads, 4 key/value heads)."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama-mha")
+    torch.manual_seed(1)
+    config = LlamaConfig.from_pretrained(tiny_llama)
+    config.num_key_value_heads = 4
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for f in tiny_llama.iterdir():
+        if f.name not in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
 def _run(run_pipeline: Any, tiny_pipeline: Any, model: Path, task: dict[str, Any], config: dict[str, Any]) -> Any:
     steps = [{"name": "prune", "technique": "torch.structured-prune", "config": config}]
     result = run_pipeline(tiny_pipeline(model, task, steps, measure=NO_MEASURE))

@@ -346,6 +346,13 @@ FAST_MEASURE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never ask the hub: a model or dataset that is not local fails at once."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
 @pytest.fixture
 def offline_slimkit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No installed plugin loads (tests register what they need), no hub is asked, and converted

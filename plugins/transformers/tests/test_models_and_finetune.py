@@ -85,7 +85,7 @@ def test_head_initialisation_follows_the_seed(tiny_bert: Path, tiny_task: dict[s
 def test_finetune_then_measure(
     family: str,
     request: pytest.FixtureRequest,
-    transformers_plugin: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_task: dict[str, Any],
@@ -118,7 +118,7 @@ def test_finetune_then_measure(
 
 
 def test_an_already_fine_tuned_classifier_is_the_baseline_as_it_is(
-    transformers_plugin: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     """A classifier fine-tuned elsewhere (here: by a first run) is a source like any other: no
     finetune step, its trained head kept, and it measures as it did when it was trained."""
@@ -147,7 +147,7 @@ def test_an_already_fine_tuned_classifier_is_the_baseline_as_it_is(
 
 
 def test_partial_finetune_trains_only_head_and_last_layers(
-    transformers_plugin: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
 ) -> None:
     steps = [{"name": "head-only", "technique": "transformers.finetune",
               "config": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-2, "train_layers": 0}}]  # fmt: skip
@@ -165,7 +165,7 @@ def test_partial_finetune_trains_only_head_and_last_layers(
 
 
 def test_finetune_is_seeded(
-    transformers_plugin: Any,
+    plugins: Any,
     run_pipeline: Any,
     tiny_pipeline: Any,
     tiny_bert: Path,
@@ -183,9 +183,7 @@ def test_finetune_is_seeded(
     assert torch.equal(weights[0], weights[1])
 
 
-def test_finetune_without_task_is_refused_before_any_compute(
-    transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path
-) -> None:
+def test_finetune_without_task_is_refused_before_any_compute(plugins: Any, run_pipeline: Any, tiny_bert: Path) -> None:
     from slimkit.errors import PlanRefused
 
     pipe = {"name": "no-task", "model": str(tiny_bert), "steps": [{"technique": "transformers.finetune"}],
@@ -194,7 +192,7 @@ def test_finetune_without_task_is_refused_before_any_compute(
         run_pipeline(pipe)
 
 
-def test_finetune_is_a_declared_function(transformers_plugin: Any, slimkit_plugins: Any) -> None:
+def test_finetune_is_a_declared_function(plugins: Any, slimkit_plugins: Any) -> None:
     from slimkit_transformers.finetune import finetune
 
     technique = slimkit_plugins.techniques.get("transformers.finetune")
@@ -202,9 +200,7 @@ def test_finetune_is_a_declared_function(transformers_plugin: Any, slimkit_plugi
     assert "train" not in slimkit_plugins.records["transformers"].hooks
 
 
-def test_measuring_without_a_task_keeps_sizes_and_says_why(
-    transformers_plugin: Any, run_pipeline: Any, tiny_bert: Path
-) -> None:
+def test_measuring_without_a_task_keeps_sizes_and_says_why(plugins: Any, run_pipeline: Any, tiny_bert: Path) -> None:
     result = run_pipeline({"name": "sizes", "model": str(tiny_bert), "measure": {"latency": False}})
     assert result.exit_code == 0
     names = {m.name: m for m in result.metrics[result.source.key]}
@@ -293,7 +289,7 @@ class _ShapeCheck:
 
 
 def test_plan_reports_a_broken_config_json_naming_the_file(
-    tiny_bert: Path, tmp_path: Path, transformers_plugin: Any, register_plugin: Any, slimkit_plugins: Any
+    tiny_bert: Path, tmp_path: Path, plugins: Any, register_plugin: Any, slimkit_plugins: Any
 ) -> None:
     from slimkit.planner import plan_pipeline
 

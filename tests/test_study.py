@@ -25,7 +25,7 @@ from slimkit.results import MeasuredArtifact, StudyResults, load_results, parse_
 from slimkit.study import Study, expand, load_study, study_from_dict
 from slimkit.study.executors import ExecutorContext, LocalExecutor, VariantJob, VariantOutcome
 from slimkit.study.runner import plan_study, run_study
-from slimkit.study.search import Search, select
+from slimkit.study.search import select
 from toy_plugin import ToyPlugin, read, write
 
 # After the base step (x2): [0.02, 0.04, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8]
@@ -125,7 +125,8 @@ def by_name(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             {"blocks": {"p": {"technique": "toy.prune", "grid": {"threshold": []}}}},
             "blocks.p.0.grid: option(s) threshold need at least one value",
         ),
-        ({"search": {"strategy": "bayes"}}, "search.strategy: Input should be 'grid', 'random' or 'levelwise'"),
+        ({"search": {"strategy": "bayes"}}, "search.strategy: Input should be 'grid', 'random', 'tpe' or 'nsga2'"),
+        ({"search": {"strategy": "levelwise"}}, "search.strategy: 'levelwise' was removed (fix: use strategy = 'tpe'"),
         ({"search": {"space": []}}, "variants: the study has no variants"),
         ({"name": "a b"}, "name: String should match pattern"),
     ],
@@ -293,26 +294,6 @@ def test_a_rerun_reports_the_plan_warnings_of_now_not_of_the_first_build(
     warnings = run(tmp_path, slimkit_plugins, hw, search={"space": [["round"]]})["warnings"]
     assert any("new wording" in w for w in warnings)
     assert not any("old wording" in w for w in warnings)
-
-
-def test_levelwise_never_extends_a_combination_over_budget(
-    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
-) -> None:
-    results = run(tmp_path, slimkit_plugins, hw, search={"strategy": "levelwise"})
-    status = {n: v["status"] for n, v in by_name(results).items()}
-    assert [n for n, s in status.items() if s == "built"] == [
-        "baseline",
-        "export",
-        "round",
-        "prune[threshold=0.05]",
-        "prune[threshold=0.5]",
-    ]
-    skipped = {n: v["note"] for n, v in by_name(results).items() if v["status"] == "skipped"}
-    assert len(skipped) == 7
-    assert skipped["round+export"] == "not built: round already lost 30.00 points, more than the budget of 10"
-    assert results["selection"]["chosen"] == "export"
-    # Screening (accuracy only) between levels, then the one measurement of everything built.
-    assert len([c for c in fake.calls if c.startswith("measure:")]) == 3
 
 
 def test_random_search_and_time_budget(tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware) -> None:
@@ -502,30 +483,6 @@ def test_select_best_within_budget_and_pareto_front() -> None:
     sel = select(entries, "baseline", strict)
     assert sel.chosen is None and sel.closest == "a" and sel.pareto_front == ["b", "a", "baseline"]
     assert select([entry("baseline", 20, 0.8)], "baseline", spec.search).reason == "no compressed variant was measured"
-
-
-def test_search_proposes_by_level(tmp_path: Path) -> None:
-    variants = expand(study_from_dict(study_data(tmp_path, search={"strategy": "levelwise"}), base_dir=tmp_path))
-    search = Search(variants, study_from_dict(study_data(tmp_path, search={"strategy": "levelwise"})).search)
-    assert [v.name for v in search.next_batch()] == ["baseline"]
-    assert [v.level for v in search.next_batch()] == [1, 1, 1, 1]
-    for name, loss in [("export", 0.0), ("round", 2.0), ("prune[threshold=0.05]", 50.0), ("prune[threshold=0.5]", 1)]:
-        search.observe(name, loss)
-    assert [v.name for v in search.next_batch()] == ["round+export", "prune[threshold=0.5]+export",
-                                                     "prune[threshold=0.5]+round"]  # fmt: skip
-
-
-def test_levelwise_still_builds_the_variants_the_file_names(tmp_path: Path) -> None:
-    data = study_data(tmp_path, search={"strategy": "levelwise"})
-    data["variants"] = [{"name": "named", "blocks": ["export", "round"]}]
-    study = study_from_dict(data, base_dir=tmp_path)
-    search = Search(expand(study), study.search)
-    search.next_batch(), search.next_batch()
-    for name, loss in [("export", 0.0), ("round", 30.0), ("prune[threshold=0.05]", 0.0), ("prune[threshold=0.5]", 0)]:
-        search.observe(name, loss)
-    level_two = [v.name for v in search.next_batch()]
-    assert "named" in level_two and "round+export" not in level_two
-    assert search.skipped["round+export"].startswith("not built: round already lost 30.00 points")
 
 
 # -- The report from a fixed results.json -----------------------------------------------------

@@ -30,6 +30,7 @@ from slimkit.spec import (
     MeasureSpec,
     ModelSource,
     Seed,
+    StoreDir,
     TaskSpec,
     Tracking,
     model_shorthand,
@@ -86,7 +87,10 @@ class AutoSpec(FileBased):
     recipes: list[str] | None = Field(default=None, description="Only these recipes (names as `--plan` lists them).")
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Settings of the measurement session.")
     output_dir: Path | None = Field(default=None, description="Study directory; default runs/<name>.")
-    store_dir: Path | None = Field(default=None, description="Step store; default <output_dir>/steps.")
+    store_dir: StoreDir | None = Field(
+        default=None,
+        description="Step store, a folder or an fsspec URL (s3://bucket/prefix); default <output_dir>/steps.",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(default="auto", description="As in a pipeline file.")
     seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(default_factory=list, description="Plugin distributions required.")

@@ -428,7 +428,10 @@ def study(
 )
 @click.option("--name", help="Run name (default compress-<model>).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
-@click.option("--store-dir", type=click.Path(path_type=Path), help="Step store to share (default <run dir>/steps).")
+@click.option(
+    "--store-dir",
+    help="Step store to share: a folder or an fsspec URL such as s3://bucket/prefix (default <run dir>/steps).",
+)
 @click.option("--plan", "plan_only", is_flag=True, help="Show what would be tried and why; build nothing.")
 @click.option("--force", is_flag=True, help="Rebuild every variant and recompute its steps.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -363,7 +364,22 @@ def _search_section(results: StudyResults) -> list[str]:
         + (f" within a time budget of {time_budget:g} s" if time_budget else "")
         + f"; executor `{results.executor}`; the study took {results.seconds or 0:.1f} s.{stopped}",
         "",
+        *_where_lines(results),
     ]
+
+
+def _where_lines(results: StudyResults) -> list[str]:
+    """'Built on: host-a (3), host-b (2); measured on host-a in one session.' (none for older files)."""
+    built = Counter(v.built_on for v in results.variants if v.built_on)
+    if not built and not results.measured_on:
+        return []
+    parts = []
+    if built:
+        parts.append("Built on: " + ", ".join(f"{host} ({n})" for host, n in sorted(built.items())))
+    if results.measured_on:
+        parts.append(f"measured on {results.measured_on} in one session")
+    line = "; ".join(parts)
+    return [line[0].upper() + line[1:] + ".", ""]
 
 
 def publish_results(

@@ -248,6 +248,12 @@ class VariantResult(_Record):
     steps_of_unknown_time: int = 0
     step_records: list[StepResult] = Field(default_factory=list)
     config: list[StepAsWritten] = Field(default_factory=list, description="The steps its blocks add.")
+    built_on: str | None = Field(
+        default=None,
+        # Written only when known, so that files from before it read back and write out the same.
+        exclude_if=lambda v: v is None,
+        description="The machine that built it (hostname; the Ray executor adds the node id).",
+    )
 
 
 # -- The documents --------------------------------------------------------------------------
@@ -337,7 +343,8 @@ class StudyResults(Results):
     """results.json of ``slimkit study``; ``pipeline`` repeats the study's name."""
 
     KEY_ORDER = ("schema", "study", "pipeline", *COMMON_KEYS, "model", "task", "base", "measure_settings",
-                 "executor", "baseline", "search", "selection", "variants", "artifacts")  # fmt: skip
+                 "executor", "measured_on", "baseline", "search", "selection", "variants",
+                 "artifacts")  # fmt: skip
 
     schema_: Literal["slimkit.study/1", "slimkit.study/2"] = Field(default=STUDY_SCHEMA, alias="schema")
     study: str
@@ -345,6 +352,9 @@ class StudyResults(Results):
     task: TaskAsWritten | None = None
     base: list[StepAsWritten] = Field(default_factory=list)
     executor: str | None = None
+    measured_on: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Hostname of the one measurement session."
+    )
     search: SearchResult | None = None
     selection: Selection | None = None
     variants: list[VariantResult] = Field(default_factory=list)

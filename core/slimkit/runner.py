@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,6 +39,7 @@ from slimkit.metrics import Metric
 from slimkit.planner import Plan, PlannedStep, plan_pipeline
 from slimkit.plugins import Plugins, build_plugins
 from slimkit.processes import running_reason
+from slimkit.remote_store import RemoteStore
 from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
 from slimkit.spec import Pipeline
 from slimkit.techniques import Stage
@@ -205,6 +207,7 @@ class Runner:
         self.display = display
         self.run_dir = self.pipeline.run_dir.resolve()
         self.steps_dir = self.pipeline.steps_dir.resolve()
+        self.remote: RemoteStore | None = None  # the store at store_dir's URL, opened at the first step
         self.journal = Journal(self.run_dir / "journal.jsonl")
         self.hardware: Hardware = plan.hardware
         self.results: RunResults | None = None  # what results.json says, once written
@@ -398,7 +401,60 @@ class Runner:
             if not self.force and (found := self._reusable(job.final, job.key, result, report=True)) is not None:
                 return self._reuse(job, found)
             store.remove_scratch(job.final)  # left by a killed run; ours to remove while we hold the key
-            return self._execute(job)
+            if self.pipeline.store_url is None:
+                return self._execute(job)
+            return self._shared(job, result, waiting)
+
+    def _shared(self, job: _Job, result: RunResult, waiting: Callable[[str], None]) -> Artifact | None:
+        """With a store_dir URL (holding this machine's claim): reuse the step another machine
+        published, else claim the key in the shared store too, build it here and publish it."""
+        if self.remote is None:
+            assert self.pipeline.store_url is not None
+            self.remote = RemoteStore(self.pipeline.store_url)
+        remote = self.remote
+        if not self.force and (found := self._fetched(remote, job, result, report=False)) is not None:
+            return self._reuse(job, found)
+
+        def stale(owner: str) -> None:
+            self.display.line(f"… {job.label}: the claim of {owner} is stale; building it here")
+            self.journal.write("step_claim_stale", step=job.step.name, key=job.key, owner=owner)
+
+        with remote.claim(job.key, on_wait=waiting, on_stale=stale) as lease:
+            if not self.force and (found := self._fetched(remote, job, result, report=True)) is not None:
+                return self._reuse(job, found)
+            artifact = self._execute(job)
+            if artifact is None:
+                return None
+            if lease.lost:  # another machine took the claim over (this one stalled): it publishes
+                warning = f"step {job.step.name}: its claim in {remote.url} was taken over; not uploaded"
+            else:
+                try:
+                    remote.publish(job.final)
+                    self.journal.write("step_published", step=job.step.name, key=job.key, url=remote.url)
+                    return artifact
+                except SlimkitError as exc:  # the step is built and usable here; others build it again
+                    warning = f"step {job.step.name}: {exc.message}; not uploaded"
+            result.warnings.append(warning)
+            self.display.line(f"! {warning}")
+            return artifact
+
+    def _fetched(self, remote: RemoteStore, job: _Job, result: RunResult, *, report: bool) -> Artifact | None:
+        """The step with this key copied from the shared store and verified, or None. A published
+        step that does not match its manifest is reported (under the claim only) and never used."""
+        try:
+            found = remote.fetch(job.key, job.final)
+        except Damaged as why:  # 'URL/<name>-<key>: what is wrong'
+            folder, _, reason = str(why).partition(": ")
+            warning = f"shared step {folder} is damaged ({reason}); building it again"
+            if report and warning not in result.warnings:
+                result.warnings.append(warning)
+                self.display.line(f"! {warning}")
+                self.journal.write("step_damaged", folder=folder, reason=reason)
+            return None
+        if found is not None:
+            self.journal.write("step_fetched", step=job.step.name, key=job.key, url=remote.url)
+            self.display.line(f"↓ {job.label}: copied from {remote.url}")
+        return found
 
     def _reuse(self, job: _Job, found: Artifact) -> Artifact | None:
         artifact = found.with_updates(key=job.key, label=job.step.name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -257,6 +258,22 @@ def model_shorthand(data: Any) -> Any:
     return data
 
 
+def _store_location(value: Any) -> Any:
+    """A URL stays a string (``Path`` would fold ``s3://b`` into ``s3:/b``) and is refused here when
+    this machine lacks its file system's package; any other string is a path."""
+    from slimkit.remote_store import is_url, url_problem
+
+    if not is_url(value):
+        return Path(value) if isinstance(value, str) else value
+    if (problem := url_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+# store_dir: a folder, or an fsspec URL (slimkit.remote_store) shared between machines.
+StoreDir = Annotated[Path | str, BeforeValidator(_store_location)]
+
+
 class FileBased(BaseModel):
     """A file's model (pipeline or study): relative paths resolve against the file's folder, and
     results go to ``output_dir`` (default runs/<name>) with a step store in ``store_dir``."""
@@ -264,7 +281,7 @@ class FileBased(BaseModel):
     if TYPE_CHECKING:  # declared by each subclass, in its own field order
         name: str
         output_dir: Path | None
-        store_dir: Path | None
+        store_dir: Path | str | None
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -278,7 +295,19 @@ class FileBased(BaseModel):
         return PathResolver(self._base_dir)
 
     @property
+    def store_url(self) -> str | None:
+        """``store_dir`` when it is a URL (a store shared between machines), else None."""
+        from slimkit.remote_store import is_url
+
+        return self.store_dir if isinstance(self.store_dir, str) and is_url(self.store_dir) else None
+
+    @property
     def steps_dir(self) -> Path:
+        """The local step store: ``store_dir``, or <run>/steps; with a URL, this machine's copy of it."""
+        if (url := self.store_url) is not None:
+            from slimkit.remote_store import local_mirror
+
+            return local_mirror(url)
         return self.resolve_path(self.store_dir) if self.store_dir else self.run_dir / "steps"
 
     @property
@@ -312,10 +341,11 @@ class Pipeline(FileBased):
     )
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Measurement settings.")
     output_dir: Path | None = Field(default=None, description="Run directory; default runs/<name>.")
-    store_dir: Path | None = Field(
+    store_dir: StoreDir | None = Field(
         default=None,
         description="Folder of finished steps, shareable between pipelines so that common steps (a "
-        "fine-tuned baseline) run once; default <output_dir>/steps.",
+        "fine-tuned baseline) run once, or an fsspec URL (s3://bucket/prefix) shared between "
+        "machines; default <output_dir>/steps.",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where steps and measurements run; 'auto' picks CUDA when present."

@@ -13,7 +13,9 @@ Layout of a store (``<run>/steps`` or a pipeline's ``store_dir``)::
     .lock-<key>                   the claim on a key while a run builds it (slimkit.claims)
 
 Cached folders that are not steps (a converted source model) are kept by :func:`ensure_folder`
-under the same rules, their digests in ``slimkit-files.json``.
+under the same rules, their digests in ``slimkit-files.json``. A ``store_dir`` that is a URL
+(``s3://bucket/prefix``) is shared between machines through a local store of this kind:
+:mod:`slimkit.remote_store`.
 """
 
 from __future__ import annotations

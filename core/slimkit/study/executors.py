@@ -4,10 +4,14 @@ The interface is one method::
 
     run(jobs, context) -> iterator of VariantOutcome (in any order, as variants finish)
 
+and, optionally, ``close()``, which the study calls once every batch is built (a search hands over
+one batch per trial): the place to release what ``run`` started, such as a local cluster.
+
 A job is plain data (the variant's pipeline as JSON and the folder its relative paths resolve
 against), so an executor can ship it to another process or machine; the outcome is plain data too
-(the final artifact, the steps' records). The study closes the iterator when its time budget runs
-out: an executor stops starting jobs then (a ``finally`` block is the place to cancel queued ones).
+(the final artifact, the steps' records, the machine that built it). The study closes the iterator
+when its time budget runs out: an executor stops starting jobs then (a ``finally`` block is the place
+to cancel queued ones).
 Artifacts must end up where the study can read them for the one measurement session, for example
 in a step store on a shared file system.
 
@@ -18,6 +22,7 @@ after another in this process with :func:`slimkit.runner.run_pipeline`.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +52,7 @@ class VariantOutcome:
     steps: list[dict[str, Any]] = field(default_factory=list)  # the runner's step records
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    built_on: str | None = None  # the machine that built it (hostname; an executor may add its node)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,7 @@ class VariantOutcome:
             "steps": self.steps,
             "error": self.error,
             "warnings": self.warnings,
+            "built_on": self.built_on,
         }
 
     @classmethod
@@ -69,6 +76,7 @@ class VariantOutcome:
             steps=list(data.get("steps") or []),
             error=data.get("error"),
             warnings=list(data.get("warnings") or []),
+            built_on=data.get("built_on"),
         )
 
 
@@ -111,6 +119,7 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
     from slimkit.spec import pipeline_from_dict
 
     pipeline = pipeline_from_dict(job.pipeline, base_dir=Path(job.base_dir))
+    host = socket.gethostname()
     try:
         result = run_pipeline(
             pipeline,
@@ -121,9 +130,9 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
             track=False,  # the study records itself once it is measured
         )
     except PlanRefused as exc:
-        return VariantOutcome(name=job.name, status="refused", error="; ".join(exc.problems))
+        return VariantOutcome(name=job.name, status="refused", error="; ".join(exc.problems), built_on=host)
     except (Exception, SystemExit) as exc:  # no plugin can load the model, or a bug: in the variant's own results
-        return VariantOutcome(name=job.name, status="failed", error=error_line(exc))
+        return VariantOutcome(name=job.name, status="failed", error=error_line(exc), built_on=host)
     steps = [s.as_dict() for s in result.steps]
     final = result.steps[-1].artifact if result.steps else result.source
     ok = result.outcome == "done" and final is not None
@@ -137,6 +146,7 @@ def run_job(job: VariantJob, context: ExecutorContext) -> VariantOutcome:
         # Only what the run itself warned about: the study plans every variant afresh each time it
         # runs, so a plan warning stored here would repeat a plugin's old wording after it changed.
         warnings=[w for w in result.warnings if w not in result.plan.warnings],
+        built_on=host,
     )
 
 

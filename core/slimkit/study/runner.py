@@ -4,7 +4,8 @@ Layout of a study directory::
 
     study.json          the study as run
     journal.jsonl       one JSON line per event
-    state.json          each finished variant's outcome, screened accuracies, the last measurement
+    state.json          each finished variant's outcome, provisional figures, the last measurement
+    optuna.db           the Optuna study of a sampled search (random, tpe, nsga2), unless search.storage
     variants/NNN-name/  each variant's own run folder (pipeline.json, journal, results.json)
     steps/              the step store shared by every variant (unless store_dir says otherwise)
     results.json        every variant, every figure, the search and the chosen variant
@@ -17,8 +18,10 @@ measurement is reused only when the same artifacts were measured with the same s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,8 +51,15 @@ from slimkit.results import (
     measured_artifacts,
 )
 from slimkit.study.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
-from slimkit.study.search import Search, accuracy_metric, select
-from slimkit.study.spec import BASELINE, Study, Variant, expand
+from slimkit.study.search import (
+    OptunaSearch,
+    Proposal,
+    grid_order,
+    provisional_figures,
+    provisional_settings,
+    select,
+)
+from slimkit.study.spec import BASELINE, Study, Variant, expand, space_slots
 from slimkit.versions import library_versions
 
 STATE_FILE = "state.json"
@@ -121,7 +131,8 @@ class _State:
         self.path = path
         data = _read_state(path)
         self.outcomes: dict[str, dict[str, Any]] = data.get("outcomes", {})
-        self.screened: dict[str, dict[str, float]] = data.get("screened", {})
+        # Paired (baseline, variant) sessions of a sampled search: they steer it, never reported as figures.
+        self.provisional: dict[str, dict[str, Any]] = data.get("provisional", {})
         self.step_seconds: dict[str, float] = data.get("step_seconds", {})
         self.measurement: dict[str, Any] = data.get("measurement", {})
 
@@ -130,7 +141,7 @@ class _State:
             self.path,
             {
                 "outcomes": self.outcomes,
-                "screened": self.screened,
+                "provisional": self.provisional,
                 "step_seconds": self.step_seconds,
                 "measurement": self.measurement,
             },
@@ -219,6 +230,9 @@ class StudyRunner:
         self.status: dict[str, str] = {}  # variant -> built | reused | failed | refused | skipped | not run | invalid
         self.notes: dict[str, str] = {}
         self.stopped_by_time = False
+        self._deadline: float | None = None
+        self._done = 0
+        self._total = 0
 
     # -- building -------------------------------------------------------------------------
     def _job(self, variant: Variant) -> VariantJob:
@@ -253,56 +267,150 @@ class StudyRunner:
         for v in self.plan.variants:
             if v.problems:
                 self.status[v.name], self.notes[v.name] = "invalid", "; ".join(v.problems)
-        search = Search(valid, self.study.search)
-        budget = self.study.search.time_budget_s
-        deadline = None if budget is None else self.clock() + budget
-        total, done = len(valid), 0
-        while batch := search.next_batch():
-            pending: list[tuple[Variant, VariantJob]] = []
-            for variant in batch:
-                job = self._job(variant)
-                found = None if self.force else self.state.finished(job)
-                if found is not None:
-                    done += 1
-                    self._take(variant, found, True, done, total)
-                else:
-                    pending.append((variant, job))
-            by_name = {v.name: v for v, _ in pending}
-            if pending and not self._over(deadline):
-                for v, _ in pending:
-                    self.journal.write("variant_queued", variant=v.name)
-                outcomes: Iterator[VariantOutcome] = self.executor.run(
-                    [j for _, j in pending],
-                    ExecutorContext(plugins=self.plugins, hardware=self.hardware, show_progress=self.show_progress),
-                )
-                try:
-                    for outcome in outcomes:
-                        done += 1
-                        variant = by_name[outcome.name]
-                        self.state.record(self._job(variant), outcome)
-                        self._take(variant, outcome, False, done, total)
-                        if self._over(deadline):
-                            break
-                finally:
-                    close = getattr(outcomes, "close", None)
-                    if close is not None:
-                        close()
-            for v, _ in pending:
-                if v.name not in self.outcomes:
-                    self.stopped_by_time = True
-                    self.status[v.name] = "not run"
-                    self.notes[v.name] = f"the time budget of {budget:g} s ran out before it started"
+        search = self.study.search
+        budget = search.time_budget_s
+        self._deadline = None if budget is None else self.clock() + budget
+        self._total, self._done = len(valid), 0
+        if not search.sampled:
+            self._build_batch(grid_order(valid))
+        else:
+            # The baseline and the variants the file names come first: the file asked for them,
+            # and every provisional figure is paired with the baseline.
+            self._build_batch([v for v in valid if v.name == BASELINE or v.explicit])
+            base = self.outcomes.get(BASELINE)
+            if not self.stopped_by_time and base is not None and base.artifact is not None:
+                self._search(valid)
+        for v in valid:
+            if v.name in self.status:
+                continue
             if self.stopped_by_time:
-                for v in valid:
-                    if v.name not in self.status and v.name not in search.skipped:
-                        self.status[v.name] = "not run"
-                        self.notes[v.name] = f"the time budget of {budget:g} s ran out before it started"
+                self.status[v.name] = "not run"
+                self.notes[v.name] = f"the time budget of {budget:g} s ran out before it started"
+            else:
+                self.status[v.name] = "skipped"
+                self.notes[v.name] = f"not proposed by the {search.strategy} search (samples = {search.samples})"
+
+    def _build_batch(self, batch: list[Variant]) -> None:
+        """Build these variants (reusing what an earlier run finished) until the time budget runs out."""
+        pending: list[tuple[Variant, VariantJob]] = []
+        for variant in batch:
+            job = self._job(variant)
+            found = None if self.force else self.state.finished(job)
+            if found is not None:
+                self._done += 1
+                self._take(variant, found, True, self._done, self._total)
+            else:
+                pending.append((variant, job))
+        by_name = {v.name: v for v, _ in pending}
+        if pending and not self._over(self._deadline):
+            for v, _ in pending:
+                self.journal.write("variant_queued", variant=v.name)
+            outcomes: Iterator[VariantOutcome] = self.executor.run(
+                [j for _, j in pending],
+                ExecutorContext(plugins=self.plugins, hardware=self.hardware, show_progress=self.show_progress),
+            )
+            try:
+                for outcome in outcomes:
+                    self._done += 1
+                    variant = by_name[outcome.name]
+                    self.state.record(self._job(variant), outcome)
+                    self._take(variant, outcome, False, self._done, self._total)
+                    if self._over(self._deadline):
+                        break
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:
+                    close()
+        for v, _ in pending:
+            if v.name not in self.outcomes:
+                self.stopped_by_time = True
+
+    def _search(self, valid: list[Variant]) -> None:
+        """Ask the Optuna sampler for variants, build each, tell it the provisional figures."""
+        spec = self.study.search
+        search = OptunaSearch(
+            valid,
+            spec,
+            slots=[[c.label for c in slot] for slot in space_slots(self.study)],
+            storage=spec.storage or f"sqlite:///{self.run_dir / 'optuna.db'}",
+            name=self.study.name,
+        )
+        self._total = self._done + search.target
+        # What earlier runs built and told is in the final table, and is never asked for again
+        # (--force builds it again, with the same figures told).
+        again = []
+        for name in search.told():
+            variant = search.by_name[name]
+            if name in self.outcomes or name not in self.state.outcomes:
+                continue  # built above, or told by another driver
+            found = None if self.force else self.state.finished(self._job(variant))
+            if found is not None:
+                self._done += 1
+                self._take(variant, found, True, self._done, self._total)
+            else:
+                again.append(variant)
+        self._build_batch(again)
+        self.journal.write("search_started", strategy=spec.strategy, trials=len(search.study.trials))
+        while not search.done():
+            if self._over(self._deadline):
+                self.stopped_by_time = True
                 break
-            if search.screens:
-                self._screen(batch, search)
-        for name, why in search.skipped.items():
-            self.status.setdefault(name, "skipped")
-            self.notes.setdefault(name, why)
+            proposal = search.ask()
+            try:
+                self._trial(search, proposal)
+            except BaseException:
+                # Interrupted before its values were told: failed, so this variant is asked again later.
+                with contextlib.suppress(Exception):
+                    search.fail(proposal, "interrupted")
+                raise
+        self.journal.write(
+            "search_finished", strategy=spec.strategy, trials=len(search.study.trials), pareto=search.pareto()
+        )
+
+    def _trial(self, search: OptunaSearch, proposal: Proposal) -> None:
+        variant = proposal.variant
+        if variant is None:
+            search.fail(proposal, "the plan refused this variant")
+            return
+        if search.repeat(proposal):  # told before, by this run, an earlier one or another driver
+            return
+        if variant.name not in self.outcomes:
+            self._build_batch([variant])
+        outcome = self.outcomes.get(variant.name)
+        if outcome is None or outcome.artifact is None or outcome.status != "done":
+            search.fail(proposal, "not built" if outcome is None else f"the variant {outcome.status}")
+            return
+        figures = self._provisional(variant, outcome.artifact)
+        values, why = search.tell(proposal, figures)
+        self.journal.write(
+            "trial_told",
+            trial=proposal.trial.number,
+            variant=variant.name,
+            values=values,
+            failed=why,
+            provisional=figures,  # steer the search only; the report's figures are the final session's
+        )
+
+    def _provisional(self, variant: Variant, artifact: Artifact) -> dict[str, Any]:
+        """The variant against the baseline in one short paired session, through the same measurers."""
+        base = self.outcomes[BASELINE].artifact
+        assert base is not None  # _search runs only once the baseline is built
+        settings = provisional_settings(self.study.measure)
+        key = stable_hash([base.key, artifact.key, settings.model_dump(mode="json"), self.study.search.objective])
+        cached = self.state.provisional.get(key)
+        if cached is not None:
+            return {k: v for k, v in cached.items() if k != "variant"}
+        pair = [base.with_updates(label=BASELINE)]
+        if artifact.key != base.key:
+            pair.append(artifact.with_updates(label=variant.name))
+        with self.display.status(f"provisional figures of {variant.name} (paired with the baseline)"):
+            found, errors = self.plugins.measure(pair, self._context(base, settings))
+        figures = provisional_figures(found.get(base.key, []), found.get(artifact.key, []), self.study.search)
+        if errors:
+            figures["errors"] = errors
+        self.state.provisional[key] = figures | {"variant": variant.name}
+        self.state.save()
+        return figures
 
     def _over(self, deadline: float | None) -> bool:
         return deadline is not None and self.clock() >= deadline
@@ -335,36 +443,6 @@ class StudyRunner:
             plugins=self.plugins,
         )
 
-    def _screen(self, batch: list[Variant], search: Search) -> None:
-        """Accuracy only, for the search to decide what to build next; not reported as figures."""
-        base = self.outcomes.get(BASELINE)
-        if base is None or base.artifact is None:
-            return
-        fresh = [
-            self.outcomes[v.name].artifact.with_updates(label=v.name)  # type: ignore[union-attr]
-            for v in batch
-            if v.name in self.outcomes and self.outcomes[v.name].artifact is not None
-        ]
-        todo = [a for a in fresh if a.key not in self.state.screened]
-        if base.artifact.key not in self.state.screened:
-            todo.insert(0, base.artifact.with_updates(label=BASELINE))
-        if todo:
-            settings = self.study.measure.model_copy(update={"latency": False, "dynamic_length": False})
-            with self.display.status(f"screening accuracy of {len(todo)} model(s)"):
-                found, _ = self.plugins.measure(todo, self._context(base.artifact, settings))
-            for a in todo:
-                self.state.screened[a.key] = {
-                    m.name: m.value for m in found.get(a.key, []) if m.kind == "accuracy" and m.value is not None
-                }
-            self.state.save()
-        names = {n for s in self.state.screened.values() for n in s}  # screened figures are accuracy only
-        metric = accuracy_metric(self.study.search.budget.metric, names)
-        base_value = self.state.screened.get(base.artifact.key, {}).get(metric or "")
-        for a in fresh:
-            value = self.state.screened.get(a.key, {}).get(metric or "")
-            loss = None if value is None or base_value is None else (base_value - value) * 100
-            search.observe(a.label, loss)
-
     def measure(self) -> tuple[list[Artifact], dict[str, list[Metric]], dict[str, str]]:
         artifacts = self._artifacts()
         if not self.study.measure.enabled or not artifacts or artifacts[0].label != BASELINE:
@@ -386,6 +464,7 @@ class StudyRunner:
             "settings": settings_hash,
             "metrics": {k: [m.model_dump(mode="json") for m in ms] for k, ms in metrics.items()},
             "errors": errors,
+            "host": socket.gethostname(),  # a reused measurement still says where it was taken
         }
         self.state.save()
         self.journal.write("measure_done", errors=errors)
@@ -429,6 +508,7 @@ class StudyRunner:
             base=self.study.base,
             measure_settings=self.study.measure,
             executor=self.executor.name,
+            measured_on=self._measured_on(metrics, interrupted),
             baseline=baseline,
             search=SearchResult(
                 strategy=search.strategy,
@@ -446,6 +526,13 @@ class StudyRunner:
             warnings=self._warnings(entries),
         ).located(self.run_dir)
 
+    def _measured_on(self, metrics: dict[str, list[Metric]], interrupted: str | None) -> str | None:
+        """The host of the measurement session (an earlier run's when its measurement was reused)."""
+        if interrupted or not metrics:
+            return None
+        host = self.state.measurement.get("host")
+        return host if isinstance(host, str) else socket.gethostname()
+
     def _variant(self, v: Variant) -> VariantResult:
         outcome = self.outcomes.get(v.name)
         seconds, unknown = self._build_seconds(outcome)
@@ -461,6 +548,7 @@ class StudyRunner:
                 "steps_of_unknown_time": unknown,
                 "step_records": [StepResult.of(s, self.run_dir) for s in outcome.steps] if outcome else [],
                 "config": [s for b in v.blocks for s in b.steps],
+                "built_on": outcome.built_on if outcome else None,
             }
         )
 
@@ -543,7 +631,11 @@ def run_study(
     started = time.time()
     phase = "while building variants"
     try:
-        runner.build()
+        try:
+            runner.build()
+        finally:
+            if callable(close := getattr(executor, "close", None)):
+                close()  # every batch is built: the executor releases what it started
         phase = "during measurement"
         data = runner.results(started)
     except KeyboardInterrupt:

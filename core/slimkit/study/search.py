@@ -1,96 +1,267 @@
 """Which variants a study builds, and which one it recommends.
 
-Strategies decide the order (and, for 'random' and 'levelwise', the subset) of variants to build;
-:func:`select` picks the variant that best meets the accuracy budget for the objective and computes
-the Pareto front. Both work on plain data so they can be tested without building anything.
+- ``grid`` builds every variant: the baseline first, then one block, two blocks, ... so that a
+  time budget that runs out still leaves the simplest variants built.
+- ``random``, ``tpe`` and ``nsga2`` build the baseline and the explicit variants first, then let an
+  Optuna sampler (``RandomSampler``, ``TPESampler``, ``NSGAIISampler``) propose ``samples``
+  variants of the search space: one categorical parameter per slot, whose choices are the slot's
+  block choices and ``"(none)"``, as :func:`~slimkit.study.spec.expand` picks them. Each proposed
+  variant is built, measured against the baseline in a short paired session (*provisional*
+  figures, which only steer the search) and its values are told to Optuna: ``tpe`` and ``random``
+  minimise the objective relative to the baseline, a variant that loses more than the accuracy
+  budget being infeasible (TPE's constraints); ``nsga2`` minimises (accuracy loss, latency, size),
+  the last two relative to the baseline.
 
-- ``grid``: every variant, the baseline first, then one block, two blocks, ... so that a time
-  budget that runs out still leaves the simplest variants built.
-- ``random``: the baseline, every explicit variant, and a seeded sample of the search space.
-- ``levelwise``: level by level (one block, then two, ...). Between levels the new variants are
-  screened (accuracy only, which is deterministic and cheap next to timing) and a combination is
-  not built when a combination it contains already lost more than the budget: compressing more
-  seldom wins accuracy back. Recovery steps belong inside a block (prune + finetune) for this reason.
+:func:`select` picks the variant that best meets the accuracy budget for the objective and computes
+the Pareto front from the final measurement. Everything but :class:`OptunaSearch` works on plain
+data; optuna is imported only when a sampled search starts.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
+from slimkit.artifacts import stable_hash
+from slimkit.errors import SlimkitError, error_line
+from slimkit.metrics import Metric
 from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
 from slimkit.results import MeasuredArtifact, Selection, metric_names
-from slimkit.study.spec import SearchSpec, Variant
+from slimkit.spec import MeasureSpec
+from slimkit.study.spec import BASELINE, SearchSpec, Variant
+
+if TYPE_CHECKING:
+    import optuna
+
+NONE = "(none)"  # a slot's "no block" choice: no block label can be spelt with parentheses
+# Provisional figures: one round, few timed calls, the shape the objective is read from.
+PROVISIONAL_REPEATS = 10
+PROVISIONAL_WARMUP = 3
+# A sampler that keeps proposing variants it has seen is stopped after this many proposals per sample.
+ASKS_PER_SAMPLE = 20
 
 
-class Search:
-    """Proposes batches of variants; ``observe`` feeds back each built variant's accuracy loss."""
+def grid_order(variants: Sequence[Variant]) -> list[Variant]:
+    """Every variant by level (stable: the baseline, then explicit ones first within a level)."""
+    return sorted(variants, key=lambda v: v.level)
 
-    def __init__(self, variants: Sequence[Variant], spec: SearchSpec) -> None:
+
+# -- Optuna -----------------------------------------------------------------------------------
+
+
+def provisional_settings(measure: MeasureSpec) -> MeasureSpec:
+    """The measurement protocol, shortened for the search: one round of a few timed calls at the
+    shape the objective is read from (the smallest batch at the longest padded length)."""
+    return measure.model_copy(
+        update={
+            "batch_sizes": [min(measure.batch_sizes)],
+            "sequence_lengths": [max(measure.sequence_lengths)],
+            "dynamic_length": False,
+            "warmup": min(measure.warmup, PROVISIONAL_WARMUP),
+            "repeats": min(measure.repeats, PROVISIONAL_REPEATS),
+            "rounds": 1,
+        }
+    )
+
+
+def provisional_figures(base: Sequence[Metric], variant: Sequence[Metric], spec: SearchSpec) -> dict[str, Any]:
+    """A variant's figures against the baseline measured in the same session: accuracy loss in
+    points, and the objective, latency and size as ratios to the baseline (below 1 is better).
+    A figure that is missing on either side is None."""
+    b = {m.name: m for m in base if m.value is not None}
+    v = {m.name: m for m in variant if m.value is not None}
+    names = set(b) & set(v)
+    acc = accuracy_metric(spec.budget.metric, {n for n in names if b[n].kind == "accuracy"})
+    objective = objective_metric(spec.objective, names)
+    latency = primary_latency(names)
+
+    def ratio(name: str | None) -> float | None:
+        if name is None or name not in names:
+            return None
+        x, x0 = float(v[name].value or 0.0), float(b[name].value or 0.0)
+        num, den = (x0, x) if v[name].better == "higher" else (x, x0)
+        return num / den if den > 0 else None
+
+    drop = None if acc is None else (float(b[acc].value or 0.0) - float(v[acc].value or 0.0)) * 100
+    return {
+        "accuracy": acc,
+        "drop_points": drop,
+        "objective": ratio(objective),
+        "objective_metric": objective,
+        "latency": ratio(latency),
+        "latency_metric": latency,
+        "size": ratio("size_bytes"),
+    }
+
+
+@dataclass
+class Proposal:
+    """One Optuna trial and the variant its parameters pick (None: a pick the plan refused)."""
+
+    trial: optuna.trial.Trial
+    key: tuple[str, ...]
+    variant: Variant | None
+
+
+def _constraint(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+    """TPE's constraint (Optuna 4; Optuna 5 reads ``Trial.set_constraint``): above zero when the
+    variant lost more than the accuracy budget."""
+    return list(trial.user_attrs.get("constraint", [0.0]))
+
+
+class OptunaSearch:
+    """Asks an Optuna sampler for variants of the search space and tells it their provisional figures.
+
+    The Optuna study lives in ``storage`` under ``name`` and is loaded when it exists, so a rerun
+    resumes it and drivers that share one storage share one search. Each trial records the variant
+    it picked (user attribute ``variant``); a variant already told is never built again: a trial
+    that proposes it is told the same values at once (user attribute ``repeat_of``).
+    """
+
+    def __init__(
+        self, variants: Sequence[Variant], spec: SearchSpec, *, slots: Sequence[Sequence[str]], storage: str, name: str
+    ) -> None:
+        import warnings
+
+        import optuna
+
         self.spec = spec
-        self.variants = list(variants)
-        self.skipped: dict[str, str] = {}  # variant name -> why it was not built
-        self.losses: dict[str, float | None] = {}  # variant name -> points lost (None: unknown)
-        self._started = False
-        chosen = self._chosen()
-        self._pending = sorted(chosen, key=lambda v: v.level)  # stable: explicit ones first within a level
-
-    @property
-    def screens(self) -> bool:
-        """Whether the study must screen accuracy after each batch (only 'levelwise' uses it)."""
-        return self.spec.strategy == "levelwise"
-
-    def _chosen(self) -> list[Variant]:
-        if self.spec.strategy != "random":
-            return self.variants
-        fixed = [v for v in self.variants if v.explicit]
-        pool = [v for v in self.variants if not v.explicit]
-        rng = random.Random(self.spec.seed)
-        drawn = {v.name for v in rng.sample(pool, min(self.spec.samples, len(pool)))}
-        for v in pool:
-            if v.name not in drawn:
-                self.skipped[v.name] = f"not drawn by the random search (samples = {self.spec.samples})"
-        keep = drawn | {v.name for v in fixed}
-        return [v for v in self.variants if v.name in keep]
-
-    def observe(self, name: str, loss_points: float | None) -> None:
-        self.losses[name] = loss_points
-
-    def next_batch(self) -> list[Variant]:
-        """The next variants to build; empty when the search is over."""
-        if not self.screens:
-            if self._started:
-                return []
-            self._started = True
-            return list(self._pending)
-        if not self._pending:
-            return []
-        level = self._pending[0].level
-        batch = [v for v in self._pending if v.level == level]
-        self._pending = [v for v in self._pending if v.level != level]
-        kept = []
-        for variant in batch:
-            # A variant the study file names is always built: the user asked for its figures.
-            culprit = None if variant.explicit else self._broken_subset(variant)
-            if culprit is None:
-                kept.append(variant)
-            else:
-                loss = self.losses[culprit]
-                self.skipped[variant.name] = (
-                    f"not built: {culprit} already lost {loss:.2f} points, more than the budget "
-                    f"of {self.spec.budget.max_drop_points:g}"
+        self.by_key = {v.block_labels: v for v in variants}
+        self.by_name = {v.name: v for v in variants}
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+        for i, labels in enumerate(slots):
+            choices = [NONE, *dict.fromkeys(labels)]
+            # The choices are in the name: an edited slot is a new parameter, never a clash with old trials.
+            self.distributions[f"slot{i}.{stable_hash(choices)[:8]}"] = optuna.distributions.CategoricalDistribution(
+                choices
+            )
+        pool = [v for v in variants if not v.explicit and v.name != BASELINE]
+        self.target = min(spec.samples, spec.max_variants, len(pool))
+        self.multi = spec.strategy == "nsga2"
+        directions: list[Literal["minimize", "maximize"]] = ["minimize"] * (3 if self.multi else 1)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            self.study = optuna.create_study(
+                storage=storage, study_name=name, directions=directions, load_if_exists=True
+            )
+        except Exception as exc:  # a bad URL, a missing database driver, a server that does not answer
+            raise SlimkitError(
+                f"search.storage: cannot open the Optuna storage: {error_line(exc)}",
+                fix="give an RDB URL such as sqlite:///path/optuna.db or postgresql://host/db",
+            ) from None
+        if len(self.study.directions) != len(directions):
+            raise SlimkitError(  # the URL may hold a password: not repeated here
+                f"the Optuna study {name!r} in search.storage has {len(self.study.directions)} objective(s), "
+                f"strategy {spec.strategy!r} needs {len(directions)}",
+                fix="set search.storage to another storage, or delete the old one (optuna.db in the study folder)",
+            )
+        # A resumed study or a second driver does not replay the first one's proposals.
+        seed = spec.seed + len(self.study.trials)
+        self._native_constraints = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if spec.strategy == "tpe":
+                sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
+                    seed=seed,
+                    multivariate=True,  # blocks interact (a pruning that a later quantization undoes)
+                    constraints_func=None if self._native_constraints else _constraint,
+                    n_startup_trials=min(10, max(2, self.target // 3)),
                 )
-        return kept or self.next_batch()
+            elif self.multi:
+                sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, self.target)))
+            else:
+                sampler = optuna.samplers.RandomSampler(seed=seed)
+        self.study.sampler = sampler
+        self.asked = 0
+        self._told: dict[str, optuna.trial.FrozenTrial] | None = None
 
-    def _broken_subset(self, variant: Variant) -> str | None:
-        mine = set(variant.block_labels)
-        limit = self.spec.budget.max_drop_points
-        for other in self.variants:
-            loss = self.losses.get(other.name)
-            theirs = set(other.block_labels)
-            if loss is not None and loss > limit and theirs and theirs < mine:
-                return other.name
-        return None
+    # -- what the storage already holds ---------------------------------------------------
+    def _ours(self, trial: optuna.trial.FrozenTrial) -> bool:
+        return set(self.distributions) <= set(trial.params) and trial.user_attrs.get("variant") in self.by_name
+
+    def told(self) -> dict[str, optuna.trial.FrozenTrial]:
+        """The first finished trial of each variant of this space, by variant name (any driver, any
+        run), as the storage held it when :meth:`done` was last called (one read per trial)."""
+        if self._told is None:
+            import optuna
+
+            self._told = {}
+            for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                if self._ours(trial):
+                    self._told.setdefault(trial.user_attrs["variant"], trial)
+        return self._told
+
+    def counted(self) -> int:
+        """Variants of the space (not the baseline, not explicit ones) the search has told."""
+        return sum(1 for n in self.told() if not self.by_name[n].explicit and n != BASELINE)
+
+    def done(self) -> bool:
+        """Whether ``samples`` variants were told (or the sampler keeps proposing known ones).
+        Reads the storage again: other drivers' trials count too."""
+        self._told = None
+        return self.counted() >= self.target or self.asked >= ASKS_PER_SAMPLE * max(1, self.target)
+
+    # -- one trial ---------------------------------------------------------------------------
+    def ask(self) -> Proposal:
+        trial = self.study.ask(self.distributions)
+        self.asked += 1
+        key = tuple(str(trial.params[p]) for p in self.distributions if trial.params[p] != NONE)
+        variant = self.by_key.get(key)
+        trial.set_user_attr("variant", variant.name if variant else "+".join(key))
+        return Proposal(trial=trial, key=key, variant=variant)
+
+    def repeat(self, proposal: Proposal) -> bool:
+        """Tell a trial the values of an earlier trial of the same variant; False when there is none."""
+        if proposal.variant is None:
+            return False
+        earlier = self.told().get(proposal.variant.name)
+        if earlier is None:
+            return False
+        proposal.trial.set_user_attr("repeat_of", earlier.number)
+        if "provisional" in earlier.user_attrs:
+            proposal.trial.set_user_attr("provisional", earlier.user_attrs["provisional"])
+        if "constraint" in earlier.user_attrs:
+            self._constrain(proposal, earlier.user_attrs["constraint"][0])
+        self.study.tell(proposal.trial, list(earlier.values))
+        return True
+
+    def values(self, figures: dict[str, Any]) -> tuple[list[float] | None, str | None]:
+        """What Optuna is told for these provisional figures, or why nothing can be told."""
+        wanted = ["drop_points", "latency", "size"] if self.multi else ["objective"]
+        missing = [w for w in wanted if figures.get(w) is None]
+        if missing:
+            what = {"drop_points": "accuracy", "objective": f"objective {self.spec.objective}"}
+            return None, "no provisional " + ", ".join(what.get(m, m) for m in missing) + " figure"
+        return [float(figures[w]) for w in wanted], None
+
+    def tell(self, proposal: Proposal, figures: dict[str, Any]) -> tuple[list[float] | None, str | None]:
+        """Tell the trial its provisional figures; a trial without the figures it needs fails."""
+        values, why = self.values(figures)
+        if values is None:
+            self.fail(proposal, why or "no figures")
+            return None, why
+        drop = figures.get("drop_points")
+        if not self.multi:  # nsga2 minimises the loss itself; tpe keeps within the budget by a constraint
+            self._constrain(proposal, 0.0 if drop is None else float(drop) - self.spec.budget.max_drop_points)
+        proposal.trial.set_user_attr("provisional", figures)
+        self.study.tell(proposal.trial, values)
+        return values, None
+
+    def _constrain(self, proposal: Proposal, excess_points: float) -> None:
+        proposal.trial.set_user_attr("constraint", [excess_points])  # the record, whatever Optuna's version
+        if self._native_constraints:
+            proposal.trial.set_constraint("accuracy_budget", excess_points)
+
+    def fail(self, proposal: Proposal, why: str) -> None:
+        import optuna
+
+        proposal.trial.set_user_attr("failed", why)
+        self.study.tell(proposal.trial, state=optuna.trial.TrialState.FAIL)
+
+    def pareto(self) -> list[str]:
+        """The variants on Optuna's Pareto front (or its best trial), from provisional figures."""
+        return sorted({t.user_attrs["variant"] for t in self.study.best_trials if self._ours(t)})
 
 
 # -- Choosing -------------------------------------------------------------------------------

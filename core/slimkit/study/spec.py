@@ -32,6 +32,7 @@ from slimkit.spec import (
     Pipeline,
     Seed,
     StepSpec,
+    StoreDir,
     TaskSpec,
     Tracking,
     model_shorthand,
@@ -46,6 +47,11 @@ BASELINE = "baseline"
 # generous, because duplicates (a block in two slots, an explicit variant the space repeats) drop.
 EXPANSION_MARGIN = 100
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Strategies that Optuna's samplers replaced: a study file naming one gets this one line.
+REMOVED_STRATEGIES = {
+    "levelwise": "'levelwise' was removed (fix: use strategy = 'tpe', which steers the search by each "
+    "variant's provisional accuracy loss, or 'nsga2' for the accuracy/latency/size trade-off)",
+}
 
 
 class BlockStep(StepSpec):
@@ -96,15 +102,25 @@ class SearchSpec(BaseModel):
         description="Ordered slots of block names; a variant picks at most one block per slot, "
         "so [['vocab'], ['int8', 'onnx-int8']] gives vocab, int8, onnx-int8, vocab+int8, vocab+onnx-int8.",
     )
-    strategy: Literal["grid", "random", "levelwise"] = Field(
+    strategy: Literal["grid", "random", "tpe", "nsga2"] = Field(
         default="grid",
-        description="'grid': every variant; 'random': a seeded sample of `samples`; 'levelwise': one "
-        "block, then two, ..., never extending a combination whose screened accuracy already broke the budget.",
+        description="'grid': every variant; 'random', 'tpe', 'nsga2': `samples` variants of the space "
+        "proposed by Optuna's RandomSampler, TPESampler (the objective within the accuracy budget) or "
+        "NSGAIISampler (accuracy loss against latency and size), steered by provisional figures.",
     )
     samples: StrictInt = Field(
-        default=8, ge=1, le=10_000, description="Variants drawn by 'random' (besides the baseline)."
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Variants of the space that 'random', 'tpe' and 'nsga2' build (besides the baseline and "
+        "the explicit variants).",
     )
-    seed: Seed = Field(default=0, description="Seed of the 'random' draw.")
+    seed: Seed = Field(default=0, description="Seed of the Optuna sampler.")
+    storage: str | None = Field(
+        default=None,
+        description="Optuna storage (an RDB URL such as sqlite:///path or postgresql://...); default "
+        "sqlite:///<study dir>/optuna.db. Drivers that share one storage share the search.",
+    )
     objective: str = Field(
         default="latency",
         description="What the chosen variant minimises: 'latency' (batch 1), 'size', or a metric name.",
@@ -116,6 +132,18 @@ class SearchSpec(BaseModel):
     max_variants: StrictInt = Field(
         default=64, ge=1, le=10_000, description="Refuse a study that expands to more variants than this."
     )
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _removed(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in REMOVED_STRATEGIES:
+            raise ValueError(REMOVED_STRATEGIES[value])
+        return value
+
+    @property
+    def sampled(self) -> bool:
+        """Whether an Optuna sampler proposes the variants of the space (every strategy but 'grid')."""
+        return self.strategy != "grid"
 
 
 class ExecutorSpec(BaseModel):
@@ -147,7 +175,9 @@ class Study(FileBased):
     order: Literal["as_written", "auto"] = Field(default="as_written", description="Step order of each variant.")
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Settings of the one measurement session.")
     output_dir: Path | None = Field(default=None, description="Study directory; default runs/<name>.")
-    store_dir: Path | None = Field(default=None, description="Step store shared by all variants; default <dir>/steps.")
+    store_dir: StoreDir | None = Field(
+        default=None, description="Step store shared by all variants (a folder or an s3:// URL); default <dir>/steps."
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(default="auto", description="As in a pipeline file.")
     seed: Seed = Field(default=0, description="Global seed passed to every step.")
     requires: list[str] = Field(default_factory=list, description="Plugin distributions every variant requires.")
@@ -274,7 +304,7 @@ def variant_pipeline(study: Study, name: str, blocks: tuple[BlockChoice, ...], i
         "baseline": study.base[-1].label if study.base else "source",
         "measure": study.measure.model_dump(mode="json") | {"enabled": False},
         "output_dir": str(study.run_dir / "variants" / slug),
-        "store_dir": str(study.steps_dir),
+        "store_dir": study.store_url or str(study.steps_dir),
         "device": study.device,
         "seed": study.seed,
         "requires": study.requires,
@@ -299,7 +329,7 @@ def expand(study: Study) -> list[Variant]:
             joined = "+".join(c.label for c in picked)
             name = spec.name if spec.name and _single(spec, choices) else f"{spec.name}/{joined}" if spec.name else None
             combos.append((name, tuple(picked), True))
-    slots = [[c for block in slot for c in choices[block]] for slot in study.search.space]
+    slots = space_slots(study, choices)
     for picks in itertools.product(*[[None, *slot] for slot in slots]):
         chosen = tuple(c for c in picks if c is not None)
         if chosen:
@@ -332,6 +362,14 @@ def expand(study: Study) -> list[Variant]:
             ]
         )
     return variants
+
+
+def space_slots(study: Study, choices: dict[str, list[BlockChoice]] | None = None) -> list[list[BlockChoice]]:
+    """The search space's slots, each with every grid point of each of its blocks (a variant picks
+    at most one per slot)."""
+    if choices is None:
+        choices = {name: block_choices(name, steps) for name, steps in study.blocks.items()}
+    return [[c for block in slot for c in choices[block]] for slot in study.search.space]
 
 
 def _refuse_explosion(study: Study) -> None:

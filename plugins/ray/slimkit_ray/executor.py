@@ -63,18 +63,18 @@ class RayExecutor:
 
     def task_options(self) -> dict[str, Any]:
         o = self.options
-        env = dict(o.runtime_env)
-        env["env_vars"] = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIX)} | dict(
-            env.get("env_vars") or {}
-        )
-        return {
+        options: dict[str, Any] = {
             "num_cpus": o.num_cpus,
             "num_gpus": o.num_gpus,
             "resources": dict(o.resources),
-            "runtime_env": env,
             "max_retries": o.max_retries,
             "retry_exceptions": False,  # run_job turns the variant's own errors into outcomes
         }
+        # Only the user's runtime_env: any runtime_env makes Ray start workers of their own for it
+        # instead of the ones it keeps warm (the driver's SLIMKIT_* settings travel with the job).
+        if o.runtime_env:
+            options["runtime_env"] = dict(o.runtime_env)
+        return options
 
     def _connect(self, ray: Any) -> bool:
         """Use the Ray this process already joined, else join ``address`` or start a local one.
@@ -115,10 +115,13 @@ class RayExecutor:
 
 
 def worker_settings(context: ExecutorContext, options: RayOptions) -> dict[str, Any]:
-    """What a worker needs to build its plugins and probe its hardware as the driver did."""
+    """What a worker needs to build its plugins and probe its hardware as the driver did: the
+    driver's SLIMKIT_* settings (plugins, cache, trust) but those the user's runtime_env sets."""
     plugins = context.plugins
     loaded = plugins.loaded() if plugins is not None else []
+    theirs = (options.runtime_env.get("env_vars") or {}) if isinstance(options.runtime_env, dict) else {}
     return {
+        "env": {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIX) and k not in theirs},
         "trust_local": bool(getattr(plugins, "trust_local", False)),
         "cuda": bool(options.num_gpus) or bool(getattr(context.hardware, "cuda", None)),
         # Installed plugins only: one registered in the driver's process cannot travel.

@@ -34,7 +34,7 @@ class RayOptions(BaseModel):
     runtime_env: dict[str, Any] = Field(
         default_factory=dict,
         description="Ray runtime environment of each task (env_vars, py_modules, working_dir, pip, ...); "
-        "the driver's SLIMKIT_* variables are added to env_vars unless given here.",
+        "the driver's SLIMKIT_* variables reach the workers unless given here.",
     )
     max_retries: int = Field(
         default=0,

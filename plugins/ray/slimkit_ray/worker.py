@@ -9,6 +9,8 @@ worker lacks fails the variant with a line that says so, instead of an 'unknown 
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
 from typing import Any
 
@@ -30,11 +32,11 @@ def where() -> str:
 def build_variant(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """The Ray task: build ``job`` and return its outcome as a dict. Never raises for the variant's
     own failures (run_job records them); a dying worker is the executor's to report."""
-    from slimkit.hardware import probe
-    from slimkit.plugins import build_plugins
-
     here = where()
-    plugins = build_plugins(trust_local=bool(settings.get("trust_local")))
+    env: dict[str, str] = settings.get("env") or {}
+    os.environ.update(env)  # the driver's SLIMKIT_* settings, before plugins load
+    trust_local, cuda = bool(settings.get("trust_local")), bool(settings.get("cuda"))
+    plugins, hardware = worker_state(trust_local, cuda, tuple(sorted(env.items())))
     theirs = {r.name: r.version for r in plugins.loaded()}
     ours: dict[str, str | None] = settings.get("plugins") or {}
     missing = sorted(name for name in ours if name not in theirs)
@@ -46,7 +48,6 @@ def build_variant(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
             f"on {here} (install them on every node, or give them in executor.options.runtime_env)",
             built_on=here,
         ).as_dict()
-    hardware = probe(cuda=bool(settings.get("cuda")))
     outcome = run_job(VariantJob(**job), ExecutorContext(plugins=plugins, hardware=hardware))
     outcome.built_on = here
     outcome.warnings += [
@@ -55,3 +56,14 @@ def build_variant(job: dict[str, Any], settings: dict[str, Any]) -> dict[str, An
         if theirs.get(name) != version
     ]
     return outcome.as_dict()
+
+
+@functools.cache
+def worker_state(trust_local: bool, cuda: bool, env: tuple[tuple[str, str], ...]) -> tuple[Any, Any]:
+    """The plugin manager and hardware of this worker process, built by its first task: Ray reuses
+    a worker for the tasks that follow, which share them as the local executor's variants do
+    (``env``, the SLIMKIT_* settings they were built under, is part of the key)."""
+    from slimkit.hardware import probe
+    from slimkit.plugins import build_plugins
+
+    return build_plugins(trust_local=trust_local), probe(cuda=cuda)

@@ -53,7 +53,11 @@ def resolve_model(source: Any, pipeline: Any, cache_dir: Path) -> Artifact | Non
     weights = [float(x) for x in source.source.removeprefix("sleepy:").split(",")]
     folder = cache_dir / f"sleepy-{stable_hash(weights)}"
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder, weights)
+    # Workers resolve the source at once: each writes its own file and renames it into place, so
+    # none ever reads a half-written one.
+    scratch = folder / f".weights-{os.getpid()}.json"
+    scratch.write_text(json.dumps(weights))
+    os.replace(scratch, folder / "weights.json")
     return Artifact(key=stable_hash("sleepy", weights), path=folder, format="toy", label="source")
 
 

@@ -4,6 +4,7 @@ machine of its own: its local copy of the store."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -269,3 +270,54 @@ def test_a_claim_taken_over_from_a_paused_owner_is_lost_by_it(s3: Any) -> None:
             remote._delete(lock, paused.tag)  # the paused owner's release leaves the new claim alone
             assert s3.fs.exists(lock) and not taker.lost
         assert not s3.fs.exists(lock)
+
+
+def test_variants_built_on_another_machine_are_fetched_for_the_one_measurement(
+    tmp_path: Path, toy: ToyPlugin, register_plugin: Any, slimkit_plugins: Any, hw: Hardware,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Every variant is built by "machine b" (its own cache), whose copy of the store is gone when
+    the driver ("machine a") measures: the driver copies each model from the URL, verified."""
+    import shutil
+    from collections.abc import Sequence
+
+    from test_study import FakeLatency, study_data
+
+    from slimkit import hookimpl
+    from slimkit.study import study_from_dict
+    from slimkit.study.executors import ExecutorContext, LocalExecutor, VariantJob, VariantOutcome
+    from slimkit.study.runner import run_study
+
+    driver, elsewhere = tmp_path / "a" / "cache", tmp_path / "b" / "cache"
+    monkeypatch.setenv("SLIMKIT_CACHE", str(driver))
+
+    class Elsewhere:
+        name = "elsewhere"
+
+        def run(self, jobs: Sequence[VariantJob], context: ExecutorContext) -> Iterator[VariantOutcome]:
+            for job in jobs:
+                os.environ["SLIMKIT_CACHE"] = str(elsewhere)
+                try:
+                    outcome = next(iter(LocalExecutor().run([job], context)))
+                finally:
+                    os.environ["SLIMKIT_CACHE"] = str(driver)
+                shutil.rmtree(elsewhere, ignore_errors=True)  # machine b's disk is not the driver's
+                yield dataclasses.replace(outcome, built_on="machine-b")
+
+    class Provider:
+        @hookimpl
+        def make_executor(self, name: str, options: dict[str, Any]) -> Any:
+            return Elsewhere() if name == "elsewhere" else None
+
+    register_plugin(FakeLatency(toy.executed), name="fake")
+    register_plugin(Provider(), name="provider")
+    url = (tmp_path / "shared").as_uri()
+    study = study_from_dict(study_data(tmp_path, store_dir=url, executor={"name": "elsewhere"}), base_dir=tmp_path)
+    results = run_study(study, plugins=slimkit_plugins, hardware=hw).results
+    assert results.outcome == "done", results.reason
+    assert {v.built_on for v in results.variants} == {"machine-b"}
+    fetched = journal(study.run_dir, "variant_finished")
+    assert fetched and all(e["status"] == "done" for e in fetched)
+    measured = [a for a in results.artifacts if a.label != "baseline"]
+    assert measured and all(a.metric("latency_ms.b1.s8") is not None for a in measured)
+    assert not elsewhere.exists() and (driver / "stores").is_dir()  # read from the driver's copy

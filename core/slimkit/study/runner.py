@@ -19,6 +19,7 @@ measurement is reused only when the same artifacts were measured with the same s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -33,7 +34,7 @@ from slimkit.artifacts import MANIFEST, Artifact, stable_hash, write_json_atomic
 from slimkit.context import MeasureContext
 from slimkit.digests import Damaged
 from slimkit.display import Display
-from slimkit.errors import ExitCode, PlanRefused, error_line
+from slimkit.errors import ExitCode, PlanRefused, SlimkitError, error_line
 from slimkit.hardware import Hardware, probe
 from slimkit.journal import Journal
 from slimkit.metrics import Metric
@@ -262,6 +263,32 @@ class StudyRunner:
         else:
             self.display.line(f"✗ {label}: {outcome.error}")
 
+    def _here(self, outcome: VariantOutcome) -> VariantOutcome:
+        """The outcome with its model on this machine: a variant built on another machine (a Ray
+        worker) into a store at a URL is copied from there, verified, into this machine's copy of
+        the store, so that the one measurement session reads every model here."""
+        artifact, url = outcome.artifact, self.study.store_url
+        if artifact is None or url is None or artifact.path.exists():
+            return outcome
+        from slimkit.remote_store import RemoteStore
+
+        candidates = (artifact.path, *artifact.path.parents[:2])
+        step = next((p for p in candidates if p.name.endswith(f"-{artifact.key}")), None)
+        if step is None:
+            return outcome
+        final = self.study.steps_dir / step.name
+        try:
+            fetched = RemoteStore(url).fetch(artifact.key, final)
+        except (SlimkitError, Damaged) as exc:
+            why = f"built on {outcome.built_on or 'another machine'} but not fetched from {url}: {exc}"
+            return dataclasses.replace(outcome, status="failed", artifact=None, error=why)
+        if fetched is None:
+            why = f"built on {outcome.built_on or 'another machine'} but not published in {url}"
+            return dataclasses.replace(outcome, status="failed", artifact=None, error=why)
+        self.display.line(f"↓ {outcome.name}: fetched from {url}")
+        here = artifact.with_updates(path=final / artifact.path.relative_to(step))
+        return dataclasses.replace(outcome, artifact=here)
+
     def build(self) -> None:
         valid = [v for v in self.plan.variants if not v.problems]
         for v in self.plan.variants:
@@ -313,6 +340,7 @@ class StudyRunner:
                 for outcome in outcomes:
                     self._done += 1
                     variant = by_name[outcome.name]
+                    outcome = self._here(outcome)
                     self.state.record(self._job(variant), outcome)
                     self._take(variant, outcome, False, self._done, self._total)
                     if self._over(self._deadline):

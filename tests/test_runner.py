@@ -19,6 +19,8 @@ from slimkit.spec import Pipeline, TaskSpec, pipeline_from_dict
 from toy_plugin import ToyPlugin
 
 SOURCE = "toy:0.1,0.5,-0.3,0.04"
+# What every run writes in its folder, whatever its outcome.
+RECORDS = ["journal.jsonl", "pipeline.json", "report.html", "report.md", "results.json"]
 
 
 def toy_data(name: str, **fields: Any) -> dict[str, Any]:
@@ -59,14 +61,7 @@ def test_full_run_writes_every_record(run: Any, toy: ToyPlugin, tmp_path: Path) 
     run_dir = tmp_path / "runs" / "run"
     assert result.run_dir == run_dir
     assert result.exit_code == 0
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "journal.jsonl",
-        "pipeline.json",
-        "report.html",
-        "report.md",
-        "results.json",
-        "steps",
-    ]
+    assert sorted(p.name for p in run_dir.iterdir()) == [*RECORDS, "steps"]
     # No scratch folders are left behind; one folder per step, holding the model and its manifest.
     step_dirs = sorted(run_dir.joinpath("steps").iterdir())
     assert len(step_dirs) == 4
@@ -506,13 +501,7 @@ def test_a_refused_plan_computes_nothing(run: Any, toy: ToyPlugin, tmp_path: Pat
     assert len(info.value.problems) == 1
     assert toy.calls == []
     run_dir = tmp_path / "runs" / "run"
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "journal.jsonl",
-        "pipeline.json",
-        "report.html",
-        "report.md",
-        "results.json",
-    ]
+    assert sorted(p.name for p in run_dir.iterdir()) == RECORDS
     results = read_json(run_dir / "results.json")
     assert (results["outcome"], results["exit_code"]) == ("refused", 3)
     assert journal(run_dir)[-1]["outcome"] == "refused"
@@ -569,3 +558,49 @@ def test_interrupted_step_is_recorded_and_reraised(
     assert (events[-1]["outcome"], events[-1]["exit_code"]) == ("interrupted", 130)
     report = (tmp_path / "runs" / "intr" / "report.md").read_text()
     assert "**Outcome: interrupted** (exit code 130): interrupted by the user during step 2 (slow)" in report
+
+
+def test_trackers_get_the_finished_results_and_a_broken_one_changes_nothing(
+    run: Any, toy: ToyPlugin, register_plugin: Any, tmp_path: Path
+) -> None:
+    seen: list[tuple[Path, str, dict[str, Any]]] = []
+
+    class Recorder:
+        @hookimpl
+        def after_run(self, run_dir: Path, results: Any, tracking: dict[str, Any]) -> str:
+            seen.append((run_dir, results.outcome, tracking))
+            return f"recorded {results.pipeline}"
+
+    class Broken:
+        @hookimpl
+        def after_run(self, run_dir: Path, results: Any, tracking: dict[str, Any]) -> str:
+            raise ConnectionError("tracker down")
+
+    register_plugin(Recorder(), name="recorder")
+    register_plugin(Broken(), name="broken")
+    lines: list[str] = []
+    pipeline = four_steps().model_copy(update={"tracking": {"recorder": {"uri": "x"}}})
+    result = run(pipeline, console=_Lines(lines), show_progress=True)
+    assert result.exit_code == 0 and result.outcome == "done"
+    assert seen == [(result.run_dir, "done", {"recorder": {"uri": "x"}})]
+    assert read_json(result.results_path)["outcome"] == "done"  # written before the trackers ran
+    assert "recorded run" in lines
+    shown = "".join(lines)  # the display wraps long lines
+    assert "! tracker 'broken' failed, the results are still in " in shown and "ConnectionError: tracker down" in shown
+
+
+class _Lines:
+    """A console that keeps each line written to it."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        self.lines.extend(line for line in text.splitlines() if line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, get_origin
 
 from slimkit.errors import SlimkitError
 from slimkit.families import ANY_FAMILY
@@ -92,17 +92,11 @@ class Kit:
 
     @property
     def name(self) -> str:
-        if isinstance(self.plugin, str):
-            return self.plugin
-        return self.plugin.__name__.removeprefix("slimkit_").replace("_", "-")
+        return self.plugin if isinstance(self.plugin, str) else plugin_name(self.plugin)
 
     def plugins(self) -> Plugins:
-        """Every installed plugin, as users have them, plus the module under test when it is not installed."""
         if self._plugins is None:
-            with _all_installed_plugins():
-                plugins = build_plugins()
-            if isinstance(self.plugin, ModuleType) and self.name not in plugins.records:
-                plugins.register(self.plugin, self.name, origin="test")
+            plugins = installed_plugins_and(self.plugin if isinstance(self.plugin, ModuleType) else None)
             record = plugins.records.get(self.name)
             if record is None or record.status != "loaded":
                 why = record.error if record is not None else "not installed (no 'slimkit' entry point by that name)"
@@ -146,9 +140,24 @@ class Kit:
             {"bad-config": runs.check_bad_config, "step-key": runs.check_key, "reuse": runs.check_reuse}[case.rule]()
 
 
+def plugin_name(module: ModuleType) -> str:
+    """The entry-point name a plugin module goes by: ``slimkit_acme_labs`` is 'acme-labs', as
+    ``slimkit new-plugin acme-labs`` names it."""
+    return module.__name__.removeprefix("slimkit_").replace("_", "-")
+
+
+def installed_plugins_and(module: ModuleType | None) -> Plugins:
+    """Every installed plugin, as users have them (under test none is auto-loaded), plus ``module``
+    when it is not installed (a plugin being written)."""
+    with _all_installed_plugins():
+        plugins = build_plugins()
+    if module is not None and plugin_name(module) not in plugins.records:
+        plugins.register(module, plugin_name(module), origin="test")
+    return plugins
+
+
 @contextmanager
 def _all_installed_plugins() -> Iterator[None]:
-    """Under test, installed plugins are not auto-loaded; the kit checks a plugin among all of them."""
     saved = os.environ.pop(LOAD_ENV, None)
     try:
         yield
@@ -158,18 +167,19 @@ def _all_installed_plugins() -> Iterator[None]:
 
 
 def check_declaration(technique: Technique) -> None:
+    """What registration does not check already: the implementation imports, every field of the
+    config and of the models nested in it is documented, families are declared, the summary is
+    one line."""
     rule = "declaration"
     try:
-        Technique.model_validate(dict(technique))
         technique.load_implementation()
         schema = technique.config.model_json_schema()
     except Exception as exc:
         raise ConformanceError(technique.name, rule, str(exc).splitlines()[0]) from None
-    undocumented = [name for name, spec in schema.get("properties", {}).items() if not spec.get("description")]
-    if undocumented:
+    if undocumented := undocumented_fields(schema):
         raise ConformanceError(
             technique.name, rule, f"the config schema has no description for {', '.join(undocumented)}",
-            fix="give every field Field(description=...)",
+            fix="give every field, nested models' too, Field(description=...)",
         )  # fmt: skip
     if not technique.families:
         raise ConformanceError(
@@ -178,6 +188,18 @@ def check_declaration(technique: Technique) -> None:
         )  # fmt: skip
     if not technique.summary.strip() or "\n" in technique.summary:
         raise ConformanceError(technique.name, rule, "its summary must be one line")
+
+
+def undocumented_fields(schema: dict[str, Any]) -> list[str]:
+    """Fields without a description, the nested models' (``$defs``) as ``Model.field``: registration
+    checks only the config's own fields."""
+    models = [("", schema), *((f"{name}.", model) for name, model in schema.get("$defs", {}).items())]
+    return [
+        prefix + field_name
+        for prefix, model in models
+        for field_name, spec in model.get("properties", {}).items()
+        if not spec.get("description")
+    ]
 
 
 class Runs:
@@ -399,7 +421,7 @@ def _no_options_needed(technique: Technique) -> bool:
 def wrongly_typed(technique: Technique) -> tuple[str, Any] | None:
     """A field of a plain type (number, string, boolean) and a value no such field accepts."""
     for name, spec in technique.config.model_fields.items():
-        if spec.annotation in (int, float, bool, str) or str(spec.annotation).startswith("typing.Literal"):
+        if spec.annotation in (int, float, bool, str) or get_origin(spec.annotation) is Literal:
             return name, {"not": "valid"}
     return None
 
@@ -435,12 +457,8 @@ def _print_keys(argv: list[str]) -> None:
     from slimkit.runner import step_key
     from slimkit.spec import pipeline_from_dict
 
-    plugins = build_plugins()
-    if "--module" in argv:
-        module = importlib.import_module(argv[argv.index("--module") + 1])
-        name = module.__name__.removeprefix("slimkit_").replace("_", "-")
-        if name not in plugins.records:
-            plugins.register(module, name, origin="test")
+    module = importlib.import_module(argv[argv.index("--module") + 1]) if "--module" in argv else None
+    plugins = installed_plugins_and(module)
     pipeline = pipeline_from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
     plan = plan_pipeline(pipeline, plugins=plugins)
     plan.raise_if_problems()

@@ -19,7 +19,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -359,13 +359,11 @@ class Plugins:
         """
         merged: dict[str, list[Metric]] = {a.key: [] for a in artifacts}
         errors: dict[str, str] = {}
-        for name, caller in self._each_plugin("measure"):
+        for name, results in self._each_answer("measure", errors, artifacts=artifacts, context=context):
             try:
-                found = _checked_metrics(name, caller(artifacts=artifacts, context=context), merged)
-            except (Exception, SystemExit) as exc:  # recorded in results.json and the report; the others count
+                found = _checked_metrics(name, results, merged)
+            except Exception as exc:  # a malformed result: the measurer failed, the others count
                 errors[name] = error_line(exc)
-                if _tracing():
-                    traceback.print_exception(exc, file=sys.stderr)
                 continue
             for key, metrics in found.items():
                 merged.setdefault(key, []).extend(metrics)
@@ -390,18 +388,23 @@ class Plugins:
         """Call every tracker separately: a broken one is named and never changes the run.
 
         Returns (lines to show, errors by plugin name)."""
-        lines: list[str] = []
         errors: dict[str, str] = {}
-        for name, caller in self._each_plugin("after_run"):
+        answers = self._each_answer("after_run", errors, run_dir=run_dir, results=results, tracking=tracking)
+        lines = [str(line) for _, said in answers for line in said if line]
+        return lines, errors
+
+    def _each_answer(self, hook: str, errors: dict[str, str], **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """(plugin name, what its implementation of ``hook`` returned) for each plugin, one at a
+        time; one that raises is recorded in ``errors`` under its name and the others still run."""
+        for name, caller in self._each_plugin(hook):
             try:
-                said = caller(run_dir=run_dir, results=results, tracking=tracking)
-            except (Exception, SystemExit) as exc:  # the run is over and recorded: a tracker only adds to it
+                answer = caller(**kwargs)
+            except (Exception, SystemExit) as exc:  # named in the run's record; the others count
                 errors[name] = error_line(exc)
                 if _tracing():
                     traceback.print_exception(exc, file=sys.stderr)
                 continue
-            lines += [str(line) for line in said if line]
-        return lines, errors
+            yield name, answer
 
     # -- queries --------------------------------------------------------------------------
     def loaded(self) -> list[PluginRecord]:

@@ -41,7 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _slimkit_no_autoload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _slimkit_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No installed plugin loads unless the environment names some; converted sources are cached per test."""
     from slimkit.plugins import LOAD_ENV
 
     monkeypatch.setenv(LOAD_ENV, os.environ.get(LOAD_ENV, ""))
@@ -49,10 +50,9 @@ def _slimkit_no_autoload(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def slimkit_plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+def slimkit_plugins() -> Any:
     from slimkit.plugins import build_plugins
 
-    monkeypatch.setenv("SLIMKIT_CACHE", str(tmp_path / "slimkit-cache"))
     return build_plugins(entry_points=False)
 
 

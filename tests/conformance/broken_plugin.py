@@ -31,6 +31,18 @@ class Crashing(BaseModel):
         return int(value)
 
 
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    depth: int = 1  # no description: registration checks only the outer model's fields
+
+
+class Nested(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inner: Inner = Field(default_factory=Inner, description="Nested options.")
+
+
 class Unstable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +90,7 @@ def register_techniques(register: Any) -> None:
     register(_technique("fine", "copy_input"))
     register(_technique("no-families", "copy_input", families=None))
     register(_technique("missing-code", "nowhere"))
+    register(_technique("undocumented-nested", "copy_input", config=Nested))
     register(_technique("crashing-config", "copy_input", config=Crashing))
     register(_technique("fails-on-llama", "fail_on_decoders"))
     register(_technique("wrong-format", "copy_input", produces="onnx"))

@@ -57,6 +57,11 @@ def test_an_implementation_that_cannot_be_imported(kit: Kit, root: Path) -> None
     assert "'broken_plugin:nowhere' cannot be loaded" in _broken(kit, root, "missing-code", "declaration")
 
 
+def test_a_nested_option_without_a_description(kit: Kit, root: Path) -> None:
+    message = _broken(kit, root, "undocumented-nested", "declaration")
+    assert "the config schema has no description for Inner.depth" in message
+
+
 def test_a_config_that_crashes_instead_of_refusing(kit: Kit, root: Path) -> None:
     message = _broken(kit, root, "crashing-config", "bad-config")
     assert "planning crashed with TypeError" in message and "raise ValueError" in message

@@ -353,16 +353,6 @@ def _no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
-@pytest.fixture
-def offline_slimkit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No installed plugin loads (tests register what they need), no hub is asked, and converted
-    sources are cached per test. Plugin test suites use it from an autouse fixture."""
-    monkeypatch.setenv("SLIMKIT_LOAD_PLUGINS", "")
-    monkeypatch.setenv("SLIMKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-
-
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

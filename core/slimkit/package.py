@@ -63,7 +63,7 @@ def choose(run_dir: Path, variant: str | None) -> Chosen:
         why = "named with --variant"
     if isinstance(results, StudyResults):
         built = next((v for v in results.variants if v.name == variant), None)
-        if built is not None and built.status != "built":
+        if built is not None and built.status not in ("built", "reused"):
             raise SlimkitError(f"variant {variant!r} did not build ({built.status}): {built.note or 'see report.md'}")
     artifact = measured.get(variant)
     if artifact is None:

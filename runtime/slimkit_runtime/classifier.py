@@ -38,7 +38,8 @@ class Classifier:
         self.manifest = manifest
         self.labels: list[str] = list(manifest["labels"])
         self.multi_label: bool = manifest["problem"] == "multi_label"
-        self.threshold: float = float(manifest.get("threshold", 0.5))
+        threshold = manifest.get("threshold")  # null for single-label tasks and untuned multi-label ones
+        self.threshold: float = 0.5 if threshold is None else float(threshold)
         self.session = session
         self.tokenizer = tokenizer
         self.input_names = [i.name for i in session.get_inputs()]
@@ -56,6 +57,11 @@ class Classifier:
         manifest = _read_json(root / MANIFEST)
         if manifest.get("schema") != SCHEMA:
             raise PackageError(f"{root / MANIFEST}: schema {manifest.get('schema')!r}, this runtime reads {SCHEMA}")
+        if manifest.get("format") != "onnx":
+            raise PackageError(
+                f"{root / MANIFEST}: a {manifest.get('format')} package; slimkit-runtime serves ONNX packages "
+                "(load this one with transformers)"
+            )
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
         if threads is not None:
@@ -104,11 +110,10 @@ class Classifier:
     ) -> list[str] | list[list[str]]:
         """Label names: one per text, or for a multi-label task a list per text (every label whose
         sigmoid reaches the threshold slimkit tuned and measured with)."""
-        scores = self.logits(texts, pairs, batch_size=batch_size)
+        probs = self.predict_proba(texts, pairs, batch_size=batch_size)
         if self.multi_label:
-            chosen = 1.0 / (1.0 + np.exp(-scores)) >= self.threshold
-            return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
-        return [self.labels[int(i)] for i in scores.argmax(axis=1)]
+            return [[self.labels[j] for j in np.flatnonzero(row >= self.threshold)] for row in probs]
+        return [self.labels[int(i)] for i in probs.argmax(axis=1)]
 
 
 def _tokenizer(root: Path, manifest: dict[str, Any]) -> Any:

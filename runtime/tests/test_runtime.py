@@ -112,3 +112,46 @@ def test_a_package_refuses_a_variant_that_was_not_measured(packaged: dict[str, A
         result.output
     )
     assert not (tmp_path / "x").exists()
+
+
+def _package_copy(packaged: dict[str, Any], tmp_path: Path, **manifest: Any) -> Path:
+    import shutil
+
+    from slimkit_runtime.classifier import MANIFEST
+
+    folder = tmp_path / "pkg"
+    shutil.copytree(packaged["folder"], folder)
+    data = json.loads((folder / MANIFEST).read_text()) | manifest
+    (folder / MANIFEST).write_text(json.dumps(data))
+    return folder
+
+
+def test_a_single_label_package_loads_with_its_null_threshold(packaged: dict[str, Any], tmp_path: Path) -> None:
+    from slimkit_runtime import Classifier
+
+    # slimkit writes "threshold": null for a single-label task.
+    classifier = Classifier.load(_package_copy(packaged, tmp_path, problem="single_label", threshold=None))
+    predicted = classifier.predict(["i love this so much", "sad awful day"])
+    assert all(isinstance(label, str) and label in classifier.labels for label in predicted)
+
+
+def test_a_transformers_package_is_refused_in_one_line(packaged: dict[str, Any], tmp_path: Path) -> None:
+    from slimkit_runtime import Classifier, PackageError
+
+    with pytest.raises(PackageError, match="a transformers package; slimkit-runtime serves ONNX packages"):
+        Classifier.load(_package_copy(packaged, tmp_path, format="transformers"))
+
+
+def test_a_study_run_again_packages_its_reused_variants(tmp_path: Path) -> None:
+    import shutil
+
+    from slimkit.package import choose
+
+    # A study run again marks every variant it finds built as 'reused'.
+    study = Path(__file__).resolve().parents[2] / "docs" / "studies" / "minilm-semeval-compress"
+    shutil.copy(study / "results.json", tmp_path / "results.json")
+    data = json.loads((tmp_path / "results.json").read_text())
+    for variant in data["variants"]:
+        variant["status"] = "reused" if variant["status"] == "built" else variant["status"]
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    assert choose(tmp_path, None).artifact.label == data["selection"]["chosen"]

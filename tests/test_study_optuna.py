@@ -123,6 +123,18 @@ def test_nsga2_finds_the_true_pareto_front(tmp_path: Path, fake: ToyPlugin, slim
     assert len(sessions[-1]) == 1 + SPACE_VARIANTS
 
 
+def test_trials_without_figures_still_count_toward_samples(
+    tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware
+) -> None:
+    # No measurer reports the objective: every trial fails, and the search stops after `samples`
+    # variants instead of building the whole space.
+    results = run(tmp_path, slimkit_plugins, hw, strategy="tpe", samples=2, seed=1, objective="nosuch")
+    built = [v["name"] for v in results["variants"] if v["status"] == "built"]
+    assert built[0] == "baseline" and len(built) == 1 + 2
+    failed = [t for t in trials(tmp_path) if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.user_attrs["failed"] == "no provisional objective nosuch figure" for t in failed)
+
+
 @pytest.mark.parametrize("strategy", ["tpe", "random"])
 def test_tpe_and_random_build_samples_variants_and_respect_the_time_budget(
     tmp_path: Path, fake: ToyPlugin, slimkit_plugins: Any, hw: Hardware, strategy: str
@@ -140,7 +152,7 @@ def test_tpe_and_random_build_samples_variants_and_respect_the_time_budget(
     if strategy == "tpe":  # a variant over the accuracy budget (10 points) is infeasible
         for trial in got.values():
             loss = trial.user_attrs["provisional"]["drop_points"]
-            assert trial.user_attrs["constraint"] == [pytest.approx(loss - 10)]
+            assert trial.constraints["accuracy_budget"] == pytest.approx(loss - 10)
     # A clock that moves 10 s per reading: the 25 s budget stops the search before its samples.
     ticks = iter(range(0, 10_000, 10))
     search = {"strategy": strategy, "samples": 8, "time_budget_s": 25}

@@ -40,6 +40,7 @@ PROVISIONAL_REPEATS = 10
 PROVISIONAL_WARMUP = 3
 # A sampler that keeps proposing variants it has seen is stopped after this many proposals per sample.
 ASKS_PER_SAMPLE = 20
+BUDGET = "accuracy_budget"  # TPE's constraint: points lost beyond the budget (above zero: infeasible)
 
 
 def grid_order(variants: Sequence[Variant]) -> list[Variant]:
@@ -104,12 +105,6 @@ class Proposal:
     variant: Variant | None
 
 
-def _constraint(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
-    """TPE's constraint (Optuna 4; Optuna 5 reads ``Trial.set_constraint``): above zero when the
-    variant lost more than the accuracy budget."""
-    return list(trial.user_attrs.get("constraint", [0.0]))
-
-
 class OptunaSearch:
     """Asks an Optuna sampler for variants of the search space and tells it their provisional figures.
 
@@ -122,8 +117,6 @@ class OptunaSearch:
     def __init__(
         self, variants: Sequence[Variant], spec: SearchSpec, *, slots: Sequence[Sequence[str]], storage: str, name: str
     ) -> None:
-        import warnings
-
         import optuna
 
         self.spec = spec
@@ -158,20 +151,16 @@ class OptunaSearch:
             )
         # A resumed study or a second driver does not replay the first one's proposals.
         seed = spec.seed + len(self.study.trials)
-        self._native_constraints = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if spec.strategy == "tpe":
-                sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
-                    seed=seed,
-                    multivariate=True,  # blocks interact (a pruning that a later quantization undoes)
-                    constraints_func=None if self._native_constraints else _constraint,
-                    n_startup_trials=min(10, max(2, self.target // 3)),
-                )
-            elif self.multi:
-                sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, self.target)))
-            else:
-                sampler = optuna.samplers.RandomSampler(seed=seed)
+        if spec.strategy == "tpe":
+            sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
+                seed=seed,
+                multivariate=True,  # blocks interact (a pruning that a later quantization undoes)
+                n_startup_trials=min(10, max(2, self.target // 3)),
+            )
+        elif self.multi:
+            sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, self.target)))
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=seed)
         self.study.sampler = sampler
         self.asked = 0
         self._told: dict[str, optuna.trial.FrozenTrial] | None = None
@@ -192,15 +181,25 @@ class OptunaSearch:
                     self._told.setdefault(trial.user_attrs["variant"], trial)
         return self._told
 
-    def counted(self) -> int:
-        """Variants of the space (not the baseline, not explicit ones) the search has told."""
-        return sum(1 for n in self.told() if not self.by_name[n].explicit and n != BASELINE)
+    def tried(self) -> int:
+        """Variants of the space (not the baseline, not explicit ones) the search has paid for: told,
+        or failed after its build (no figure to tell, the build failed). A trial that was interrupted
+        is not counted: its variant is asked again."""
+        import optuna
+
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        names = {
+            t.user_attrs["variant"]
+            for t in self.study.get_trials(deepcopy=False, states=states)
+            if self._ours(t) and t.user_attrs.get("failed") != "interrupted"
+        }
+        return sum(1 for n in names if not self.by_name[n].explicit and n != BASELINE)
 
     def done(self) -> bool:
-        """Whether ``samples`` variants were told (or the sampler keeps proposing known ones).
+        """Whether ``samples`` variants were tried (or the sampler keeps proposing known ones).
         Reads the storage again: other drivers' trials count too."""
         self._told = None
-        return self.counted() >= self.target or self.asked >= ASKS_PER_SAMPLE * max(1, self.target)
+        return self.tried() >= self.target or self.asked >= ASKS_PER_SAMPLE * max(1, self.target)
 
     # -- one trial ---------------------------------------------------------------------------
     def ask(self) -> Proposal:
@@ -221,8 +220,8 @@ class OptunaSearch:
         proposal.trial.set_user_attr("repeat_of", earlier.number)
         if "provisional" in earlier.user_attrs:
             proposal.trial.set_user_attr("provisional", earlier.user_attrs["provisional"])
-        if "constraint" in earlier.user_attrs:
-            self._constrain(proposal, earlier.user_attrs["constraint"][0])
+        if BUDGET in earlier.constraints:
+            proposal.trial.set_constraint(BUDGET, earlier.constraints[BUDGET])
         self.study.tell(proposal.trial, list(earlier.values))
         return True
 
@@ -243,15 +242,11 @@ class OptunaSearch:
             return None, why
         drop = figures.get("drop_points")
         if not self.multi:  # nsga2 minimises the loss itself; tpe keeps within the budget by a constraint
-            self._constrain(proposal, 0.0 if drop is None else float(drop) - self.spec.budget.max_drop_points)
+            excess = 0.0 if drop is None else float(drop) - self.spec.budget.max_drop_points
+            proposal.trial.set_constraint(BUDGET, excess)
         proposal.trial.set_user_attr("provisional", figures)
         self.study.tell(proposal.trial, values)
         return values, None
-
-    def _constrain(self, proposal: Proposal, excess_points: float) -> None:
-        proposal.trial.set_user_attr("constraint", [excess_points])  # the record, whatever Optuna's version
-        if self._native_constraints:
-            proposal.trial.set_constraint("accuracy_budget", excess_points)
 
     def fail(self, proposal: Proposal, why: str) -> None:
         import optuna

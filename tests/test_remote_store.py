@@ -316,8 +316,10 @@ def test_variants_built_on_another_machine_are_fetched_for_the_one_measurement(
     results = run_study(study, plugins=slimkit_plugins, hardware=hw).results
     assert results.outcome == "done", results.reason
     assert {v.built_on for v in results.variants} == {"machine-b"}
-    fetched = journal(study.run_dir, "variant_finished")
-    assert fetched and all(e["status"] == "done" for e in fetched)
+    finished = journal(study.run_dir, "variant_finished")
+    assert finished and all(e["status"] == "done" for e in finished)
+    copied = list((driver / "stores").glob(f"*/*/{MANIFEST}"))  # what the driver fetched, verified
+    assert len(copied) >= len(results.variants) - 1
     measured = [a for a in results.artifacts if a.label != "baseline"]
     assert measured and all(a.metric("latency_ms.b1.s8") is not None for a in measured)
     assert not elsewhere.exists() and (driver / "stores").is_dir()  # read from the driver's copy

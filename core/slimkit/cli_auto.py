@@ -172,8 +172,10 @@ def compress_file_data(model: str, options: dict[str, Any]) -> tuple[dict[str, A
     if options["time_budget"]:
         data["time_budget"] = options["time_budget"]
     if options["store_dir"]:
+        from slimkit.remote_store import is_url
+
         store = options["store_dir"]
-        data["store_dir"] = store if "://" in store else _from(run_dir, Path(store))
+        data["store_dir"] = store if is_url(store) else _from(run_dir, Path(store))
     if options["epochs"]:
         data["train"] = {"epochs": options["epochs"]}
     data["task"] = task

@@ -135,12 +135,17 @@ class RemoteStore:
     def _published(self, key: str, name: str) -> str | None:
         """The remote folder of the step with ``key``, under its own name or another (a store
         shared between pipelines holds the same work under the name each gave it)."""
-        self.fs.invalidate_cache()
         if self.fs.exists(f"{self.root}/{name}/{MANIFEST}"):
             return f"{self.root}/{name}"
-        for found in sorted(self.fs.glob(f"{self.root}/*-{key}/{MANIFEST}")):
-            folder = str(PurePosixPath(str(found)).parent)
-            if not PurePosixPath(folder).name.startswith("."):
+        # One listing of the store: a glob with a wildcard in the first part walks every folder
+        # (on S3, one LIST request per step published).
+        try:
+            listed = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:  # nothing published yet
+            return None
+        for folder in sorted(str(p) for p in listed):
+            leaf = PurePosixPath(folder).name
+            if leaf.endswith(f"-{key}") and not leaf.startswith(".") and self.fs.exists(f"{folder}/{MANIFEST}"):
                 return folder
         return None
 
@@ -176,8 +181,8 @@ class RemoteStore:
         first; the caller holds the key's claim."""
         dest = f"{self.root}/{folder.name}"
         with self._errors("cannot be written"):
-            files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
-            self.fs.invalidate_cache()
+            manifest = (folder / MANIFEST).read_bytes()
+            files = json.loads(manifest)["files"]
             if self.fs.exists(dest):
                 self.fs.rm(dest, recursive=True)
             for name in sorted(files):
@@ -185,7 +190,6 @@ class RemoteStore:
                 if not self.conditional:  # object stores have no folders; other file systems do
                     self.fs.makedirs(str(PurePosixPath(remote).parent), exist_ok=True)
                 self.fs.put_file(str(folder / name), remote)
-            manifest = (folder / MANIFEST).read_bytes()
             if self.conditional:
                 self.fs.pipe_file(f"{dest}/{MANIFEST}", manifest)  # one PUT: atomic on S3
             else:

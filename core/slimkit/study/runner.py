@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from slimkit import store
 from slimkit.artifacts import MANIFEST, Artifact, stable_hash, write_json_atomic
+from slimkit.claims import claim
 from slimkit.context import MeasureContext
 from slimkit.digests import Damaged
 from slimkit.display import Display
@@ -179,6 +180,14 @@ def _read_state(path: Path) -> dict[str, Any]:
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
+def _verified_here(final: Path) -> Artifact | None:
+    """The step already copied into this machine's store, when it is intact; None otherwise."""
+    try:
+        return store.verify_step(final)
+    except Damaged:
+        return None
+
+
 def _intact(model: Path) -> bool:
     """Whether a variant's model is there and, when it lies in a stored step (a folder or a file
     inside it), that step matches its digests."""
@@ -222,6 +231,7 @@ class StudyRunner:
         self.force = force
         self.remeasure = remeasure
         self.display = display
+        self._remote: Any = None  # the RemoteStore at store_dir's URL, opened at the first fetch
         self.show_progress = show_progress
         self.clock = clock
         self.run_dir = self.study.run_dir.resolve()
@@ -278,7 +288,12 @@ class StudyRunner:
             return outcome
         final = self.study.steps_dir / step.name
         try:
-            fetched = RemoteStore(url).fetch(artifact.key, final)
+            # Under this machine's claim on the key, as the runner fetches: one copy, never two at once.
+            with claim(self.study.steps_dir, artifact.key):
+                fetched = _verified_here(final)
+                if fetched is None:
+                    self._remote = self._remote or RemoteStore(url)
+                    fetched = self._remote.fetch(artifact.key, final)
         except (SlimkitError, Damaged) as exc:
             why = f"built on {outcome.built_on or 'another machine'} but not fetched from {url}: {exc}"
             return dataclasses.replace(outcome, status="failed", artifact=None, error=why)
@@ -286,8 +301,7 @@ class StudyRunner:
             why = f"built on {outcome.built_on or 'another machine'} but not published in {url}"
             return dataclasses.replace(outcome, status="failed", artifact=None, error=why)
         self.display.line(f"↓ {outcome.name}: fetched from {url}")
-        here = artifact.with_updates(path=final / artifact.path.relative_to(step))
-        return dataclasses.replace(outcome, artifact=here)
+        return dataclasses.replace(outcome, artifact=artifact.with_updates(path=fetched.path))
 
     def build(self) -> None:
         valid = [v for v in self.plan.variants if not v.problems]

@@ -30,8 +30,8 @@ __all__ = ["MlflowTracking", "after_run"]
 @slimkit.hookimpl
 def after_run(run_dir: Path, results: Results, tracking: dict[str, dict[str, Any]]) -> str | None:
     settings = resolve_settings(tracking)
-    if settings is None or results is None:
+    if settings is None:
         return None
     from slimkit_mlflow.record import record
 
-    return record(settings, Path(run_dir), results)
+    return record(settings, run_dir, results)

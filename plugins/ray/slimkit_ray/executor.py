@@ -110,7 +110,7 @@ class RayExecutor:
         except rx.RayError as exc:  # the worker or its node died (crash, OOM kill, node lost)
             tries = self.options.max_retries
             again = f" (after {tries} retr{'y' if tries == 1 else 'ies'})" if tries else ""
-            why = f"the Ray worker building it died{again}: {type(exc).__name__}: {_first_line(exc)}"
+            why = f"the Ray worker building it died{again}: {error_line(exc)}"
         return VariantOutcome(name=job.name, status="failed", error=why)
 
 
@@ -119,11 +119,11 @@ def worker_settings(context: ExecutorContext, options: RayOptions) -> dict[str, 
     driver's SLIMKIT_* settings (plugins, cache, trust) but those the user's runtime_env sets."""
     plugins = context.plugins
     loaded = plugins.loaded() if plugins is not None else []
-    theirs = (options.runtime_env.get("env_vars") or {}) if isinstance(options.runtime_env, dict) else {}
+    theirs = options.runtime_env.get("env_vars") or {}
     return {
         "env": {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIX) and k not in theirs},
         "trust_local": bool(getattr(plugins, "trust_local", False)),
-        "cuda": bool(options.num_gpus) or bool(getattr(context.hardware, "cuda", None)),
+        "cuda": bool(options.num_gpus) or bool(context.hardware.cuda),
         # Installed plugins only: one registered in the driver's process cannot travel.
         "plugins": {r.name: r.version for r in loaded if r.origin == "entry-point"},
     }

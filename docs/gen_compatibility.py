@@ -5,7 +5,7 @@
 
 The table says what each technique declares (``Technique.families``); each plugin's conformance
 test (plugins/*/tests/test_*_conformance.py, slimkit's conformance kit) runs every declared pair on a
-tiny model of the family, so a cell that says yes is a tested claim. tests/compatibility/ fails
+tiny model of the family, so a cell that says yes is a tested claim. integration/compatibility/ fails
 when this page is out of date.
 """
 

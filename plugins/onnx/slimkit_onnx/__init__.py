@@ -41,7 +41,7 @@ ONNX = "onnx>=1.16"
 INT8_CPU_FEATURES = ["avx512_vnni", "avx_vnni", "amx_int8"]  # VNNI/AMX dot products make u8s8 kernels fast
 QUANTIZERS = [QUANTIZE_DYNAMIC, QUANTIZE_STATIC, QUANTIZE_WEIGHT_ONLY]
 
-# Model families (Hugging Face model_type): each tested on a tiny model (tests/compatibility).
+# Model families (Hugging Face model_type): each tested on a tiny model (plugins/onnx/tests/test_onnx_conformance.py).
 TESTED = tuple(f.name for f in FAMILIES)
 OPTIMIZE_FAMILIES = {
     f: "onnxruntime.transformers' BERT fusions (Attention, SkipLayerNorm, GELU)"

@@ -1,4 +1,4 @@
-"""A plugin whose techniques each break one rule of the conformance kit (tests/conformance)."""
+"""A plugin whose techniques each break one rule of the conformance kit (integration/conformance)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,14 @@ def test_the_page_carries_every_measured_model_and_both_charts() -> None:
     assert full["recipe"][0].startswith("finetune: transformers.finetune") and len(full["recipe"]) == 8
 
 
+def test_the_charts_plot_the_accuracy_the_study_chose_by() -> None:
+    # As the PNG plots do: a study whose budget is about macro-F1 charts macro-F1, not micro-F1.
+    results = load_results(STUDY / "results.json")
+    assert results.selection is not None
+    results.selection.accuracy = "macro_f1"
+    assert {c["y"] for c in page_data(results)["charts"]} == {"macro_f1"}
+
+
 def test_the_page_needs_no_network() -> None:
     page = render_html(load_results(STUDY / "results.json"))
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the page loads something from the network"

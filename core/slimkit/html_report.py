@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from slimkit.artifacts import write_text_atomic
-from slimkit.pareto import pareto_front, primary_accuracy, primary_latency
-from slimkit.plots import points
+from slimkit.pareto import pareto_front
+from slimkit.plots import chart_axes, points
 from slimkit.report import compact_cell, format_cell, metric_columns, options_text
 from slimkit.results import AnyResults, MeasuredArtifact, StudyResults
 
@@ -37,19 +37,14 @@ def _warnings(results: AnyResults) -> dict[str, list[str]]:
     return {}
 
 
-def _front(artifacts: list[MeasuredArtifact], x: str | None, y: str | None) -> list[str]:
-    if x is None or y is None:
-        return []
+def _front(artifacts: list[MeasuredArtifact], x: str, y: str) -> list[str]:
     return [label for label, _, _ in pareto_front(points(artifacts, x, y))]
 
 
 def page_data(results: AnyResults) -> dict[str, Any]:
     """Everything the page draws, as plain JSON."""
     artifacts = results.artifacts
-    names = {m.name for a in artifacts for m in a.metrics}
-    accuracy = primary_accuracy({m.name for a in artifacts for m in a.metrics if m.kind == "accuracy"})
-    latency = primary_latency(names)
-    size = "size_bytes" if "size_bytes" in names else None
+    accuracy, x_names = chart_axes(results)  # the PNG plots' axes: a study's budget metric
     columns = metric_columns(artifacts, ("speed", "memory", "size", "accuracy"))
     warnings = _warnings(results)
     chosen = results.selection.chosen if isinstance(results, StudyResults) and results.selection else None
@@ -63,11 +58,11 @@ def page_data(results: AnyResults) -> dict[str, Any]:
             "values": {n: by_name[n].value for n in columns if n in by_name},
             "recipe": _recipe(results, a.label), "warnings": warnings.get(a.label, []),
         })  # fmt: skip
-    charts = [{"x": x, "y": accuracy, "front": _front(artifacts, x, accuracy)} for x in (latency, size) if x]
+    charts = [{"x": x, "y": accuracy, "front": _front(artifacts, x, accuracy)} for x in x_names] if accuracy else []
     return {
         "title": f"slimkit {'study' if isinstance(results, StudyResults) else 'run'}: {results.title}",
         "outcome": f"{results.outcome or 'done'} (exit code {results.exit_code})", "baseline": results.baseline,
-        "columns": columns, "rows": rows, "charts": charts if accuracy else [],
+        "columns": columns, "rows": rows, "charts": charts,
     }  # fmt: skip
 
 

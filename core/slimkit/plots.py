@@ -50,6 +50,16 @@ def place_labels(fig: Any, ax: Any, pts: list[tuple[str, float, float]]) -> list
     return placed
 
 
+def chart_axes(results: AnyResults) -> tuple[str | None, list[str]]:
+    """The accuracy metric the charts plot (a study's: the one its budget is about) and their x
+    axes (the primary latency, size on disk), for the PNG plots and report.html alike."""
+    artifacts = results.artifacts
+    selection = results.selection if isinstance(results, StudyResults) else None
+    y_name = (selection.accuracy if selection else None) or primary_accuracy(metric_names(artifacts, "accuracy"))
+    names = metric_names(artifacts)
+    return y_name, [x for x in (primary_latency(names), "size_bytes" if "size_bytes" in names else None) if x]
+
+
 def render_plots(results: AnyResults, out_dir: Path) -> list[Path]:
     """Write the plots next to the report; return their paths (none without matplotlib or data)."""
     if importlib.util.find_spec("matplotlib") is None:
@@ -58,7 +68,7 @@ def render_plots(results: AnyResults, out_dir: Path) -> list[Path]:
     # A study plots the accuracy metric its budget is about, and stars the variant it chose.
     selection = results.selection if isinstance(results, StudyResults) else None
     chosen = selection.chosen if selection else None
-    y_name = (selection.accuracy if selection else None) or primary_accuracy(metric_names(artifacts, "accuracy"))
+    y_name, x_names = chart_axes(results)
     if y_name is None:
         return []
     import matplotlib
@@ -67,12 +77,8 @@ def render_plots(results: AnyResults, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    for x_name, x_label, scale in (
-        (primary_latency(metric_names(artifacts)), "latency (ms, median)", 1.0),
-        ("size_bytes", "size on disk (MB)", 1e-6),
-    ):
-        if x_name is None:
-            continue
+    for x_name in x_names:
+        x_label, scale = ("size on disk (MB)", 1e-6) if x_name == "size_bytes" else ("latency (ms, median)", 1.0)
         pts = [(lbl, x * scale, y * 100) for lbl, x, y in points(artifacts, x_name, y_name)]
         if len(pts) < 2:
             continue

@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 # Model families (Hugging Face model_type) and what each technique does there; checked at plan
-# time, listed in docs/compatibility.md, and tested on a tiny model of each (plugins/torch/tests/test_torch_conformance.py).
+# time, listed in docs/compatibility.md, and tested on a tiny model of each
+# (tests/test_torch_conformance.py).
 ANY_LINEAR = {"*": "every nn.Linear outside the classification head"}
 BERT_STYLE = "FFN neurons and whole layers (heads: not with transformers 5, which derives the head size)"
 LLAMA_STYLE = "MLP neurons, attention heads (whole KV groups) and whole layers"

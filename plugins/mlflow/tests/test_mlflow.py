@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +24,6 @@ pytestmark = pytest.mark.slimkit_plugins("transformers", "torch", "onnx", "mlflo
 
 # One batch size, one length: latency (with its spread), accuracy, size and memory, in seconds.
 MEASURE = {"batch_sizes": [1], "dynamic_length": False}
-
-
-@contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def expected_metrics(artifact: MeasuredArtifact, prefix: str = "") -> dict[str, float]:
@@ -139,8 +125,9 @@ def test_a_study_is_a_parent_run_with_one_nested_run_per_variant(
 
 
 def test_a_run_is_one_mlflow_run_with_its_onnx_model(
-    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any], mlflow_server: str
-) -> None:
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any], mlflow_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     tracking = {"mlflow": {"uri": mlflow_server, "experiment": "runs", "run_name": "tiny-onnx", "log_model": True}}
     steps = [{"name": "export", "technique": "onnx.export"}]
     pipe = tiny_pipeline(tiny_bert, tiny_task, steps, measure=MEASURE, tracking=tracking)
@@ -180,10 +167,13 @@ def test_a_run_is_one_mlflow_run_with_its_onnx_model(
     assert tags["slimkit.model"] == "model: export (onnx)"
     (model,) = client.search_logged_models([experiment.experiment_id])
     assert model.source_run_id == run.info.run_id and model.name == "model"
-    with _tracking_uri(mlflow_server):  # the logged model's own description (MLmodel) names its flavours
-        import mlflow
+    # The logged model's own description (MLmodel) names its flavours. The URI goes through the
+    # environment, which monkeypatch restores: mlflow.set_tracking_uri would leave it set for
+    # every later test (and their subprocesses) in this process.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    import mlflow
 
-        assert "onnx" in mlflow.models.get_model_info(f"models:/{model.model_id}").flavors
+    assert "onnx" in mlflow.models.get_model_info(f"models:/{model.model_id}").flavors
 
 
 def test_nothing_configured_records_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

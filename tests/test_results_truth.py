@@ -176,9 +176,13 @@ def test_a_run_killed_outright_leaves_a_record_that_says_it_did_not_finish(tmp_p
     (tmp_path / "odd.py").write_text("import time\n" + hang)
     command = [sys.executable, "-c", "from slimkit.cli import main; main()", "run", path.name, "-q"]
     run = subprocess.Popen([*command, "--trust-local-plugins"], cwd=tmp_path)
-    results_path = tmp_path / "runs" / "p" / "results.json"
+    results_path, report = tmp_path / "runs" / "p" / "results.json", tmp_path / "runs" / "p" / "report.md"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and json.loads(results_path.read_text())["outcome"] != "running":
+    # results.json is written first, then the report: kill once both say 'running' (between the two
+    # writes, the report still holds the earlier run's outcome for a moment).
+    while time.monotonic() < deadline and not (
+        json.loads(results_path.read_text())["outcome"] == "running" and "not finished" in report.read_text()
+    ):
         time.sleep(0.1)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()

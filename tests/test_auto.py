@@ -245,6 +245,7 @@ def test_compress_plan_writes_the_file_and_builds_nothing(
     (tmp_path / "data").mkdir()
     args = ["compress", SOURCE, "--format", "toy", "--data", "data/train.csv", "--eval", "data/test.csv"]
     args += ["--goal", "size"]
+    args += ["--sessions", "3", "--session-gap", "5"]  # kept in the file, so a rerun measures alike
     result = CliRunner().invoke(cli, [*args, "--time-budget", "2h", "--name", "c", "--plan"])
     assert result.exit_code == 0, result.output
     assert "Compress toy:0.01,0.2,0.5,0.9 (bert, encoder) for size, within 1 point(s)" in result.output
@@ -252,6 +253,7 @@ def test_compress_plan_writes_the_file_and_builds_nothing(
     assert "  skip fam.speed: for speed, not size" in result.output
     written = (tmp_path / "runs" / "c" / "compress.toml").read_text()
     assert 'recipe = "auto"' in written and 'time_budget = "2h"' in written
+    assert "[measure]\nsessions = 3\nsession_gap_s = 5" in written
     assert 'data_files = { "train" = "../../data/train.csv", "eval" = "../../data/test.csv" }' in written
     assert not (tmp_path / "runs" / "c" / "steps").exists()
 

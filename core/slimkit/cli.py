@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -201,6 +202,38 @@ def _print_notes(warnings: list[str], problems: list[str]) -> None:
         click.echo(f"problem: {p}", err=True)
 
 
+SpecT = TypeVar("SpecT")
+
+
+def sessions_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sessions and --session-gap: repeat the whole measurement (docs/measurement.md#sessions)."""
+    command = click.option(
+        "--session-gap",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="Pause between two measurement sessions (overrides measure.session_gap_s; default 60).",
+    )(command)
+    return click.option(
+        "--sessions",
+        type=click.IntRange(1, 100),
+        help="Measure everything N times, spaced apart; ratios are the median across sessions, with their range.",
+    )(command)
+
+
+def measure_overrides(sessions: int | None, gap: float | None) -> dict[str, Any]:
+    """The [measure] fields that --sessions and --session-gap set."""
+    overrides: dict[str, Any] = {"sessions": sessions, "session_gap_s": gap}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def with_measure(spec: SpecT, overrides: dict[str, Any]) -> SpecT:
+    """A pipeline, study or auto spec whose [measure] table has ``overrides``."""
+    if not overrides:
+        return spec
+    model: Any = spec  # Pipeline, Study or AutoSpec: each has a MeasureSpec in `measure`
+    return model.model_copy(update={"measure": model.measure.model_copy(update=overrides)})  # type: ignore[no-any-return]
+
+
 @cli.command()
 @click.argument("pipeline_file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -239,6 +272,7 @@ def plan(pipeline_file: Path, as_json: bool, trust_local_plugins: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
+@sessions_options
 def run(
     pipeline_file: Path,
     force: bool,
@@ -247,6 +281,8 @@ def run(
     quiet: bool,
     verbose: bool,
     trust_local_plugins: bool,
+    sessions: int | None,
+    session_gap: float | None,
 ) -> None:
     """Run a pipeline: every step, then measure the baseline and each result in one session.
 
@@ -261,12 +297,14 @@ def run(
     from slimkit.runner import run_pipeline
     from slimkit.spec import load_pipeline
 
+    overrides = measure_overrides(sessions, session_gap)
     if (auto := auto_spec_from_file(pipeline_file)) is not None:
         if output is not None:
             auto = auto.model_copy(update={"output_dir": usable_output(output)})
         plugins = _plugins(trust_local_plugins)
+        auto = with_measure(auto, overrides)
         run_auto(auto, plugins=plugins, plan_only=False, as_json=as_json, quiet=quiet, force=force, verbose=verbose)
-    pipeline = load_pipeline(pipeline_file)
+    pipeline = with_measure(load_pipeline(pipeline_file), overrides)
     if output is not None:
         pipeline = pipeline.model_copy(update={"output_dir": usable_output(output)})
     plugins = _plugins(trust_local_plugins)
@@ -328,6 +366,7 @@ def _print_study_plan(study_plan: Any) -> None:
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
 @click.option("--trust-local-plugins", is_flag=True, help=TRUST_HELP)
+@sessions_options
 def study(
     study_file: Path,
     plan_only: bool,
@@ -340,6 +379,8 @@ def study(
     quiet: bool,
     verbose: bool,
     trust_local_plugins: bool,
+    sessions: int | None,
+    session_gap: float | None,
 ) -> None:
     """Run a compression study: build every variant, measure all in one session, choose one.
 
@@ -351,7 +392,7 @@ def study(
     """
     from slimkit.study import load_study
 
-    spec = load_study(study_file)
+    spec = with_measure(load_study(study_file), measure_overrides(sessions, session_gap))
     if output is not None:
         spec = spec.model_copy(update={"output_dir": usable_output(output)})
     plugins = _plugins(trust_local_plugins)
@@ -437,8 +478,17 @@ def study(
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or results.json as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 @click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
+@sessions_options
 def compress(
-    model: str, plan_only: bool, force: bool, as_json: bool, quiet: bool, verbose: bool, **options: Any
+    model: str,
+    plan_only: bool,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    sessions: int | None,
+    session_gap: float | None,
+    **options: Any,
 ) -> None:
     """Compress MODEL for --goal within --budget points of accuracy, from the installed plugins' recipes.
 
@@ -451,6 +501,8 @@ def compress(
     from slimkit.cli_auto import AUTO_FILE, auto_spec_from_file, compress_file_data, run_auto, write_auto_file
 
     data, run_dir = compress_file_data(model, options)
+    if overrides := measure_overrides(sessions, session_gap):
+        data["measure"] = overrides  # in compress.toml, so `slimkit run` of it measures the same way
     path = usable_output(run_dir) / AUTO_FILE
     write_auto_file(data, path)
     if not as_json:

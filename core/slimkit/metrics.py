@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,15 +31,45 @@ class Metric(BaseModel):
         default_factory=dict, description="Conditions of the measurement (threads, repeats, batch, ...)."
     )
     source: str | None = Field(default=None, description="Set by slimkit: the plugin that measured it.")
+    sessions: list[float | None] = Field(
+        default_factory=list,
+        exclude_if=lambda sessions: not sessions,  # files of one session read and write back unchanged
+        description="Set by slimkit when the measurement was repeated: the value in each session, in order "
+        "(``value`` is their median).",
+    )
 
 
-def compare(metric: Metric, baseline: Metric | None) -> dict[str, float | None]:
-    """Ratio (speed, size, memory) or delta in points (accuracy) against the baseline's figure."""
-    if baseline is None or metric.value is None or baseline.value is None:
+def compare(metric: Metric, baseline: Metric | None) -> dict[str, float]:
+    """Ratio (speed, size, memory) or delta in points (accuracy) against the baseline's figure.
+
+    When both were measured in the same several sessions, the ratio is the median of the
+    per-session ratios, with their lowest and highest as ``ratio_min`` and ``ratio_max``: a ratio
+    pairs figures of one session only, since machines drift between sessions.
+    """
+    if baseline is None:
+        return {}
+    paired = _per_session(metric, baseline)
+    if len(paired) > 1 and metric.kind in ("speed", "size", "memory"):
+        ratios = sorted(r for r in (_ratio(metric, value, base) for value, base in paired) if r is not None)
+        if not ratios:
+            return {}
+        return {"ratio": round(median(ratios), 4), "ratio_min": round(ratios[0], 4), "ratio_max": round(ratios[-1], 4)}
+    if metric.value is None or baseline.value is None:
         return {}
     if metric.kind == "accuracy":
         return {"delta_points": round((metric.value - baseline.value) * 100, 4)}
-    if metric.kind in ("speed", "size", "memory") and metric.value > 0 and baseline.value > 0:
-        ratio = baseline.value / metric.value if metric.better == "lower" else metric.value / baseline.value
-        return {"ratio": round(ratio, 4)}
-    return {}
+    ratio = _ratio(metric, metric.value, baseline.value)
+    return {} if ratio is None else {"ratio": round(ratio, 4)}
+
+
+def _per_session(metric: Metric, baseline: Metric) -> list[tuple[float, float]]:
+    """The (candidate, baseline) pairs of the sessions where both were measured."""
+    if len(metric.sessions) != len(baseline.sessions):
+        return []
+    return [(v, b) for v, b in zip(metric.sessions, baseline.sessions, strict=True) if v is not None and b is not None]
+
+
+def _ratio(metric: Metric, value: float, base: float) -> float | None:
+    if metric.kind not in ("speed", "size", "memory") or value <= 0 or base <= 0:
+        return None
+    return base / value if metric.better == "lower" else value / base

@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from slimkit.report import compact_cell, options_text
-from slimkit.results import MeasuredArtifact
+from slimkit.results import AnyResults, MeasuredArtifact
 
 if TYPE_CHECKING:
     from slimkit.package import Chosen
@@ -62,12 +62,19 @@ def _cell(artifact: MeasuredArtifact | None, name: str) -> str:
     return "—" if metric is None or metric.value is None else compact_cell(metric)
 
 
+def _sessions(results: AnyResults) -> str:
+    settings = results.measure_settings
+    if settings is None or settings.sessions == 1:
+        return "one session"
+    return f"{settings.sessions} sessions (median; ratios' range across sessions in brackets)"
+
+
 def _figures(chosen: Chosen) -> list[str]:
     results = chosen.results
     names = [n for n, _ in _accuracy(chosen.artifact)] + [*SPEED, "size_bytes", "peak_rss_bytes"]
     rows = [("baseline", chosen.baseline), (chosen.artifact.label, chosen.artifact)]
     lines = ["## Measured against the baseline", "",
-             "Measured by slimkit in one session, baseline and this model interleaved; accuracy in percent "
+             f"Measured by slimkit in {_sessions(results)}, baseline and this model interleaved; accuracy in percent "
              "(points against the baseline), ratios are the baseline's figure over this model's (higher is better).",
              "", "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]  # fmt: skip
     lines += [f"| {label} | " + " | ".join(_cell(a, n) for n in names) + " |" for label, a in rows]

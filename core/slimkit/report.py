@@ -19,7 +19,7 @@ from slimkit.results import (
     StudyResults,
     VariantResult,
 )
-from slimkit.spec import StepSpec
+from slimkit.spec import MeasureSpec, StepSpec
 
 KIND_ORDER = {"speed": 0, "memory": 1, "size": 2, "accuracy": 3, "info": 4}
 
@@ -43,6 +43,8 @@ def format_value(metric: Metric) -> str:
 
 def _versus(metric: ResultMetric) -> str:
     vs = metric.vs_baseline
+    if "ratio_min" in vs and "ratio_max" in vs:  # measured in several sessions: median (range)
+        return f" · {vs['ratio']:.2f}x ({vs['ratio_min']:.2f}-{vs['ratio_max']:.2f})"
     if "ratio" in vs:
         return f" · {vs['ratio']:.2f}x"
     return f" · {vs['delta_points']:+.2f}" if "delta_points" in vs else ""
@@ -184,12 +186,21 @@ def _measurement(results: AnyResults) -> list[str]:
     return [
         "## Measurement",
         "",
-        "Measured in one session, blocks rotated round-robin across models: batch sizes "
+        f"Measured in {_sessions_text(settings)}, blocks rotated round-robin across models: batch sizes "
         f"{settings.batch_sizes}, sequence lengths {settings.sequence_lengths}, "
         f"{settings.warmup} warm-up and {settings.repeats} timed calls per block, "
         f"{settings.rounds} round(s), {threads}.",
         "",
     ]
+
+
+def _sessions_text(settings: MeasureSpec) -> str:
+    if settings.sessions == 1:
+        return "one session"
+    return (
+        f"{settings.sessions} sessions {settings.session_gap_s:g} s apart (figures: median across sessions; "
+        "ratios: median of the per-session ratios, range in brackets)"
+    )
 
 
 def _libraries(results: AnyResults) -> list[str]:
@@ -282,7 +293,13 @@ def _study_intro(results: StudyResults) -> str:
         + ". "
         f"{_machine(results)}. Baseline: **{results.baseline}**"
         + (" (" + " → ".join(_step_text(s) for s in base) + ")" if base else "")
-        + ". Every figure below comes from one measurement session of all variants; ratios are "
+        + ". Every figure below comes from "
+        + (
+            "one measurement session of all variants"
+            if results.measure_settings is None or results.measure_settings.sessions == 1
+            else f"{results.measure_settings.sessions} measurement sessions of all variants (median, range in brackets)"
+        )
+        + "; ratios are "
         "baseline / variant for latency, size and memory (higher is better); accuracy deltas are in points."
     )
 
@@ -377,7 +394,9 @@ def _where_lines(results: StudyResults) -> list[str]:
     if built:
         parts.append("Built on: " + ", ".join(f"{host} ({n})" for host, n in sorted(built.items())))
     if results.measured_on:
-        parts.append(f"measured on {results.measured_on} in one session")
+        settings = results.measure_settings
+        sessions = "one session" if settings is None or settings.sessions == 1 else f"{settings.sessions} sessions"
+        parts.append(f"measured on {results.measured_on} in {sessions}")
     line = "; ".join(parts)
     return [line[0].upper() + line[1:] + ".", ""]
 

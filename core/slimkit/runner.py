@@ -41,6 +41,7 @@ from slimkit.plugins import Plugins, build_plugins
 from slimkit.processes import running_reason
 from slimkit.remote_store import RemoteStore
 from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
+from slimkit.sessions import measure_sessions
 from slimkit.spec import Pipeline
 from slimkit.techniques import Stage
 from slimkit.versions import library_versions
@@ -540,7 +541,9 @@ class Runner:
         )
         self.journal.write("measure_started", artifacts=[a.label for a in artifacts])
         with self.display.status(f"measuring {len(artifacts)} model(s)"):
-            result.metrics, result.measure_errors = self.plugins.measure(artifacts, context)
+            result.metrics, result.measure_errors = measure_sessions(
+                lambda: self.plugins.measure(artifacts, context), self.pipeline.measure, announce=self.display.line
+            )
         for plugin, error in result.measure_errors.items():
             self.display.line(f"✗ measurer {plugin!r} failed: {error}")
         self.journal.write("measure_done", errors=result.measure_errors)

@@ -234,6 +234,15 @@ class MeasureSpec(BaseModel):
     )
     accuracy: bool = Field(default=True, description="Compute accuracy metrics on the eval split.")
     latency: bool = Field(default=True, description="Time inference.")
+    sessions: StrictInt = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Whole measurement sessions, one after another; ratios are the median across sessions.",
+    )
+    session_gap_s: float = Field(
+        default=60.0, ge=0, le=86_400, description="Pause between two sessions, in seconds (spaces them apart)."
+    )
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from slimkit.results import (
     VariantResult,
     measured_artifacts,
 )
+from slimkit.sessions import measure_sessions
 from slimkit.study.executors import Executor, ExecutorContext, VariantJob, VariantOutcome, make_executor
 from slimkit.study.search import (
     OptunaSearch,
@@ -497,8 +498,14 @@ class StudyRunner:
             metrics = {k: [Metric.model_validate(m) for m in ms] for k, ms in cached["metrics"].items()}
             return artifacts, metrics, dict(cached.get("errors", {}))
         self.journal.write("measure_started", artifacts=[a.label for a in artifacts])
-        with self.display.status(f"measuring {len(artifacts)} model(s) in one session"):
-            metrics, errors = self.plugins.measure(artifacts, self._context(artifacts[0], self.study.measure))
+        settings = self.study.measure
+        sessions = "one session" if settings.sessions == 1 else f"{settings.sessions} sessions"
+        with self.display.status(f"measuring {len(artifacts)} model(s) in {sessions}"):
+            metrics, errors = measure_sessions(
+                lambda: self.plugins.measure(artifacts, self._context(artifacts[0], settings)),
+                settings,
+                announce=self.display.line,
+            )
         for plugin, error in errors.items():
             self.display.line(f"✗ measurer {plugin!r} failed: {error}")
         self.state.measurement = {

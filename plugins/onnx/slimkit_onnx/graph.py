@@ -9,6 +9,7 @@ precision, the names of the classification head's initializers, parameter counts
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -154,28 +155,33 @@ def head_nodes(model: onnx.ModelProto, names: Iterable[str]) -> list[str]:
 # -- running ----------------------------------------------------------------------------------
 
 
+SPINNING_ENV = "SLIMKIT_ORT_SPINNING"
+
+
 def session_options(threads: int) -> tuple[onnxruntime.SessionOptions, dict[str, Any]]:
     """Options shared by every session slimkit opens, and the facts that describe them.
 
     One intra-op pool of ``threads`` threads, no inter-op parallelism, sequential execution, and no
     spinning: a spinning ORT pool keeps cores busy for tens of ms after a call and slows whatever
-    runs next (docs/measurement.md).
+    runs next (docs/measurement.md). ``SLIMKIT_ORT_SPINNING=1`` turns spinning on.
     """
     import onnxruntime as ort
+
+    spinning = "1" if os.environ.get(SPINNING_ENV, "0") == "1" else "0"
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
     options.log_severity_level = 3
     facts = {
         "intra_op_num_threads": threads,
         "inter_op_num_threads": 1,
         "execution_mode": "sequential",
-        "allow_spinning": "0",
+        "allow_spinning": spinning,
         "graph_optimization_level": "ORT_ENABLE_ALL",
     }
     return options, facts

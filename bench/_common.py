@@ -38,3 +38,25 @@ def write(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data | {"machine": machine(), "argv": sys.argv}, indent=2, default=str))
     return path
+
+
+def session_args(parser: Any) -> None:
+    """--sessions and --session-gap, as `slimkit run/study --sessions` (docs/measurement.md#several-sessions)."""
+    parser.add_argument("--sessions", type=int, default=1, help="repeat the whole measurement N times, spaced apart")
+    parser.add_argument("--session-gap", type=float, default=60.0, metavar="SECONDS", help="pause between sessions")
+
+
+def measure(plugins: Any, artifacts: list[Any], context: Any, args: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every artifact measured together, in ``args.sessions`` sessions (figures: medians across them)."""
+    from slimkit.sessions import measure_sessions
+
+    settings = context.settings.model_copy(update={"sessions": args.sessions, "session_gap_s": args.session_gap})
+    return measure_sessions(lambda: plugins.measure(artifacts, context), settings, announce=print)
+
+
+def speedup(metric: Any, baseline: Any) -> float | None:
+    """Baseline over candidate (higher is better): the median of the per-session ratios when
+    measured in several sessions, since only figures of one session pair up."""
+    from slimkit.metrics import compare
+
+    return compare(metric, baseline).get("ratio")

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _common
 from _common import table, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default=str(REPO / "examples" / "minilm-semeval-distill.toml"))
     parser.add_argument("--quick", action="store_true", help="smoke check: little data, one epoch, few repeats")
+    _common.session_args(parser)
     args = parser.parse_args()
 
     from slimkit.context import MeasureContext
@@ -125,7 +127,7 @@ def main() -> None:
         baseline=teacher, pipeline=main_pipeline, settings=settings, hardware=main_result.plan.hardware,
         device=main_result.plan.device, run_dir=main_result.run_dir, plugins=plugins,
     )  # fmt: skip
-    measured, errors = plugins.measure([teacher, *candidates], context)
+    measured, errors = _common.measure(plugins, [teacher, *candidates], context, args)
     if errors:
         sys.exit(f"measurement failed: {errors}")
 
@@ -134,7 +136,7 @@ def main() -> None:
     for artifact in [teacher, *candidates]:
         metrics = {m.name: m for m in measured[artifact.key]}
         lat = {s: metrics[f"latency_ms.{s}"] for s in SHAPES}
-        speedup = {s: base[f"latency_ms.{s}"].value / lat[s].value for s in SHAPES}  # type: ignore[operator]
+        speedup = {s: _common.speedup(lat[s], base[f"latency_ms.{s}"]) for s in SHAPES}
         meta = artifact.metadata
         figures[artifact.label] = {
             "micro_f1": _value(metrics, "micro_f1"),

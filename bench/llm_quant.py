@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument(
         "--build-only", action="store_true", help="build the candidates and stop (measure later, on a quiet machine)"
     )
+    _common.session_args(parser)
     args = parser.parse_args()
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")  # GPTQModel refuses fewer than 2 workers
 
@@ -156,7 +157,7 @@ def main() -> None:
         baseline=baseline, pipeline=pipeline, settings=settings, hardware=first.plan.hardware,
         device=first.plan.device, run_dir=first.run_dir, plugins=plugins,
     )  # fmt: skip
-    measured, errors = plugins.measure([baseline, *candidates], context)
+    measured, errors = _common.measure(plugins, [baseline, *candidates], context, args)
     if errors:
         sys.exit(f"measurement failed: {errors}")
 
@@ -177,7 +178,7 @@ def main() -> None:
             "macro_f1_delta_points": None if macro is None or macro_base is None else (macro - macro_base) * 100,
             "agreement_with_baseline": _value(metrics, "agreement"),
             "latency_ms": {s: lat[s].model_dump() for s in SHAPES},
-            "speedup": {s: base[f"latency_ms.{s}"].value / lat[s].value for s in SHAPES},  # type: ignore[operator]
+            "speedup": {s: _common.speedup(lat[s], base[f"latency_ms.{s}"]) for s in SHAPES},
             "size_bytes": size,
             "smaller_by": size_base / size if size and size_base else None,
             "peak_rss_bytes": _value(metrics, "peak_rss_bytes"),

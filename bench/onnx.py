@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _common
 from _common import table, write
 
 HERE = Path(__file__).resolve().parent
@@ -87,6 +88,7 @@ def main() -> None:
         help=f"extra branches, comma-separated, from: {', '.join(VARIANTS)}",
     )
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the pipeline's, else physical cores)")
+    _common.session_args(parser)
     args = parser.parse_args()
 
     from slimkit.context import MeasureContext
@@ -134,7 +136,7 @@ def main() -> None:
         device=results[0].plan.device, run_dir=run_root, plugins=plugins,
     )  # fmt: skip
     load_before = os.getloadavg()
-    measured, errors = plugins.measure([baseline, *candidates], context)
+    measured, errors = _common.measure(plugins, [baseline, *candidates], context, args)
     load_after = os.getloadavg()
     if errors:
         sys.exit(f"measurement failed: {errors}")
@@ -148,8 +150,8 @@ def main() -> None:
         figures = {
             "latency_b1_ms": b1.value, "latency_b1_p90_ms": b1.spread["p90"],
             "latency_b32_ms": b32.value, "latency_b32_p90_ms": b32.spread["p90"],
-            "speedup_b1": ref["latency_ms.b1.s128"].value / b1.value,
-            "speedup_b32": ref["latency_ms.b32.s128"].value / b32.value,
+            "speedup_b1": _common.speedup(b1, ref["latency_ms.b1.s128"]),
+            "speedup_b32": _common.speedup(b32, ref["latency_ms.b32.s128"]),
             "size_bytes": size.value, "smaller": ref["size_bytes"].value / size.value,
             "micro_f1": f1.value, "micro_f1_points": (f1.value - ref["micro_f1"].value) * 100,
             "jaccard": jac.value, "jaccard_points": (jac.value - ref["jaccard"].value) * 100,

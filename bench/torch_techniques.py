@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--pipeline", default=str(REPO / "examples" / "minilm-semeval-torch.toml"))
     parser.add_argument("--quick", action="store_true", help="smoke check: little data, one epoch, few repeats")
     parser.add_argument("--no-torchao", action="store_true", help="skip the torchao int8 variant (compile time)")
+    _common.session_args(parser)
     args = parser.parse_args()
 
     from slimkit.context import MeasureContext
@@ -116,7 +117,7 @@ def main() -> None:
         baseline=baseline, pipeline=main_pipeline, settings=settings, hardware=main_result.plan.hardware,
         device=main_result.plan.device, run_dir=main_result.run_dir, plugins=plugins,
     )  # fmt: skip
-    measured, errors = plugins.measure([baseline, *candidates], context)
+    measured, errors = _common.measure(plugins, [baseline, *candidates], context, args)
     if errors:
         sys.exit(f"measurement failed: {errors}")
 
@@ -125,7 +126,7 @@ def main() -> None:
     for artifact in [baseline, *candidates]:
         metrics = {m.name: m for m in measured[artifact.key]}
         lat = {s: metrics[f"latency_ms.{s}"] for s in SHAPES}
-        speedup = {s: base[f"latency_ms.{s}"].value / lat[s].value for s in SHAPES}  # type: ignore[operator]
+        speedup = {s: _common.speedup(lat[s], base[f"latency_ms.{s}"]) for s in SHAPES}
         f1, f1_base = _value(metrics, "micro_f1"), _value(base, "micro_f1")
         figures[artifact.label] = {
             "technique": artifact.produced_by,

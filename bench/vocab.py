@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _common
 from _common import table, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ def build(args: argparse.Namespace) -> Any:
         data["measure"] |= {"warmup": 1, "repeats": 3, "rounds": 1}
         # Fewer texts checked for eval coverage: the quick run's step stays apart from the full one.
         step.setdefault("config", {})["check_texts"] = 64
+    data["measure"] = data.get("measure", {}) | {"sessions": args.sessions, "session_gap_s": args.session_gap}
     data.pop("output_dir", None)
     pipeline = pipeline_from_dict(data, base_dir=Path(args.pipeline).resolve().parent)
     if args.output:
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 eval rows, 3 timed calls per block, one round")
     parser.add_argument("--min-count", type=int, help="override the vocab step's min_count")
     parser.add_argument("--output", help="run directory (default: runs/<pipeline name>)")
+    _common.session_args(parser)
     args = parser.parse_args()
 
     from slimkit.plugins import build_plugins
@@ -85,7 +88,7 @@ def main() -> None:
         )  # fmt: skip
     ratio = mb["size_bytes"].value / mp["size_bytes"].value
     deltas = {n: (mp[n].value - mb[n].value) * 100 for n in ACCURACY}
-    speed = {s: mb[f"latency_ms.{s}"].value / mp[f"latency_ms.{s}"].value for s in shapes}
+    speed = {s: _common.speedup(mp[f"latency_ms.{s}"], mb[f"latency_ms.{s}"]) for s in shapes}
     rows.append(
         ["ratio / delta", f"{ratio:.2f}x smaller", f"{meta['kept_token_share'] * 100:.1f}% kept",
          *[f"{speed[s]:.2f}x" for s in shapes], *[f"{deltas[n]:+.2f}" for n in ACCURACY], ""]

@@ -14,9 +14,12 @@ import slimkit
 from slimkit import Artifact, MeasureContext, Metric, Recipe, Technique
 from slimkit.spec import ModelSource, Pipeline, TaskSpec
 from slimkit_transformers.finetune import FinetuneConfig
+from slimkit_transformers.vocabulary import VocabularyConfig
 
 FORMAT = "transformers"
 FINETUNE = "transformers.finetune"
+VOCABULARY = "transformers.vocabulary"
+DECODER_FAMILIES = ("llama", "qwen2", "qwen3", "gemma3", "mistral", "phi3")
 
 
 @slimkit.hookimpl
@@ -35,6 +38,32 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
             config=FinetuneConfig,
             implementation="slimkit_transformers.finetune:finetune",
             families={"*": "every layer, or the last train_layers; decoders are classified from their last token"},
+            needs_task=True,
+        )
+    )
+    register(
+        Technique(
+            name=VOCABULARY,
+            stage="prune",
+            summary="Cut a decoder's vocabulary and embedding rows to the tokens its training texts use, "
+            "keeping the alphabet so any text still tokenizes (BPE or Unigram tokenizer.json).",
+            consumes=[FORMAT],
+            produces=FORMAT,
+            goals=["size", "memory"],
+            before=["quantize", "export"],
+            hardware={
+                "devices": ["cpu", "cuda", "mps"],
+                "speedup_devices": [],
+                "notes": "Shrinks the embedding table (a fifth of SmolLM2-135M, more in 150k-260k-token "
+                "vocabularies); an embedding lookup costs the same at any size, so latency does not change.",
+            },
+            requires=["transformers>=4.45", "tokenizers>=0.19"],
+            config=VocabularyConfig,
+            implementation="slimkit_transformers.vocabulary:prune_vocabulary",
+            families={
+                f: "embedding rows, BPE vocabulary and merges (or Unigram pieces) cut to the tokens the task uses"
+                for f in DECODER_FAMILIES
+            },
             needs_task=True,
         )
     )

@@ -1,0 +1,108 @@
+"""slimkit-openvino: OpenVINO IR export, NNCF int8, and an OpenVINO predictor.
+
+Techniques: ``openvino.export`` (transformers -> openvino) and ``openvino.int8`` (openvino ->
+openvino: NNCF post-training int8, with accuracy control, or int8 weights only). Each declaration
+names the function that performs it. The ``load_predictor`` hook compiles ``openvino`` artifacts
+on OpenVINO's CPU plugin, so slimkit-transformers' protocol measures torch, ONNX Runtime and
+OpenVINO models in one session. The recipe ``openvino.int8`` puts NNCF's int8 in
+``slimkit compress``'s table.
+
+torch, openvino and nncf are imported inside the functions that use them: importing this module
+costs only pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import slimkit
+from slimkit import Artifact, Recipe, Technique
+from slimkit.families import FAMILIES
+from slimkit_openvino.config import ExportConfig, Int8Config
+
+if TYPE_CHECKING:
+    from slimkit import Predictor
+
+FORMAT = "openvino"
+EXPORT = "openvino.export"
+INT8 = "openvino.int8"
+
+OPENVINO = "openvino>=2025.0"
+NNCF = "nncf>=2.16"
+INT8_CPU_FEATURES = ["avx512_vnni", "avx_vnni", "amx_int8"]  # VNNI/AMX dot products make int8 kernels fast
+
+# Model families (Hugging Face model_type): each tested on a tiny model (tests/test_openvino_conformance.py).
+TESTED = tuple(f.name for f in FAMILIES)
+
+
+def _each(how: str) -> dict[str, str]:
+    return dict.fromkeys(TESTED, how)
+
+
+TECHNIQUES = [
+    Technique(
+        name=EXPORT,
+        stage="export",
+        summary="Convert the classifier to OpenVINO IR (openvino.convert_model, dynamic batch and sequence axes, "
+        "float32 weights), checked against torch on eval texts; tokenizer and labels saved beside it.",
+        consumes=["transformers"],
+        produces=FORMAT,
+        after=["train", "prune", "distill"],
+        goals=["speed"],
+        hardware={
+            "devices": ["cpu"],
+            "notes": "Converts on CPU; slimkit compiles the IR on OpenVINO's CPU plugin (x86 or ARM), in f32 "
+            "unless inference_precision says otherwise.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45", OPENVINO],
+        config=ExportConfig,
+        implementation="slimkit_openvino.export:export",
+        families=_each("openvino.convert_model of the torch classifier, checked against torch on eval texts"),
+    ),
+    Technique(
+        name=INT8,
+        stage="quantize",
+        summary="NNCF post-training int8 of an OpenVINO IR (nncf.quantize, transformer preset) calibrated on the "
+        "task's training texts; or with accuracy control, or int8 weights only; the head stays float.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        after=[EXPORT],
+        goals=["speed", "size"],
+        hardware={
+            "devices": ["cpu"],
+            "cpu_features_beneficial": INT8_CPU_FEATURES,
+            "speedup_devices": ["cpu"],
+            "notes": "OpenVINO's CPU plugin runs the FakeQuantize'd MatMuls as int8 kernels: fast with VNNI or AMX, "
+            "little gain on AVX2 alone; 'weights-only' saves size and memory more than time.",
+        },
+        requires=[OPENVINO, NNCF],
+        config=Int8Config,
+        needs_task=True,  # calibrates on the task's training texts (accuracy control: its validation slice)
+        implementation="slimkit_openvino.quantize:quantize",
+        families=_each("int8 MatMul weights and activations (FakeQuantize) calibrated on training texts"),
+    ),
+]
+
+
+@slimkit.hookimpl
+def register_techniques(register: Callable[[Technique], None]) -> None:
+    for technique in TECHNIQUES:
+        register(technique)
+
+
+@slimkit.hookimpl
+def load_predictor(artifact: Artifact, device: str, threads: int) -> Predictor | None:
+    if artifact.format != FORMAT:
+        return None
+    from slimkit_openvino.predictor import OpenVinoPredictor
+
+    return OpenVinoPredictor(artifact.path, device=device, threads=threads)
+
+
+@slimkit.hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    from slimkit_openvino.recipes import RECIPES
+
+    for recipe in RECIPES:
+        register(recipe)

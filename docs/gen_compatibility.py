@@ -20,7 +20,7 @@ from slimkit.plugins import build_plugins
 from slimkit.techniques import Technique
 
 OUTPUT = Path(__file__).resolve().parent / "compatibility.md"
-FIRST_PARTY = ("transformers", "torch", "onnx", "distill", "textpruner", "bnb", "gptq")
+FIRST_PARTY = ("transformers", "torch", "onnx", "openvino", "distill", "textpruner", "bnb", "gptq", "awq")
 
 HEADER = """\
 # Compatibility: techniques by model family
@@ -55,7 +55,12 @@ GAPS = """\
   so a student that keeps a later layer as its first cannot take that layer's weights.
 - `textpruner.vocabulary`: rebuilds WordPiece vocabularies only (BPE merges and Unigram pieces
   need their own rebuild), of the model types TextPruner knows.
+- `transformers.vocabulary`: decoders only, whose embedding tables weigh most; BERT and ELECTRA
+  have `textpruner.vocabulary`, and the BPE and Unigram encoders are not tested with it.
 - `gptq.quantize`: GPTQModel defines decoders only.
+- `awq.quantize`: the decoder families whose layer pairs it names (Llama, Mistral, Qwen2/3);
+  Gemma 3 (its MLP reads `pre_feedforward_layernorm`) and Phi-3 (fused `qkv_proj`, `gate_up_proj`)
+  need pairs of their own.
 - In a recipe, a step marked optional (vocabulary pruning) is left out for a family it does not
   support; `slimkit compress --plan` says so.
 """

@@ -74,7 +74,7 @@ class DriftingLatency:
 
     @hookimpl
     def measure(self, artifacts: Sequence[Any], context: Any) -> dict[str, list[Metric]]:
-        drift, gain = [(1.0, 2.0), (3.0, 4.0), (1.5, 3.0)][self.session]
+        drift, gain = [(1.0, 2.0), (3.0, 5.0), (2.0, 3.0)][self.session]
         self.session += 1
         out = {}
         for a in artifacts:
@@ -102,10 +102,12 @@ def test_a_study_measured_in_three_sessions_reports_median_ratios_with_their_ran
     assert drifting.session == 3
     variant = next(a for a in result.results.artifacts if a.label == "round")
     figure = variant.metric("latency_ms.b1.s8")
-    assert figure is not None and figure.sessions == [5.0, 7.5, 5.0]
-    assert figure.vs_baseline == {"ratio": 3.0, "ratio_min": 2.0, "ratio_max": 4.0}
+    assert figure is not None and figure.sessions == pytest.approx([5.0, 6.0, 20 / 3])
+    # The median of the per-session ratios (2, 5, 3), not the ratio of the medians (20 / 6).
+    assert figure.vs_baseline == {"ratio": 3.0, "ratio_min": 2.0, "ratio_max": 5.0}
+    assert "(3.00x the baseline's)" in (result.results.selection.reason or "")
     report = render_markdown(load_results(tmp_path / "study"))
-    assert "3.00x (2.00-4.00)" in report and "3 measurement sessions" in report
+    assert "3.00x (2.00-5.00)" in report and "3 measurement sessions" in report
 
 
 @pytest.mark.parametrize("bad", ["0", "101", "x"])

@@ -320,7 +320,11 @@ def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpe
         best = min(fitting, key=lambda r: (r[1], r[3]))
         sel.chosen, sel.meets_budget = best[0], True
         gain = ""
-        if base_x is not None and best[1] != 0:
+        # The recorded ratio: over several sessions, the median of the per-session ratios.
+        recorded = next(_values(a, objective)[1].get("ratio") for a in artifacts if a.label == best[0])
+        if recorded is not None:
+            gain = f" ({recorded:.2f}x the baseline's)"
+        elif base_x is not None and best[1] != 0:
             ratio = base_x / best[1] if sign > 0 else best[1] / base_x
             gain = f" ({ratio:.2f}x the baseline's)"
         sel.reason = (

@@ -43,7 +43,7 @@ def format_value(metric: Metric) -> str:
 
 def _versus(metric: ResultMetric) -> str:
     vs = metric.vs_baseline
-    if "ratio_min" in vs and "ratio_max" in vs:  # measured in several sessions: median (range)
+    if vs.get("ratio_min", vs.get("ratio")) != vs.get("ratio_max", vs.get("ratio")):  # several sessions: median (range)
         return f" · {vs['ratio']:.2f}x ({vs['ratio_min']:.2f}-{vs['ratio_max']:.2f})"
     if "ratio" in vs:
         return f" · {vs['ratio']:.2f}x"

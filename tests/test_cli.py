@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -478,8 +479,20 @@ def slimkit_command(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess
     script = Path(sys.executable).with_name("slimkit")
     command = [str(script)] if script.is_file() else [sys.executable, "-c", "from slimkit.cli import main; main()"]
     return subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=dict(os.environ), timeout=60
+        [*command, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+        preexec_fn=_interruptible,
     )
+
+
+def _interruptible() -> None:
+    """Ctrl-C as a user's terminal delivers it: a shell starting pytest in the background (`cmd &`)
+    leaves SIGINT ignored, the child would inherit that, and the interruption tests would not run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_command_help_in_a_subprocess(tmp_path: Path) -> None:

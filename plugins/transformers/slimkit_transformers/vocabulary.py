@@ -409,18 +409,10 @@ def _problem(step: StepContext[Any], what: str, fix: str | None = None) -> Slimk
     return SlimkitError(f"step {step.name!r}: {NAME} cannot prune this model: {what}", fix=fix)
 
 
-def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
-    """``transformers.vocabulary``: keep the embedding rows and tokenizer entries the task's
-    training texts need, and check that they tokenize and classify exactly as before."""
-    from slimkit.artifacts import disk_size
+def _decoder_and_tokenizer(step: StepContext[Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """The input model, its fast tokenizer and tokenizer.json's data; one line when they do not fit."""
     from slimkit_transformers.models import is_decoder, load_classifier
-    from slimkit_transformers.predictors import head_checksum
 
-    cfg = step.config
-    texts, used = gather_texts(step)
-    if not texts:
-        raise SlimkitError(f"step {step.name!r}: config.splits: no training texts to choose tokens from",
-                           fix="name 'train' in config.splits, or set config.extra_texts_file")  # fmt: skip
     model, tokenizer = load_classifier(step.input.path)
     if not is_decoder(model.config):
         raise _problem(step, f"{model.config.model_type} is not a decoder", fix="use textpruner.vocabulary on encoders")
@@ -430,11 +422,57 @@ def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
     data = json.loads(backend.to_str())
     if problem := tokenizer_problem(data):
         raise _problem(step, problem)
+    rows = int(model.get_input_embeddings().weight.shape[0])
+    if len(tokenizer) > rows:
+        raise _problem(step, f"its tokenizer has {len(tokenizer)} tokens and its embeddings {rows} rows")
+    return model, tokenizer, data
 
+
+def shrink_model(model: Any, kept: list[int], remap: dict[int, int], pad_token_id: int | None) -> None:
+    """Keep the embedding rows of ``kept`` and renumber every token id the configs name."""
+    select_rows(model, kept)
+    model.config.vocab_size = len(kept)
+    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if text_config is not model.config:
+        text_config.vocab_size = len(kept)
+        remap_config_ids(text_config, remap)
+    remap_config_ids(model.config, remap)
+    if getattr(model, "generation_config", None) is not None:
+        remap_config_ids(model.generation_config, remap)
+    model.config.pad_token_id = pad_token_id
+
+
+def _same_tokens(
+    step: StepContext[VocabularyConfig], tokenizer: Any, pruned: Any, kept: list[int], texts: list[str]
+) -> tuple[dict[str, Any], list[int]]:
+    """The training texts' tokenization check, and the rows tokenized identically; a text that the
+    pruned tokenizer splits otherwise fails the step (with ``min_count = 1`` none may)."""
+    check = compare_tokenizations(tokenizer, pruned, kept, texts)
+    wrong, identical_rows = check.pop("_wrong", None), check.pop("_identical_rows")
+    if wrong is not None or (step.config.min_count == 1 and check["identical"] != len(texts)):
+        text, expected, got = wrong or ("?", [], [])
+        raise SlimkitError(
+            f"step {step.name!r}: {NAME}: the pruned tokenizer tokenizes the training text {text[:60]!r} differently "
+            f"({got[:12]} instead of {expected[:12]})"
+        )
+    return check, identical_rows
+
+
+def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
+    """``transformers.vocabulary``: keep the embedding rows and tokenizer entries the task's
+    training texts need, and check that they tokenize and classify exactly as before."""
+    from slimkit.artifacts import disk_size
+    from slimkit_transformers.models import load_classifier
+    from slimkit_transformers.predictors import head_checksum
+
+    cfg = step.config
+    texts, used = gather_texts(step)
+    if not texts:
+        raise SlimkitError(f"step {step.name!r}: config.splits: no training texts to choose tokens from",
+                           fix="name 'train' in config.splits, or set config.extra_texts_file")  # fmt: skip
+    model, tokenizer, data = _decoder_and_tokenizer(step)
     embedding = model.get_input_embeddings()
     rows_before, width = int(embedding.weight.shape[0]), int(embedding.weight.shape[1])
-    if len(tokenizer) > rows_before:
-        raise _problem(step, f"its tokenizer has {len(tokenizer)} tokens and its embeddings {rows_before} rows")
     params_before = int(sum(p.numel() for p in model.parameters()))
     head_before = head_checksum(model)
 
@@ -449,29 +487,13 @@ def prune_vocabulary(step: StepContext[VocabularyConfig]) -> Artifact:
     pruned_tokenizer, merges = write_pruned_tokenizer(tokenizer, kept, step.output_dir)
     if len(pruned_tokenizer) != len(kept):
         raise _problem(step, f"the rebuilt tokenizer has {len(pruned_tokenizer)} tokens, not {len(kept)}")
-    check = compare_tokenizations(tokenizer, pruned_tokenizer, kept, texts)
-    wrong, identical_rows = check.pop("_wrong", None), check.pop("_identical_rows")
-    if wrong is not None or (cfg.min_count == 1 and check["identical"] != len(texts)):
-        text, expected, got = wrong or ("?", [], [])
-        raise SlimkitError(
-            f"step {step.name!r}: {NAME}: the pruned tokenizer tokenizes the training text {text[:60]!r} differently "
-            f"({got[:12]} instead of {expected[:12]})"
-        )
+    check, identical_rows = _same_tokens(step, tokenizer, pruned_tokenizer, kept, texts)
 
     # The logits check reads texts that keep their tokens: a seeded sample, in the texts' order.
     rows = sorted(random.Random(step.seed).sample(identical_rows, min(cfg.check_texts, len(identical_rows))))
     check_sample = [texts[i] for i in rows]
     logits_before = _logits(model, tokenizer, check_sample)
-    select_rows(model, kept)
-    model.config.vocab_size = len(kept)
-    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    if text_config is not model.config:
-        text_config.vocab_size = len(kept)
-        remap_config_ids(text_config, remap)
-    remap_config_ids(model.config, remap)
-    if getattr(model, "generation_config", None) is not None:
-        remap_config_ids(model.generation_config, remap)
-    model.config.pad_token_id = pruned_tokenizer.pad_token_id
+    shrink_model(model, kept, remap, pruned_tokenizer.pad_token_id)
     if head_checksum(model) != head_before:
         raise SlimkitError(f"step {step.name!r}: {NAME} changed the classification head")
     model.save_pretrained(step.output_dir)

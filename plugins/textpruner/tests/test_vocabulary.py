@@ -199,5 +199,5 @@ def test_a_decoder_is_refused(
         run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [_step()], measure=NO_MEASURE))
     assert refused.value.problems == [
         "step 1 (vocab): textpruner.vocabulary does not support model family 'llama' (it supports bert, electra; "
-        "fix: drop the step: no installed prune technique supports it; see docs/compatibility.md)"
+        "fix: drop the step, or use transformers.vocabulary instead; see docs/compatibility.md)"
     ]

@@ -13,7 +13,7 @@ from slimkit.artifacts import Artifact, disk_size
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit_awq.config import AwqConfig
-from slimkit_gptq.quantize import group_size_problem, load_gptq, quantized_modules
+from slimkit_gptq.quantize import group_size_problem, reload_checked
 from slimkit_transformers.models import read_config_json
 from slimkit_transformers.predictors import head_checksum
 from slimkit_transformers.steps import calibration_texts, carry_task_file, head_module_names, is_head
@@ -158,14 +158,7 @@ def awq_quantize(step: StepContext[AwqConfig]) -> Artifact:
     carry_task_file(step)
     del model
 
-    reloaded = load_gptq(step.output_dir, "cpu")
-    after = reloaded.state_dict()
-    changed = [k for k, v in before.items() if k not in after or not torch.equal(v, after[k].cpu())]
-    if changed:
-        raise SlimkitError(f"step {step.name!r}: the classification head did not survive quantization: {changed}")
-    modules = quantized_modules(reloaded)
-    if not modules:
-        raise SlimkitError(f"step {step.name!r}: the checkpoint has no quantized Linear layer")
+    reloaded, modules = reload_checked(step, before, "cpu")
     return step.artifact(
         method="awq",
         bits=config.bits,

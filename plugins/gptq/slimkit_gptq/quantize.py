@@ -112,6 +112,23 @@ def quantized_modules(model: Any) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, BaseQuantLinear)]
 
 
+def reload_checked(step: StepContext[Any], head: dict[str, Any], device: str) -> tuple[Any, list[str]]:
+    """The saved checkpoint reloaded on GPTQModel's kernel, and its quantized layers; the step fails
+    unless the classification head (``head``: its tensors before quantizing) is bit for bit the same
+    and at least one Linear layer is quantized."""
+    import torch
+
+    reloaded = load_gptq(step.output_dir, device)
+    after = reloaded.state_dict()
+    changed = [k for k, v in head.items() if k not in after or not torch.equal(v, after[k].cpu())]
+    if changed:
+        raise SlimkitError(f"step {step.name!r}: the classification head did not survive quantization: {changed}")
+    modules = quantized_modules(reloaded)
+    if not modules:
+        raise SlimkitError(f"step {step.name!r}: the checkpoint has no quantized Linear layer")
+    return reloaded, modules
+
+
 def _log_into(folder: Path) -> None:
     """GPTQModel 7.6 writes per-layer quantization logs to ``./logs`` under whatever the working
     directory is, with no option to move them; point that module constant at the run folder."""
@@ -166,14 +183,7 @@ def gptq_quantize(step: StepContext[GptqConfig]) -> Artifact:
     carry_task_file(step)
     del model
 
-    reloaded = load_gptq(step.output_dir, step.device)
-    after = reloaded.state_dict()
-    changed = [k for k, v in before.items() if k not in after or not torch.equal(v, after[k].cpu())]
-    if changed:
-        raise SlimkitError(f"step {step.name!r}: the classification head did not survive quantization: {changed}")
-    modules = quantized_modules(reloaded)
-    if not modules:
-        raise SlimkitError(f"step {step.name!r}: GPTQModel quantized no Linear layer")
+    reloaded, modules = reload_checked(step, before, step.device)
     return step.artifact(
         bits=config.bits,
         group_size=config.group_size,

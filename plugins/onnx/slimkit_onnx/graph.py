@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
+from slimkit_transformers.folders import FolderLayout, folder_of
 from slimkit_transformers.predictors import saved_threshold
 
 if TYPE_CHECKING:
@@ -53,44 +53,16 @@ FALLBACK_TEXTS = [
 # -- folder layout --------------------------------------------------------------------------
 
 
-def folder_of(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    manifest = folder_of(path) / MANIFEST
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-
-
-def write_manifest(folder: Path, data: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def model_file(path: Path) -> Path:
-    """The .onnx file of an artifact: the path itself, the manifest's file, or the folder's only one."""
-    if path.is_file():
-        return path
-    named = read_manifest(path).get("onnx_file")
-    if named and (path / named).is_file():
-        return path / str(named)
-    found = sorted(path.glob("*.onnx"))
-    if len(found) == 1:
-        return found[0]
-    raise SlimkitError(
-        f"{path}: expected one .onnx file, found {len(found)}",
-        fix="point the pipeline at a folder written by onnx.export, or at the .onnx file itself",
-    )
-
-
-def copy_sidecars(source: Path, target: Path) -> list[str]:
-    """Copy the tokenizer, label config and task facts beside the new graph (never the graph itself)."""
-    copied = []
-    for item in sorted(folder_of(source).iterdir()):
-        if not item.is_file() or item.name == MANIFEST or item.suffix in (".onnx", ".data") or ".onnx." in item.name:
-            continue
-        shutil.copy2(item, target / item.name)
-        copied.append(item.name)
-    return copied
+LAYOUT = FolderLayout(
+    manifest=MANIFEST,
+    file_key="onnx_file",
+    suffix=".onnx",
+    model_suffixes=(".onnx", ".data"),
+    producer="onnx.export",
+    described="one .onnx file",
+)
+read_manifest, write_manifest = LAYOUT.read_manifest, LAYOUT.write_manifest
+model_file, copy_sidecars = LAYOUT.model_file, LAYOUT.copy_sidecars
 
 
 def load_hf_config(path: Path) -> dict[str, Any]:

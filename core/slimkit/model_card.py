@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from slimkit.package import Chosen
 
 SPEED = ("latency_ms.b1.s128", "latency_ms.b32.s128")
+# The card's library_name per package format (anything else is a Hugging Face folder).
+LIBRARIES = {"onnx": "onnxruntime", "openvino": "openvino"}
+# What slimkit-runtime needs to serve each format it serves.
+RUNTIME_NEEDS = {
+    "onnx": "onnxruntime, tokenizers and numpy",
+    "openvino": "`pip install 'slimkit-runtime[openvino]'`: OpenVINO, tokenizers and numpy",
+}
 
 
 def model_card(chosen: Chosen, manifest: dict[str, Any]) -> str:
@@ -26,7 +33,7 @@ def _accuracy(artifact: MeasuredArtifact) -> list[tuple[str, float]]:
 
 def _header(chosen: Chosen, manifest: dict[str, Any]) -> list[str]:
     source, task = chosen.source, chosen.task
-    library = "onnxruntime" if manifest["format"] == "onnx" else "transformers"
+    library = LIBRARIES.get(manifest["format"], "transformers")
     lines = [
         "---",
         f"library_name: {library}",
@@ -88,8 +95,8 @@ def _figures(chosen: Chosen) -> list[str]:
 
 
 def _usage(manifest: dict[str, Any]) -> list[str]:
-    if manifest["format"] == "onnx":
-        return ["## How to use", "", "With slimkit-runtime (onnxruntime, tokenizers and numpy; no torch):", "",
+    if manifest["format"] in RUNTIME_NEEDS:
+        return ["## How to use", "", f"With slimkit-runtime ({RUNTIME_NEEDS[manifest['format']]}; no torch):", "",
                 "```python", "from slimkit_runtime import Classifier", "",
                 'clf = Classifier.load("path/to/this/folder")', 'clf.predict(["I can\'t wait for the weekend!"])',
                 "```"]  # fmt: skip

@@ -4,7 +4,7 @@ The folder holds the model's files as slimkit measured them (the ONNX graph or t
 weights), the tokenizer, ``slimkit-package.json`` (labels, problem type, the decision threshold
 and token limit the accuracy was measured with) and a ``README.md`` model card in the Hugging Face
 format whose figures come from the run's results.json. slimkit-runtime serves an ONNX package
-with onnxruntime, tokenizers and numpy alone.
+with onnxruntime, tokenizers and numpy alone, and an OpenVINO package with OpenVINO in their place.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ SCHEMA = "slimkit.package/1"
 # slimkit-transformers measures accuracy on texts cut at this many tokens (protocol.eval_logits);
 # results written before the figure was recorded in the metric's details mean this.
 MEASURED_MAX_LENGTH = 128
+# The formats whose model is one file slimkit-runtime loads: the artifact metadata's key naming it,
+# and its suffix (the folder's only such file when the metadata names none).
+MODEL_FILES = {"onnx": ("onnx_file", ".onnx"), "openvino": ("xml_file", ".xml")}
+# slimkit-openvino's manifest beside the IR, which records the inference precision it was timed with.
+OPENVINO_MANIFEST = "slimkit-openvino.json"
 
 
 @dataclass
@@ -122,13 +127,32 @@ def package_manifest(chosen: Chosen, source: Path) -> dict[str, Any]:
         "max_length": int(details.get("max_length", MEASURED_MAX_LENGTH)),
         "variant": chosen.artifact.label,
     }
-    if chosen.artifact.format == "onnx":
-        graphs = sorted(p.name for p in source.glob("*.onnx"))
-        named = chosen.artifact.metadata.get("onnx_file")
-        data["model_file"] = named if named in graphs else (graphs[0] if len(graphs) == 1 else None)
-        if data["model_file"] is None:
-            raise SlimkitError(f"{source}: cannot tell which .onnx file is the model ({', '.join(graphs) or 'none'})")
+    if chosen.artifact.format in MODEL_FILES:
+        data["model_file"] = _model_file(chosen, source)
+    if chosen.artifact.format == "openvino":
+        # Compiled as slimkit timed it: the export step's inference precision (f32 unless chosen).
+        data["inference_precision"] = _openvino_precision(source)
     return data
+
+
+def _model_file(chosen: Chosen, source: Path) -> str:
+    """The model's file in the folder: the one the artifact names, else the only one of its suffix."""
+    key, suffix = MODEL_FILES[chosen.artifact.format]
+    files = sorted(p.name for p in source.glob(f"*{suffix}"))
+    named = chosen.artifact.metadata.get(key)
+    found = named if named in files else (files[0] if len(files) == 1 else None)
+    if found is None:
+        raise SlimkitError(f"{source}: cannot tell which {suffix} file is the model ({', '.join(files) or 'none'})")
+    return str(found)
+
+
+def _openvino_precision(source: Path) -> str:
+    path = source / OPENVINO_MANIFEST
+    try:
+        facts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SlimkitError(f"{path}: cannot be read ({exc})", fix="run the step again") from None
+    return str(facts.get("inference_precision", "f32"))
 
 
 def _read_config(source: Path) -> dict[str, Any]:

@@ -67,7 +67,8 @@ def test_a_short_compress_run_names_the_chosen_model(compress: Any, tmp_path: Pa
     assert result.exit_code == 0, result.output
     chosen = next(line for line in result.output.splitlines() if line.startswith("Chosen: "))
     path = Path(chosen.rsplit(" at ", 1)[1])
-    assert (tmp_path / path).is_dir() and "(onnx)" in chosen
+    # The fastest variant on a tiny BERT: an ONNX Runtime or an OpenVINO one, both packaged alike.
+    assert (tmp_path / path).is_dir() and ("(onnx)" in chosen or "(openvino)" in chosen)
     assert (tmp_path / "runs" / "c" / "report.md").is_file()
     again = CliRunner().invoke(cli, ["run", "runs/c/compress.toml", "-q"])  # the file it wrote resumes it
     assert again.exit_code == 0, again.output

@@ -1,8 +1,9 @@
 """slimkit-runtime: serve a classifier folder written by ``slimkit package``.
 
-Depends on onnxruntime, tokenizers and numpy only: no torch, no transformers, no slimkit. It
-tokenizes as the Hugging Face fast tokenizer saved in the folder does (``tokenizer.json``, with the
-padding, truncation and special tokens slimkit measured with), runs the ONNX graph, and turns
+Depends on onnxruntime, tokenizers and numpy only (OpenVINO too for an ``openvino`` package: the
+``openvino`` extra): no torch, no transformers, no slimkit. It tokenizes as the Hugging Face fast
+tokenizer saved in the folder does (``tokenizer.json``, with the padding, truncation and special
+tokens slimkit measured with), runs the ONNX graph or OpenVINO IR, and turns
 logits into labels as slimkit measured them: softmax and argmax for a single-label task, sigmoid
 and the tuned threshold for a multi-label one.
 

@@ -1,4 +1,4 @@
-"""The classifier: a package folder's manifest, tokenizer and ONNX graph."""
+"""The classifier: a package folder's manifest, tokenizer and model (an ONNX graph or an OpenVINO IR)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from slimkit_runtime.backends import OnnxBackend, OpenVinoBackend
+
 MANIFEST = "slimkit-package.json"
 SCHEMA = "slimkit.package/1"
+FORMATS = ("onnx", "openvino")
 
 
 class PackageError(Exception):
@@ -33,44 +36,41 @@ def _read_json(path: Path) -> dict[str, Any]:
 class Classifier:
     """A packaged text classifier. Build it with :meth:`load`."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], session: Any, tokenizer: Any) -> None:
+    def __init__(self, folder: Path, manifest: dict[str, Any], backend: Any, tokenizer: Any) -> None:
         self.folder = folder
         self.manifest = manifest
         self.labels: list[str] = list(manifest["labels"])
         self.multi_label: bool = manifest["problem"] == "multi_label"
         threshold = manifest.get("threshold")  # null for single-label tasks and untuned multi-label ones
         self.threshold: float = 0.5 if threshold is None else float(threshold)
-        self.session = session
+        self.backend = backend
         self.tokenizer = tokenizer
-        self.input_names = [i.name for i in session.get_inputs()]
-        self.output_name = session.get_outputs()[0].name
+        self.input_names: list[str] = backend.input_names
 
     @classmethod
     def load(
         cls, folder: str | os.PathLike[str], *, threads: int | None = None, providers: Sequence[str] | None = None
     ) -> Classifier:
-        """Load a package folder. ``threads``: ONNX Runtime's intra-op threads (default: its own
-        choice); ``providers``: execution providers in order of preference (default: CPU)."""
-        import onnxruntime as ort
-
+        """Load a package folder. ``threads``: the engine's intra-op threads (default: its own
+        choice); ``providers``: ONNX Runtime's execution providers in order of preference (default:
+        CPU). An ``openvino`` package runs on OpenVINO's CPU plugin (``slimkit-runtime[openvino]``)."""
         root = Path(folder)
         manifest = _read_json(root / MANIFEST)
         if manifest.get("schema") != SCHEMA:
             raise PackageError(f"{root / MANIFEST}: schema {manifest.get('schema')!r}, this runtime reads {SCHEMA}")
-        if manifest.get("format") != "onnx":
+        kind = manifest.get("format")
+        if kind not in FORMATS:
             raise PackageError(
-                f"{root / MANIFEST}: a {manifest.get('format')} package; slimkit-runtime serves ONNX packages "
+                f"{root / MANIFEST}: a {kind} package; slimkit-runtime serves ONNX and OpenVINO packages "
                 "(load this one with transformers)"
             )
-        options = ort.SessionOptions()
-        options.inter_op_num_threads = 1
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        model = root / manifest["model_file"]
+        model = root / str(manifest.get("model_file"))
         if not model.is_file():
             raise PackageError(f"{model}: missing; write the package again")
-        session = ort.InferenceSession(str(model), options, providers=list(providers or ["CPUExecutionProvider"]))
-        return cls(root, manifest, session, _tokenizer(root, manifest))
+        backend = (
+            _onnx(model, threads, providers) if kind == "onnx" else _openvino(root, model, manifest, threads, providers)
+        )
+        return cls(root, manifest, backend, _tokenizer(root, manifest))
 
     def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The graph's inputs for ``texts`` (and second texts), padded to the longest in the batch."""
@@ -90,7 +90,7 @@ class Classifier:
         out = []
         for start in range(0, len(texts), batch_size):
             part = pairs[start : start + batch_size] if pairs is not None else None
-            out.append(self.session.run([self.output_name], self.encode(texts[start : start + batch_size], part))[0])
+            out.append(self.backend(self.encode(texts[start : start + batch_size], part)))
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -114,6 +114,24 @@ class Classifier:
         if self.multi_label:
             return [[self.labels[j] for j in np.flatnonzero(row >= self.threshold)] for row in probs]
         return [self.labels[int(i)] for i in probs.argmax(axis=1)]
+
+
+def _onnx(model: Path, threads: int | None, providers: Sequence[str] | None) -> OnnxBackend:
+    return OnnxBackend(model, threads=threads, providers=providers)
+
+
+def _openvino(
+    root: Path, model: Path, manifest: dict[str, Any], threads: int | None, providers: Sequence[str] | None
+) -> OpenVinoBackend:
+    if providers is not None:
+        raise PackageError(f"{root / MANIFEST}: an OpenVINO package runs on OpenVINO's CPU plugin; drop providers")
+    try:
+        import openvino  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise PackageError(
+            f"{root / MANIFEST}: an OpenVINO package needs OpenVINO; pip install 'slimkit-runtime[openvino]'"
+        ) from None
+    return OpenVinoBackend(model, threads=threads, precision=str(manifest.get("inference_precision") or "f32"))
 
 
 def _tokenizer(root: Path, manifest: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runtime_helpers import package_tiny
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("slimkit_onnx") is None, reason="packaging needs slimkit and slimkit-onnx installed"
@@ -21,33 +22,11 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny multi-label model run through slimkit to ONNX int8 and packaged; plus slimkit's logits."""
-    from click.testing import CliRunner
-
-    from slimkit.cli import cli
-    from slimkit_transformers.testing import FAST_MEASURE, build_tiny_model, write_tiny_task
-
-    root = tmp_path_factory.mktemp("runtime")
-    task = write_tiny_task(root / "task", multi_label=True)
     steps = [
-        {"name": "finetune", "technique": "transformers.finetune",
-         "config": {"epochs": 3, "batch_size": 16, "learning_rate": 1e-3, "max_length": 16}},
         {"name": "export", "technique": "onnx.export"},
         {"name": "int8", "technique": "onnx.quantize-dynamic"},
-    ]  # fmt: skip
-    model = str(build_tiny_model("bert", root / "bert"))
-    pipeline = {"name": "rt", "model": model, "task": task | {"tune_threshold": True}, "steps": steps,
-                "baseline": "finetune", "measure": FAST_MEASURE, "device": "cpu",
-                "output_dir": str(root / "run")}  # fmt: skip
-    (root / "p.json").write_text(json.dumps(pipeline))
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("SLIMKIT_LOAD_PLUGINS", raising=False)  # every installed plugin
-        env.setenv("SLIMKIT_CACHE", str(root / "cache"))
-        env.setenv("HF_HUB_OFFLINE", "1")
-        ran = CliRunner().invoke(cli, ["run", str(root / "p.json"), "-q"])
-        assert ran.exit_code == 0, ran.output
-        done = CliRunner().invoke(cli, ["package", str(root / "run"), "-o", str(root / "pkg")])
-        assert done.exit_code == 0, done.output
-    return {"folder": root / "pkg", "run": root / "run", "task": task}
+    ]
+    return package_tiny(tmp_path_factory.mktemp("runtime"), steps)
 
 
 def _slimkit_logits(packaged: dict[str, Any]) -> tuple[Any, list[str], float]:
@@ -138,7 +117,7 @@ def test_a_single_label_package_loads_with_its_null_threshold(packaged: dict[str
 def test_a_transformers_package_is_refused_in_one_line(packaged: dict[str, Any], tmp_path: Path) -> None:
     from slimkit_runtime import Classifier, PackageError
 
-    with pytest.raises(PackageError, match="a transformers package; slimkit-runtime serves ONNX packages"):
+    with pytest.raises(PackageError, match="a transformers package; slimkit-runtime serves ONNX and OpenVINO packages"):
         Classifier.load(_package_copy(packaged, tmp_path, format="transformers"))
 
 

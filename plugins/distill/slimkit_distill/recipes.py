@@ -1,5 +1,5 @@
 """The recipes slimkit-distill recommends: a half-depth student distilled from the baseline, with the
-task's vocabulary, FFN pruning with recovery and ONNX int8 around it (the MiniLM study's winners)."""
+task's vocabulary, FFN pruning with recovery and ONNX or OpenVINO int8 around it (the MiniLM study's winners)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ FFN_PRUNE: list[dict[str, Any]] = [
 ]  # fmt: skip
 # slimkit-onnx's recipe for the export, fusions and int8, named rather than copied.
 ONNX_INT8 = {"recipe": "onnx.int8"}
+# slimkit-openvino's: OpenVINO IR and NNCF's post-training int8 (left out where it is not installed).
+OPENVINO_INT8 = {"recipe": "openvino.int8"}
 
 RECIPES = [
     Recipe(
@@ -58,5 +60,14 @@ RECIPES = [
         kinds=["encoder"],
         cost=4,
         steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, ONNX_INT8],
+    ),
+    Recipe(
+        name="distill.half-depth-ffn-openvino-int8",
+        summary="The same student as distill.half-depth-ffn-onnx-int8, converted to OpenVINO IR and quantized by "
+        "NNCF (int8 weights and activations, SmoothQuant), run by OpenVINO's CPU plugin.",
+        goals=["speed", "size", "memory"],
+        kinds=["encoder"],
+        cost=4,
+        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, OPENVINO_INT8],
     ),
 ]

@@ -13,7 +13,8 @@ RECIPES = [
         summary="OpenVINO IR and NNCF post-training int8 (nncf.quantize, transformer preset, 300 calibration "
         "texts), run by OpenVINO's CPU plugin: NNCF's own int8 beside ONNX Runtime's.",
         goals=["speed", "size"],
-        kinds=["encoder"],
+        # Measured on MiniLM-L6 (encoder) and SmolLM2-135M (decoder: 4.96x faster, +0.40 points).
+        kinds=["encoder", "decoder"],
         cost=1,
         steps=[
             {"name": "ov-export", "technique": "openvino.export"},

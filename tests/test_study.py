@@ -212,8 +212,8 @@ def test_example_study_files_validate() -> None:
     assert {"full", "full-int4", "onnx-fp32", "prune", "vocab+distill+onnx-int8"} <= {v.name for v in minilm}
     smol = expand(load_study(examples / "smollm2-ekman-study.toml"))
     assert [v.name for v in smol] == [
-        "baseline", "bf16", "bnb-int8", "bnb-4bit", "gptq", "onnx-int8", "onnx-int4", "prune", "prune+bnb-4bit",
-        "prune+onnx-int4", "onnx-opt-int4", "prune+onnx-opt-int4", "prune+onnx-opt-int4-asym",
+        "baseline", "bf16", "onnx-int8", "ov-int8", "ov-bf16-w8", "prune", "prune+nf4", "prune+onnx-int8",
+        "prune+ov-int8", "prune+ov-bf16-w8",
     ]  # fmt: skip
 
 

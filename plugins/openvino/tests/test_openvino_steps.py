@@ -134,10 +134,10 @@ def test_declarations_bad_configs_and_order(
     assert any("task" in p for p in no_task.problems)
 
 
-def test_recipe_is_registered_for_encoders(plugins: Any, slimkit_plugins: Any) -> None:
+def test_recipe_is_registered_for_encoders_and_decoders(plugins: Any, slimkit_plugins: Any) -> None:
     recipe = slimkit_plugins.recipes.get("openvino.int8")
     assert recipe is not None and recipe.plugin == "openvino"
-    assert recipe.kinds == ["encoder"] and "speed" in recipe.goals
+    assert recipe.kinds == ["encoder", "decoder"] and "speed" in recipe.goals
     assert [s.technique for s in recipe.steps] == ["openvino.export", "openvino.int8"]
 
 

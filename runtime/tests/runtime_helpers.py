@@ -3,7 +3,10 @@ run through the given steps, measured and packaged with ``slimkit package``."""
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +36,15 @@ def package_tiny(root: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
         done = CliRunner().invoke(cli, ["package", str(root / "run"), "-o", str(root / "pkg")])
         assert done.exit_code == 0, done.output
     return {"folder": root / "pkg", "run": root / "run", "task": task}
+
+
+def serve_in_a_clean_process(folder: Path) -> list[str]:
+    """Load and serve the package in a fresh interpreter; the heavy modules it imported (none expected)."""
+    script = (
+        "import sys; from slimkit_runtime import Classifier; "
+        f"c = Classifier.load({str(folder)!r}); print(c.predict(['i love this'])); "
+        "print([m for m in ('torch', 'transformers', 'slimkit') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return list(ast.literal_eval(done.stdout.strip().splitlines()[-1]))

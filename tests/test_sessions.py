@@ -33,6 +33,16 @@ def test_a_combined_figure_is_the_median_across_sessions_and_keeps_every_value()
     assert metric.spread == {"p90": 13} and metric.details["session_spreads"][1] == {"p90": 40}
 
 
+def test_each_sessions_block_medians_are_kept_for_per_round_ratios() -> None:
+    def blocks(*ms: float) -> Metric:
+        return latency(ms[0]).model_copy(update={"details": {"block_medians_ms": list(ms)}})
+
+    (metric,) = combine_sessions([{"a": [blocks(10, 11)]}, {"a": [latency(9)]}, {"a": [blocks(12, 13)]}])["a"]
+    assert metric.details["session_block_medians_ms"] == [[10, 11], [], [12, 13]]
+    (plain,) = combine_sessions([{"a": [latency(10)]}, {"a": [latency(9)]}])["a"]
+    assert "session_block_medians_ms" not in plain.details
+
+
 def test_a_session_without_the_figure_counts_as_missing_not_as_zero() -> None:
     (metric,) = combine_sessions([{"a": [latency(10)]}, {"a": []}, {"a": [latency(14)]}])["a"]
     assert metric.value == 12 and metric.sessions == [10, None, 14]

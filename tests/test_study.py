@@ -213,7 +213,8 @@ def test_example_study_files_validate() -> None:
     smol = expand(load_study(examples / "smollm2-ekman-study.toml"))
     assert [v.name for v in smol] == [
         "baseline", "bf16", "onnx-int8", "ov-int8", "ov-bf16-w8", "prune", "prune+nf4", "prune+onnx-int8",
-        "prune+ov-int8", "prune+ov-bf16-w8",
+        "prune+ov-int8", "prune+ov-bf16-w8", "prune+vocab+ov-bf16-w8", "prune+vocab+ov-int8", "prune+gptq",
+        "prune+awq",
     ]  # fmt: skip
 
 

@@ -57,10 +57,19 @@ def _combine(first: Metric, records: list[Metric | None]) -> Metric:
             "value": median(present) if present else None,
             "spread": spread,
             "sessions": values,
-            # Each session's own spread stays readable (e.g. the ratio of the fastest calls).
-            "details": first.details | {"session_spreads": [r.spread if r is not None else {} for r in records]},
+            # Each session's own spread and blocks stay readable (e.g. the ratio of the fastest
+            # calls, or per-round ratios).
+            "details": first.details
+            | {"session_spreads": [r.spread if r is not None else {} for r in records]}
+            | _session_blocks(records),
         }
     )
+
+
+def _session_blocks(records: list[Metric | None]) -> dict[str, list[list[float]]]:
+    """Each session's per-round block medians, where the measurer recorded them."""
+    blocks = [r.details.get("block_medians_ms", []) if r is not None else [] for r in records]
+    return {"session_block_medians_ms": blocks} if any(blocks) else {}
 
 
 def _median_spread(spreads: list[dict[str, float]]) -> dict[str, float]:

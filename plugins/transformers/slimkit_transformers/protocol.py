@@ -77,32 +77,33 @@ def time_blocks(
     rounds: int,
     clock: Callable[[], int] = time.perf_counter_ns,
     settle: Callable[[], None] = lambda: time.sleep(SETTLE_S),
-) -> dict[str, list[float]]:
-    """Timed call durations (ms) per predictor key, in rotated blocks (see module docstring).
+) -> dict[str, list[list[float]]]:
+    """Timed call durations (ms) per predictor key, one list per round's block (see module docstring).
 
     Before the first timed block every predictor runs its warm-up once, so that the first calls
     at a new shape (allocations, kernel selection) fall in no model's timed block.
     """
     keys = list(predictors)
-    samples: dict[str, list[float]] = {k: [] for k in keys}
+    blocks: dict[str, list[list[float]]] = {k: [] for k in keys}
 
-    def warm(key: str) -> None:
-        for i in range(warmup):
-            predictors[key](batches[key][i % len(batches[key])])
+    def run(key: str, calls: int) -> list[float]:
+        predictor, inputs = predictors[key], batches[key]
+        durations = []
+        for i in range(calls):
+            started = clock()
+            predictor(inputs[i % len(inputs)])
+            durations.append((clock() - started) / 1e6)
+        return durations
 
     for key in keys:
-        warm(key)
+        run(key, warmup)
     for r in range(rounds):
         order = keys[r % len(keys) :] + keys[: r % len(keys)]
         for key in order:
-            predictor, inputs = predictors[key], batches[key]
             settle()
-            warm(key)
-            for i in range(repeats):
-                started = clock()
-                predictor(inputs[i % len(inputs)])
-                samples[key].append((clock() - started) / 1e6)
-    return samples
+            run(key, warmup)
+            blocks[key].append(run(key, repeats))
+    return blocks
 
 
 def latency_metrics(
@@ -120,11 +121,16 @@ def latency_metrics(
             key: [p.encode(g, max_length=length or 512, pad_to_max=length is not None) for g in groups]
             for key, p in predictors.items()
         }
-        samples = time_blocks(
-            predictors, encoded, warmup=settings.warmup, repeats=settings.repeats, rounds=settings.rounds
+        timed = time_blocks(
+            predictors,
+            encoded,
+            warmup=settings.warmup,
+            repeats=settings.repeats,
+            rounds=settings.rounds,
         )
         tag = f"b{batch}.s{length}" if length else f"b{batch}.dyn"
-        for key, ms in samples.items():
+        for key, blocks in timed.items():
+            ms = [d for block in blocks for d in block]
             stats = _percentiles(ms)
             details = {
                 "batch_size": batch,
@@ -134,6 +140,9 @@ def latency_metrics(
                 "repeats": settings.repeats,
                 "rounds": settings.rounds,
                 "timed_calls": len(ms),
+                # One median per round's block (rounds in order): paired with the baseline's block
+                # of the same round, they give per-round ratios (bench/sessions.py).
+                "block_medians_ms": [round(_percentiles(block)["median"], 4) for block in blocks],
                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             }
             out[key].append(

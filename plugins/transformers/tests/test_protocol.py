@@ -48,8 +48,8 @@ def test_blocks_rotate_and_warm_up() -> None:
     blocks = [log[i] for i in range(0, len(log), 5)]
     assert blocks == ["A", "B", "C", "B", "C", "A", "C", "A", "B"]
     assert all(log[i : i + 5] == [log[i]] * 5 for i in range(0, len(log), 5))
-    assert {k: len(v) for k, v in samples.items()} == {"A": 9, "B": 9, "C": 9}
-    assert samples["A"][0] == 1.0
+    assert {k: [len(block) for block in v] for k, v in samples.items()} == {k: [3, 3, 3] for k in "ABC"}
+    assert samples["A"][0][0] == 1.0
 
 
 def _task(labels: np.ndarray, multi: bool = False) -> TaskData:

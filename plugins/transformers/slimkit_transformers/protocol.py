@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -142,7 +143,7 @@ def latency_metrics(
                 "timed_calls": len(ms),
                 # One median per round's block (rounds in order): paired with the baseline's block
                 # of the same round, they give per-round ratios (bench/sessions.py).
-                "block_medians_ms": [round(_percentiles(block)["median"], 4) for block in blocks],
+                "block_medians_ms": [round(statistics.median(block), 4) for block in blocks],
                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             }
             out[key].append(

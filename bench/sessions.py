@@ -99,7 +99,7 @@ def _paired_ratios(base: Any, mine: Any) -> dict[str, Any] | None:
     pairs = zip(
         base.details.get("session_block_medians_ms", []), mine.details.get("session_block_medians_ms", []), strict=False
     )
-    rounds = [[b / v for b, v in zip(bs, vs, strict=True)] for bs, vs in pairs if bs and len(bs) == len(vs)]
+    rounds = [[b / v for b, v in zip(bs, vs, strict=True)] for bs, vs in pairs if bs and vs and len(bs) == len(vs)]
     if not rounds:
         return None
     return {"rounds": rounds, "sessions": [median(r) for r in rounds]}

@@ -33,14 +33,17 @@ def test_a_combined_figure_is_the_median_across_sessions_and_keeps_every_value()
     assert metric.spread == {"p90": 13} and metric.details["session_spreads"][1] == {"p90": 40}
 
 
-def test_each_sessions_block_medians_are_kept_for_per_round_ratios() -> None:
+def test_each_sessions_varying_details_are_kept_and_the_constant_ones_once() -> None:
     def blocks(*ms: float) -> Metric:
-        return latency(ms[0]).model_copy(update={"details": {"block_medians_ms": list(ms)}})
+        return latency(ms[0]).model_copy(update={"details": {"block_medians_ms": list(ms), "threads": 2}})
 
     (metric,) = combine_sessions([{"a": [blocks(10, 11)]}, {"a": [latency(9)]}, {"a": [blocks(12, 13)]}])["a"]
-    assert metric.details["session_block_medians_ms"] == [[10, 11], [], [12, 13]]
-    (plain,) = combine_sessions([{"a": [latency(10)]}, {"a": [latency(9)]}])["a"]
-    assert "session_block_medians_ms" not in plain.details
+    # Per-round ratios pair each session's block medians with the baseline's of the same session.
+    assert metric.details["session_block_medians_ms"] == [[10, 11], None, [12, 13]]
+    assert metric.details["session_threads"] == [2, None, 2]  # the second session did not record it
+    (same,) = combine_sessions([{"a": [blocks(10, 11)]}, {"a": [blocks(10, 11)]}])["a"]
+    assert same.details["block_medians_ms"] == [10, 11] and "session_block_medians_ms" not in same.details
+    assert "session_threads" not in same.details
 
 
 def test_a_session_without_the_figure_counts_as_missing_not_as_zero() -> None:

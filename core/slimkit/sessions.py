@@ -8,9 +8,11 @@ ratio's median and range (see :func:`slimkit.metrics.compare`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from statistics import median
+from typing import Any
 
 from slimkit.metrics import Metric
 from slimkit.spec import MeasureSpec
@@ -57,19 +59,25 @@ def _combine(first: Metric, records: list[Metric | None]) -> Metric:
             "value": median(present) if present else None,
             "spread": spread,
             "sessions": values,
-            # Each session's own spread and blocks stay readable (e.g. the ratio of the fastest
-            # calls, or per-round ratios).
+            # Each session's own spread and varying details stay readable (e.g. the ratio of the
+            # fastest calls, or per-round ratios from each round's block median).
             "details": first.details
             | {"session_spreads": [r.spread if r is not None else {} for r in records]}
-            | _session_blocks(records),
+            | _varying_details(records),
         }
     )
 
 
-def _session_blocks(records: list[Metric | None]) -> dict[str, list[list[float]]]:
-    """Each session's per-round block medians, where the measurer recorded them."""
-    blocks = [r.details.get("block_medians_ms", []) if r is not None else [] for r in records]
-    return {"session_block_medians_ms": blocks} if any(blocks) else {}
+def _varying_details(records: list[Metric | None]) -> dict[str, list[Any]]:
+    """``session_<key>``: every session's value of each detail that differs between sessions (None
+    where a session lacks it); a detail that every session agrees on stays the first record's alone."""
+    keys = sorted({key for r in records if r is not None for key in r.details})
+    varying: dict[str, list[Any]] = {}
+    for key in keys:
+        values = [r.details.get(key) if r is not None else None for r in records]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            varying[f"session_{key}"] = values
+    return varying
 
 
 def _median_spread(spreads: list[dict[str, float]]) -> dict[str, float]:

@@ -44,6 +44,7 @@ def test_an_encoder_gets_the_encoder_recipes(compress: Any, tmp_path: Path) -> N
     assert "without vocab: not for this model" in result.output
     assert "skip textpruner.vocab-onnx-int8: textpruner.vocabulary supports bert, electra, not roberta" in result.output
     assert "skip bnb.mlp-prune-nf4: meant for decoders, this is an encoder" in result.output
+    assert "skip openvino.int4: for size, memory, not speed" in result.output  # slower than int8 kernels
     assert result.output.rstrip().endswith("Every candidate can run.")
 
 
@@ -56,6 +57,8 @@ def test_a_decoder_gets_the_decoder_recipes(compress: Any, tmp_path: Path) -> No
     assert "fine-tuned first by transformers.finetune-decoder" in result.output
     assert "try bnb.mlp-prune-nf4: prune -> recover -> nf4" in result.output
     assert "skip distill.half-depth-ffn-onnx-int8: meant for encoders, this is a decoder" in result.output
+    # NNCF's 4-bit weights, embeddings included, are a size recipe for either kind.
+    assert "try openvino.int4: ov-export -> ov-int4" in result.output
 
 
 def test_a_short_compress_run_names_the_chosen_model(compress: Any, tmp_path: Path) -> None:

@@ -17,13 +17,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    steps = [
-        {"name": "ov-export", "technique": "openvino.export"},
-        {"name": "ov-int8", "technique": "openvino.int8", "config": {"calibration_examples": 32}},
-    ]
-    return package_tiny(tmp_path_factory.mktemp("runtime-ov"), steps)
+QUANTIZERS = {
+    "int8": {"name": "ov-int8", "technique": "openvino.int8", "config": {"calibration_examples": 32}},
+    "int4": {"name": "ov-int4", "technique": "openvino.int4"},  # 4-bit weights the CPU plugin unpacks
+}
+
+
+@pytest.fixture(scope="module", params=sorted(QUANTIZERS))
+def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    steps = [{"name": "ov-export", "technique": "openvino.export"}, QUANTIZERS[request.param]]
+    return package_tiny(tmp_path_factory.mktemp(f"runtime-ov-{request.param}"), steps)
 
 
 def test_the_manifest_names_the_ir_and_its_precision(packaged: dict[str, Any]) -> None:

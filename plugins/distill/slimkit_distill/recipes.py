@@ -39,8 +39,10 @@ FFN_PRUNE: list[dict[str, Any]] = [
 ]  # fmt: skip
 # slimkit-onnx's recipe for the export, fusions and int8, named rather than copied.
 ONNX_INT8 = {"recipe": "onnx.int8"}
-# slimkit-openvino's: OpenVINO IR and NNCF's post-training int8 (left out where it is not installed).
+# slimkit-openvino's: OpenVINO IR and NNCF's post-training int8 or 4-bit weights (left out where it is
+# not installed).
 OPENVINO_INT8 = {"recipe": "openvino.int8"}
+OPENVINO_INT4 = {"recipe": "openvino.int4"}
 
 RECIPES = [
     Recipe(
@@ -69,5 +71,14 @@ RECIPES = [
         kinds=["encoder"],
         cost=4,
         steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, OPENVINO_INT8],
+    ),
+    Recipe(
+        name="distill.half-depth-ffn-openvino-int4",
+        summary="The same student with NNCF 4-bit weights, embeddings included (AWQ and scale estimation): for "
+        "size, slower than the int8 recipe.",
+        goals=["size", "memory"],
+        kinds=["encoder"],
+        cost=4,
+        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, OPENVINO_INT4],
     ),
 ]

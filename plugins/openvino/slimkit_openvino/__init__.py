@@ -1,7 +1,8 @@
 """slimkit-openvino: OpenVINO IR export, NNCF int8, and an OpenVINO predictor.
 
-Techniques: ``openvino.export`` (transformers -> openvino) and ``openvino.int8`` (openvino ->
-openvino: NNCF post-training int8, with accuracy control, or int8 weights only). Each declaration
+Techniques: ``openvino.export`` (transformers -> openvino), ``openvino.int8`` (openvino ->
+openvino: NNCF post-training int8, with accuracy control, or int8 weights only) and
+``openvino.int4`` (openvino -> openvino: NNCF 4-bit weights, embeddings included). Each declaration
 names the function that performs it. The ``load_predictor`` hook compiles ``openvino`` artifacts
 on OpenVINO's CPU plugin, so slimkit-transformers' protocol measures torch, ONNX Runtime and
 OpenVINO models in one session. The recipe ``openvino.int8`` puts NNCF's int8 in
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import slimkit
 from slimkit import Artifact, Recipe, Technique
 from slimkit.families import FAMILIES
-from slimkit_openvino.config import ExportConfig, Int8Config
+from slimkit_openvino.config import ExportConfig, Int4Config, Int8Config
 
 if TYPE_CHECKING:
     from slimkit import Predictor
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 FORMAT = "openvino"
 EXPORT = "openvino.export"
 INT8 = "openvino.int8"
+INT4 = "openvino.int4"
 
 OPENVINO = "openvino>=2025.0"
 NNCF = "nncf>=2.16"
@@ -81,6 +83,27 @@ TECHNIQUES = [
         needs_task=True,  # calibrates on the task's training texts (accuracy control: its validation slice)
         implementation="slimkit_openvino.quantize:quantize",
         families=_each("int8 MatMul weights and activations (FakeQuantize) calibrated on training texts"),
+    ),
+    Technique(
+        name=INT4,
+        stage="quantize",
+        summary="NNCF 4-bit weight compression of an OpenVINO IR (nncf.compress_weights, INT4 in groups, embeddings "
+        "included), optionally data-aware (scale estimation, AWQ, GPTQ on training texts); the head stays float.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        after=[EXPORT],
+        goals=["size", "memory"],
+        hardware={
+            "devices": ["cpu"],
+            "cpu_features_beneficial": INT8_CPU_FEATURES,
+            "notes": "The CPU plugin unpacks the 4-bit weights and quantizes the activations to int8 on the fly: "
+            "about a quarter of float's bytes, slower than openvino.int8's calibrated int8 kernels.",
+        },
+        requires=[OPENVINO, NNCF],
+        config=Int4Config,
+        needs_task=True,  # the data-aware methods calibrate on training texts; agreement is checked on eval texts
+        implementation="slimkit_openvino.int4:compress",
+        families=_each("4-bit grouped weights of every MatMul and embedding table but the head"),
     ),
 ]
 

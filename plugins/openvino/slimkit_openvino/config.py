@@ -99,3 +99,69 @@ class Int8Config(BaseModel):
     check_examples: int = Field(
         default=128, ge=1, le=100_000, description="Eval texts on which agreement with the input model is recorded."
     )
+
+
+class Int4Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symmetric: bool = Field(
+        default=True,
+        description="Symmetric 4-bit weights (NNCF's INT4_SYM: one scale per group) or asymmetric (INT4_ASYM: a "
+        "scale and a zero point per group).",
+    )
+    group_size: int = Field(
+        default=32,
+        ge=-1,
+        description="Weights per quantization group along each output channel's inputs; -1 is one group per "
+        "channel. Every layer's input width must be a multiple of it. Smaller groups keep more accuracy and "
+        "store more scales.",
+    )
+    group_size_fallback: Literal["adjust", "ignore", "error"] = Field(
+        default="adjust",
+        description="A layer whose input width group_size does not divide: 'adjust' gives it the largest power of "
+        "two below group_size (at least 32) that divides it, else int8; 'ignore' leaves it float; 'error' fails "
+        "the step.",
+    )
+    ratio: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of the layers compressed to 4 bits; NNCF keeps the rest in int8, the layers whose "
+        "4-bit error is largest first (measured on calibration texts when a data-aware method is on).",
+    )
+    all_layers: bool = Field(
+        default=True,
+        description="Also compress the embedding tables and the last layer before the head to 4 bits. NNCF's "
+        "default (false) keeps them in int8, which suits large decoders; in a small classifier the embeddings "
+        "are the largest tensor.",
+    )
+    scale_estimation: bool = Field(
+        default=False,
+        description="NNCF's scale estimation: per-group scales fitted on calibration texts to the layer's outputs.",
+    )
+    awq: bool = Field(
+        default=False,
+        description="NNCF's data-aware AWQ: channels scaled by the activations' magnitudes before rounding "
+        "(applies where a MatMul follows another MatMul or a normalization).",
+    )
+    gptq: bool = Field(
+        default=False,
+        description="NNCF's GPTQ: weights rounded one column at a time, the error pushed onto the columns left, "
+        "on calibration texts.",
+    )
+    calibration_examples: int = Field(
+        default=128,
+        ge=1,
+        le=100_000,
+        description="Training texts (seeded sample, one per item) for the data-aware methods and for ranking "
+        "layers when ratio < 1.",
+    )
+    max_length: int = Field(
+        default=128, ge=8, le=8192, description="Calibration texts are truncated to this many tokens."
+    )
+    quantize_head: bool = Field(
+        default=False, description="Also compress the classification head; by default it stays float."
+    )
+    check_examples: int = Field(
+        default=128, ge=1, le=100_000, description="Eval texts on which agreement with the input model is recorded."
+    )

@@ -43,6 +43,10 @@ class OpenVinoPredictor:
             "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
             "inference_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
         }
+        # How the CPU plugin quantizes activations on the fly for compressed (4- or 8-bit) weights.
+        if "DYNAMIC_QUANTIZATION_GROUP_SIZE" in self.compiled.get_property("SUPPORTED_PROPERTIES"):
+            group = self.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")
+            self.facts["dynamic_quantization_group_size"] = int(group)
         for key in ("params", "embedding_share"):
             if key in manifest:
                 self.facts[key] = manifest[key]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from slimkit.errors import SlimkitError
 from slimkit_openvino import ir
-from slimkit_openvino.config import Int8Config
+from slimkit_openvino.config import Int4Config, Int8Config
 from slimkit_transformers.steps import calibration_inputs, step_task
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ PRECISION = {"ptq": "int8", "accuracy-control": "int8-accuracy-control", "weight
 FAKE_QUANTIZE = "FakeQuantize"
 
 
-def _items(tokenizer: Any, texts: ir.Inputs, names: list[str], max_length: int) -> list[dict[str, Any]]:
+def items(tokenizer: Any, texts: ir.Inputs, names: list[str], max_length: int) -> list[dict[str, Any]]:
     """One encoded item per text, unpadded: the statistics see no padding tokens."""
     return [
         ir.encode(tokenizer, texts[i : i + 1], names, max_length=max_length, pad_to_max=False)
@@ -42,7 +42,7 @@ def _items(tokenizer: Any, texts: ir.Inputs, names: list[str], max_length: int) 
     ]
 
 
-def _ignored_scope(manifest: dict[str, Any], config: Int8Config) -> Any:
+def ignored_scope(manifest: dict[str, Any], config: Int8Config | Int4Config) -> Any:
     import nncf  # type: ignore[import-untyped]
 
     names = [] if config.quantize_head else list(manifest.get("head_ops", []))
@@ -83,8 +83,8 @@ def _validation(step: StepContext[Int8Config], tokenizer: Any, names: list[str])
             "empty",
             fix="give the task more training rows, or use mode = 'ptq'",
         )
-    inputs = _items(tokenizer, split.inputs, names, config.max_length)
-    items = list(zip(inputs, list(split.labels), strict=True))
+    inputs = items(tokenizer, split.inputs, names, config.max_length)
+    pairs = list(zip(inputs, list(split.labels), strict=True))
     threshold = saved_threshold(step.input.path, task.threshold)
     metric = _metric(task.multi_label)
 
@@ -98,7 +98,7 @@ def _validation(step: StepContext[Int8Config], tokenizer: Any, names: list[str])
         found = scores.classification_scores(np.asarray(labels), predicted, task.multi_label)
         return found[metric], None
 
-    return nncf.Dataset(items, lambda item: item[0]), validate, metric
+    return nncf.Dataset(pairs, lambda item: item[0]), validate, metric
 
 
 def quantize(step: StepContext[Int8Config]) -> Artifact:
@@ -117,12 +117,12 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
     started = time.perf_counter()
     if config.mode == "weights-only":
         quantized = nncf.compress_weights(
-            model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=_ignored_scope(manifest, config)
+            model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored_scope(manifest, config)
         )
         facts["head_ignored"] = None if config.quantize_head else manifest.get("head_ops", [])
     else:
         texts = calibration_inputs(step, config.calibration_examples)  # (text, pair) tuples in a pair task
-        calibration = nncf.Dataset(_items(tokenizer, texts, names, config.max_length))
+        calibration = nncf.Dataset(items(tokenizer, texts, names, config.max_length))
         common: dict[str, Any] = {
             "preset": nncf.QuantizationPreset.MIXED
             if config.preset == "mixed"
@@ -130,7 +130,7 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
             "model_type": nncf.ModelType.TRANSFORMER,
             "subset_size": len(texts),
             "fast_bias_correction": config.fast_bias_correction,
-            "ignored_scope": _ignored_scope(manifest, config),
+            "ignored_scope": ignored_scope(manifest, config),
             "advanced_quantization_parameters": _advanced(config),
         }
         facts |= {
@@ -164,7 +164,10 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
                 "validation_split": "validation",
             }
     facts["quantize_seconds"] = round(time.perf_counter() - started, 2)
-    return _finish(step, manifest, quantized, facts)
+    quantized_something = low_precision_weights(quantized) if config.mode == "weights-only" else _fake(quantized)
+    if not quantized_something:
+        raise nothing_quantized(config.mode, quantized)
+    return finish(step, manifest, quantized, PRECISION[config.mode], facts)
 
 
 def _renamed(common: dict[str, Any]) -> dict[str, Any]:
@@ -174,30 +177,36 @@ def _renamed(common: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _low_precision_weights(model: ov.Model) -> int:
-    """Constants stored in 8 bits or fewer (int8 weights of a compressed or quantized model)."""
-    small = {"i8", "u8", "i4", "u4"}
+def low_precision_weights(model: ov.Model, bits: tuple[str, ...] = ("i8", "u8", "i4", "u4")) -> int:
+    """Constants stored in the given element types: by default 8 bits or fewer (the weights of a
+    compressed or quantized model)."""
     return sum(
         1
         for op in model.get_ops()
-        if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in small
+        if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in bits
     )
 
 
-def _finish(
-    step: StepContext[Int8Config], manifest: dict[str, Any], quantized: ov.Model, facts: dict[str, Any]
+def _fake(model: ov.Model) -> int:
+    return ir.op_counts(model).get(FAKE_QUANTIZE, 0)
+
+
+def nothing_quantized(mode: str, model: ov.Model) -> SlimkitError:
+    ops = ", ".join(list(ir.op_counts(model))[:12])
+    return SlimkitError(
+        f"NNCF quantized nothing in mode {mode!r} (ops: {ops})",
+        fix="check that the input is an IR of a transformer classifier written by openvino.export",
+    )
+
+
+def finish(
+    step: StepContext[Any], manifest: dict[str, Any], quantized: ov.Model, precision: str, facts: dict[str, Any]
 ) -> Artifact:
+    """Put the head back as it was, save the IR with its sidecars and manifest, record what changed."""
     import openvino as ov
 
     config = step.config
     counts = ir.op_counts(quantized)
-    fake = counts.get(FAKE_QUANTIZE, 0)
-    low = _low_precision_weights(quantized)
-    if (config.mode != "weights-only" and not fake) or (config.mode == "weights-only" and not low):
-        raise SlimkitError(
-            f"openvino.int8: NNCF quantized nothing in mode {config.mode!r} (ops: {', '.join(list(counts)[:12])})",
-            fix="check that the input is an IR of a transformer classifier written by openvino.export",
-        )
     restored = 0
     if not config.quantize_head:
         original = ov.Core().read_model(str(ir.model_file(step.input.path)))
@@ -207,14 +216,14 @@ def _finish(
     # The head Constants keep their names when NNCF leaves the head float.
     head = list(manifest.get("head_constants", []))
     checksum = ir.head_checksum(quantized, head)
-    precision = manifest.get("inference_precision", "f32")
-    agreement = ir.compare_models(step, step.input.path, quantized, config.check_examples, precision=precision)
+    compute = manifest.get("inference_precision", "f32")
+    agreement = ir.compare_models(step, step.input.path, quantized, config.check_examples, precision=compute)
     ir.write_manifest(
         step.output_dir,
         manifest
         | {
             "xml_file": ir.MODEL_FILE,
-            "precision": PRECISION[config.mode],
+            "precision": precision,
             "head_constants": head if checksum is not None else [],
             "head_checksum": checksum,
             "history": [*manifest.get("history", []), step.technique.name],
@@ -222,9 +231,9 @@ def _finish(
     )
     return step.artifact(
         xml_file=ir.MODEL_FILE,
-        precision=PRECISION[config.mode],
-        fake_quantize_ops=fake,
-        low_precision_constants=low,
+        precision=precision,
+        fake_quantize_ops=counts.get(FAKE_QUANTIZE, 0),
+        low_precision_constants=low_precision_weights(quantized),
         op_counts=counts,
         head_kept_float=checksum is not None,
         head_inputs_restored=restored,

@@ -60,6 +60,7 @@ def test_predictor_settings_and_logits_match_torch(
 
     quantized = plugins.load_predictor(int8, "cpu", 1)
     assert quantized.facts["dtype"] == "int8" and quantized.facts["inference_num_threads"] == 1
+    assert quantized.facts["dynamic_quantization_group_size"] >= 0  # 0: off; the CPU plugin's default is 32
     assert quantized.facts["head_checksum"] == pytest.approx(torch_predictor.facts["head_checksum"], rel=1e-6)
     int8_logits = quantized(quantized.encode(TEXTS, max_length=16, pad_to_max=False))
     assert np.abs(int8_logits - reference).max() < 0.1

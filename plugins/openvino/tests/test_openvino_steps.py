@@ -101,6 +101,81 @@ def test_accuracy_control_and_weights_only(
     assert "calibration_examples" not in compressed  # no texts are used
 
 
+def _low_bit_gathers(folder: Path) -> int:
+    """Embedding lookups (Gather) whose table is stored in 4 bits."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(folder / ir.MODEL_FILE))
+    four = {"u4", "i4"}
+    found = 0
+    for op in model.get_ops():
+        if op.get_type_name() != "Gather":
+            continue
+        table = op.input_value(0).get_node()
+        while table.get_type_name() != "Constant" and table.get_input_size():  # the decompression ops
+            table = table.input_value(0).get_node()
+        found += table.get_element_type().get_type_name() in four
+    return found
+
+
+def test_int4_weights_embeddings_included(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_multilabel_task: dict[str, Any]
+) -> None:
+    export = {"name": "ov-export", "technique": "openvino.export"}
+    steps = [
+        FINETUNE,
+        export,
+        {"name": "ov-int4", "technique": "openvino.int4"},
+    ]
+    pipe = tiny_pipeline(tiny_bert, tiny_multilabel_task, steps, baseline="finetune", measure={"latency": False})
+    result = run_pipeline(pipe)
+    assert result.exit_code == 0, ([s.error for s in result.steps], result.measure_errors)
+    _, exported, int4 = result.steps
+    meta = int4.artifact.metadata
+    assert meta["precision"] == "int4-weights" and meta["fake_quantize_ops"] == 0
+    assert meta["symmetric"] is True and meta["group_size"] == 32 and meta["all_layers"] is True
+    assert meta["low_precision_constants"] >= meta["four_bit_constants"] > 0 and meta["head_kept_float"] is True
+    assert "calibration_examples" not in meta  # data-free unless a data-aware method or ratio < 1 asks for texts
+    assert _low_bit_gathers(int4.artifact.path) >= 1  # the word embeddings are 4-bit too
+    # Fewer than 8 bits a float weight: 4 bits plus a 16-bit scale per group of 32.
+    assert meta["ir_bytes"] < exported.artifact.metadata["ir_bytes"] / 4
+    assert ir.read_manifest(int4.artifact.path)["history"] == ["openvino.export", "openvino.int4"]
+    assert SIDECARS | {"slimkit-task.json"} <= _files(int4)
+    # The predictor runs it in the same session as the torch baseline, with the baseline's head.
+    metrics = {m.name: m for m in result.metrics[int4.artifact.key]}
+    assert metrics["micro_f1"].value is not None
+    assert metrics["agreement"].details["head_changed"] is False
+
+
+def test_int4_data_aware_on_a_decoder_and_a_bad_group_size(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
+) -> None:
+    export = {"name": "ov-export", "technique": "openvino.export"}
+    aware = {
+        "name": "ov-int4",
+        "technique": "openvino.int4",
+        "config": {"symmetric": False, "ratio": 0.5, "scale_estimation": True, "awq": True, "calibration_examples": 16},
+    }
+    result = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [export, aware], measure=NO_MEASURE))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    meta = result.steps[1].artifact.metadata
+    assert meta["calibration_examples"] == 16 and meta["calibration_split"] == "train"
+    assert meta["scale_estimation"] is True and meta["awq"] is True and meta["ratio"] == 0.5
+    assert meta["low_precision_constants"] > 0 and meta["head_kept_float"] is True
+
+    # A group the layers' width (32) does not divide: refused when asked to, adjusted by default.
+    refuse = {"group_size": 48, "group_size_fallback": "error"}
+    odd = {"name": "ov-int4", "technique": "openvino.int4", "config": refuse}
+    failed = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [export, odd], measure=NO_MEASURE))
+    assert failed.exit_code != 0
+    error = failed.steps[1].error
+    assert error is not None and "\n" not in error and "openvino.int4" in error and "group_size" in error, error
+    odd["config"] = {"group_size": 48}
+    adjusted = run_pipeline(tiny_pipeline(tiny_llama, tiny_task, [export, odd], measure=NO_MEASURE))
+    assert adjusted.exit_code == 0, [s.error for s in adjusted.steps]
+    assert adjusted.steps[1].artifact.metadata["four_bit_constants"] > 0
+
+
 def test_declarations_bad_configs_and_order(
     plugins: Any, tiny_bert: Path, tiny_task: dict[str, Any], slimkit_plugins: Any
 ) -> None:
@@ -108,10 +183,10 @@ def test_declarations_bad_configs_and_order(
     from slimkit.spec import pipeline_from_dict
 
     techniques = {t.name: t for t in slimkit_plugins.techniques.of_plugin("openvino")}
-    assert set(techniques) == {"openvino.export", "openvino.int8"}
+    assert set(techniques) == {"openvino.export", "openvino.int8", "openvino.int4"}
     assert techniques["openvino.export"].consumes == ["transformers"]
     assert techniques["openvino.export"].produces == "openvino"
-    assert [n for n, t in techniques.items() if t.needs_task] == ["openvino.int8"]
+    assert {n for n, t in techniques.items() if t.needs_task} == {"openvino.int8", "openvino.int4"}
 
     def plan(*steps: dict[str, Any], task: bool = True) -> Any:
         data: dict[str, Any] = {"model": str(tiny_bert), "steps": list(steps), "device": "cpu"}

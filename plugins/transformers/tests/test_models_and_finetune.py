@@ -105,6 +105,9 @@ def test_finetune_then_measure(
     assert expected <= names
     latency = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "latency_ms.b1.s16")
     assert latency["details"]["timed_calls"] == 6 and latency["details"]["threads"] == 1
+    # One median per round's block, in round order: what per-round ratios pair with the baseline's.
+    blocks = latency["details"]["block_medians_ms"]
+    assert len(blocks) == latency["details"]["rounds"] and all(b > 0 for b in blocks)
     assert {"p90", "p99"} <= set(latency["spread"])
     rss = next(m for m in data["artifacts"][1]["metrics"] if m["name"] == "peak_rss_bytes")
     assert rss["value"] > rss["details"]["rss_after_imports_bytes"] > 0  # probed in a fresh process

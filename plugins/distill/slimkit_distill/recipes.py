@@ -41,8 +41,16 @@ FFN_PRUNE: list[dict[str, Any]] = [
 ONNX_INT8 = {"recipe": "onnx.int8"}
 # slimkit-openvino's: OpenVINO IR and NNCF's post-training int8 or 4-bit weights (left out where it is
 # not installed).
-OPENVINO_INT8 = {"recipe": "openvino.int8"}
 OPENVINO_INT4 = {"recipe": "openvino.int4"}
+# NNCF's int8 with the embedding tables in 4 bits: the student's tables (45 % of its parameters
+# after vocabulary pruning) shrink at no cost in speed; measured on the MiniLM students, 14.99x
+# smaller instead of 12.04x, 10.30x against 10.79x at batch 1 (within the sessions' ranges) and
+# 0.10 points more micro-F1 (bench/minilm-students.toml). Without slimkit-openvino the recipe is
+# left out, as an included one would be.
+OPENVINO_INT8_EMB4: list[dict[str, Any]] = [
+    {"name": "ov-export", "technique": "openvino.export"},
+    {"name": "ov-int8", "technique": "openvino.int8", "config": {"mode": "ptq", "embeddings": "int4"}},
+]
 
 RECIPES = [
     Recipe(
@@ -66,11 +74,11 @@ RECIPES = [
     Recipe(
         name="distill.half-depth-ffn-openvino-int8",
         summary="The same student as distill.half-depth-ffn-onnx-int8, converted to OpenVINO IR and quantized by "
-        "NNCF (int8 weights and activations, SmoothQuant), run by OpenVINO's CPU plugin.",
+        "NNCF (int8 weights and activations, SmoothQuant; embedding tables in 4 bits), run by OpenVINO's CPU plugin.",
         goals=["speed", "size", "memory"],
         kinds=["encoder"],
         cost=4,
-        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, OPENVINO_INT8],
+        steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, *OPENVINO_INT8_EMB4],
     ),
     Recipe(
         name="distill.half-depth-ffn-openvino-int4",

@@ -76,6 +76,11 @@ class Int8Config(BaseModel):
         description="Also quantize the classification head (classifier / score / pre_classifier); by default it "
         "stays float, as in slimkit-onnx's quantizers.",
     )
+    embeddings: Literal["int8", "int4"] = Field(
+        default="int8",
+        description="The embedding tables: 'int8' as NNCF quantizes them, or 'int4' (4-bit, groups of 32, "
+        "compressed before the int8 quantization of the MatMuls): a lookup costs the same, the file is smaller.",
+    )
     validation_examples: int = Field(
         default=300,
         ge=1,

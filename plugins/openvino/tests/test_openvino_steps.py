@@ -147,6 +147,22 @@ def test_int4_weights_embeddings_included(
     assert metrics["agreement"].details["head_changed"] is False
 
 
+def test_int8_with_four_bit_embeddings(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+) -> None:
+    export = {"name": "ov-export", "technique": "openvino.export"}
+    for mode in ("ptq", "weights-only"):
+        config = {"mode": mode, "embeddings": "int4", "calibration_examples": 16}
+        step = {"name": "ov-int8", "technique": "openvino.int8", "config": config}
+        result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, [export, step], measure=NO_MEASURE))
+        assert result.exit_code == 0, [s.error for s in result.steps]
+        exported, quantized = result.steps
+        meta = quantized.artifact.metadata
+        assert meta["embeddings"] == "int4" and _low_bit_gathers(quantized.artifact.path) >= 1, mode
+        assert (meta["fake_quantize_ops"] > 0) == (mode == "ptq") and meta["head_kept_float"] is True
+        assert meta["ir_bytes"] < exported.artifact.metadata["ir_bytes"] / 3
+
+
 def test_int4_data_aware_on_a_decoder_and_a_bad_group_size(
     plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_llama: Path, tiny_task: dict[str, Any]
 ) -> None:

@@ -92,6 +92,6 @@ def compress(step: StepContext[Int4Config]) -> Artifact:
         ) from exc
     facts["quantize_seconds"] = round(time.perf_counter() - started, 2)
     if not low_precision_weights(compressed):
-        raise nothing_quantized("int4", compressed)
+        raise nothing_quantized("openvino.int4", compressed)
     facts["four_bit_constants"] = low_precision_weights(compressed, bits=("u4", "i4"))
     return finish(step, manifest, compressed, PRECISION, facts)

@@ -168,7 +168,7 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
     facts["quantize_seconds"] = round(time.perf_counter() - started, 2)
     quantized_something = low_precision_weights(quantized) if config.mode == "weights-only" else _fake(quantized)
     if not quantized_something:
-        raise nothing_quantized(config.mode, quantized)
+        raise nothing_quantized(f"openvino.int8 in mode {config.mode!r}", quantized)
     return finish(step, manifest, quantized, PRECISION[config.mode], facts)
 
 
@@ -213,10 +213,11 @@ def _fake(model: ov.Model) -> int:
     return ir.op_counts(model).get(FAKE_QUANTIZE, 0)
 
 
-def nothing_quantized(mode: str, model: ov.Model) -> SlimkitError:
+def nothing_quantized(what: str, model: ov.Model) -> SlimkitError:
+    """The one-line error for a model NNCF left as it was; ``what`` names the technique and mode."""
     ops = ", ".join(list(ir.op_counts(model))[:12])
     return SlimkitError(
-        f"NNCF quantized nothing in mode {mode!r} (ops: {ops})",
+        f"{what}: NNCF quantized nothing (ops: {ops})",
         fix="check that the input is an IR of a transformer classifier written by openvino.export",
     )
 

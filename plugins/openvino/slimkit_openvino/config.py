@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # OpenVINO's CPU plugin computes in bf16 by default on CPUs with avx512_bf16 or AMX; "f32" keeps the
 # figures comparable with the torch baseline, the others are a choice the user makes knowingly.
@@ -105,6 +105,17 @@ class Int8Config(BaseModel):
         default=128, ge=1, le=100_000, description="Eval texts on which agreement with the input model is recorded."
     )
 
+    @model_validator(mode="after")
+    def _tables_before_accuracy_control(self) -> Int8Config:
+        # Accuracy control compares against its input: with the tables already 4-bit there, their
+        # loss would never be counted nor reverted.
+        if self.mode == "accuracy-control" and self.embeddings == "int4":
+            raise ValueError(
+                "embeddings = 'int4' cannot be combined with mode 'accuracy-control' (its drop would "
+                "be measured after the tables were compressed); use mode 'ptq'"
+            )
+        return self
+
 
 class Int4Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -118,14 +129,14 @@ class Int4Config(BaseModel):
         default=32,
         ge=-1,
         description="Weights per quantization group along each output channel's inputs; -1 is one group per "
-        "channel. Every layer's input width must be a multiple of it. Smaller groups keep more accuracy and "
-        "store more scales.",
+        "channel. A layer whose input width is not a multiple of it is handled as group_size_fallback says. "
+        "Smaller groups keep more accuracy and store more scales.",
     )
     group_size_fallback: Literal["adjust", "ignore", "error"] = Field(
         default="adjust",
-        description="A layer whose input width group_size does not divide: 'adjust' gives it the largest power of "
-        "two below group_size (at least 32) that divides it, else int8; 'ignore' leaves it float; 'error' fails "
-        "the step.",
+        description="A layer whose input width group_size does not divide: 'adjust' gives it a smaller power-of-two "
+        "group, at least 32, that divides it, else int8 (so with group_size 32 such a layer is int8); 'ignore' "
+        "leaves it float; 'error' fails the step.",
     )
     ratio: float = Field(
         default=1.0,
@@ -170,3 +181,10 @@ class Int4Config(BaseModel):
     check_examples: int = Field(
         default=128, ge=1, le=100_000, description="Eval texts on which agreement with the input model is recorded."
     )
+
+    @field_validator("group_size")
+    @classmethod
+    def _a_group(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (one group per channel) or a positive number of weights")
+        return value

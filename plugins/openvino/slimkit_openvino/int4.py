@@ -85,10 +85,13 @@ def compress(step: StepContext[Int4Config]) -> Artifact:
         )
     except (nncf.errors.InvalidGroupSizeError, nncf.ValidationError, nncf.ParameterNotSupportedError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        group = isinstance(exc, nncf.errors.InvalidGroupSizeError)
         raise SlimkitError(
             f"openvino.int4: NNCF could not compress the weights: {first}",
-            fix="set group_size_fallback = 'adjust' (smaller groups where needed), or a group_size that divides "
-            "every layer's input width (-1: one group per channel)",
+            fix="set group_size_fallback = 'adjust' (another group, or int8, where the width needs it), or a "
+            "group_size that divides every layer's input width (-1: one group per channel)"
+            if group
+            else "check the step's options against NNCF's (docs/plugins/openvino.md)",
         ) from exc
     facts["quantize_seconds"] = round(time.perf_counter() - started, 2)
     if not low_precision_weights(compressed):

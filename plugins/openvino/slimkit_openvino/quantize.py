@@ -173,8 +173,8 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
 
 
 def four_bit_embeddings(model: ov.Model) -> ov.Model:
-    """The embedding tables (the Gathers' Constants) in 4 bits, groups of 32 (smaller where a table's
-    width needs it); every MatMul left as it was, for the int8 quantization that follows."""
+    """The embedding tables (the Gathers' Constants) in 4 bits, groups of 32 (int8 where a table's
+    width is not a multiple of 32); every MatMul left as it was, for the int8 quantization that follows."""
     import nncf
     from nncf.quantization.advanced_parameters import (  # type: ignore[import-untyped]
         AdvancedCompressionParameters,

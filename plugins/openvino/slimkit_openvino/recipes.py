@@ -26,7 +26,7 @@ RECIPES = [
     Recipe(
         name="openvino.int4",
         summary="OpenVINO IR with NNCF 4-bit weights (groups of 32, embeddings included, AWQ and scale "
-        "estimation on training texts): smallest on disk, slower than int8 kernels.",
+        "estimation on training texts): smallest on disk; on encoders slower than int8 kernels.",
         goals=["size", "memory"],
         kinds=["encoder", "decoder"],
         cost=1,

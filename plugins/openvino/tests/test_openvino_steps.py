@@ -217,6 +217,11 @@ def test_declarations_bad_configs_and_order(
     assert bad_mode.problems[0].startswith("step 2 (q): config.mode:")
     bad_drop = plan(export, {"name": "q", "technique": "openvino.int8", "config": {"max_drop": 0}})
     assert bad_drop.problems == ["step 2 (q): config.max_drop: Input should be greater than 0"]
+    tables = {"mode": "accuracy-control", "embeddings": "int4"}
+    late = plan(export, {"name": "q", "technique": "openvino.int8", "config": tables})
+    assert len(late.problems) == 1 and "accuracy-control" in late.problems[0] and "\n" not in late.problems[0]
+    no_group = plan(export, {"name": "q", "technique": "openvino.int4", "config": {"group_size": 0}})
+    assert len(no_group.problems) == 1 and no_group.problems[0].startswith("step 2 (q): config.group_size:")
     typo = plan({"name": "ov-export", "technique": "openvino.export", "config": {"precision": "f32"}})
     assert len(typo.problems) == 1 and "config.precision" in typo.problems[0]
     unexported = plan({"technique": "openvino.int8"})

@@ -48,6 +48,8 @@ def parse_duration(value: str | float | int) -> float:
     """Seconds from ``90``, ``"90s"``, ``"45m"``, ``"2h"`` or ``"1h30m"``; ValueError otherwise."""
     if isinstance(value, int | float):
         seconds = float(value)
+    elif not isinstance(value, str):  # a list or table from a file: say so, in the field's one line
+        raise ValueError(f"{value!r} is not a duration (write e.g. 3600, '90m', '2h' or '1h30m')")
     else:
         text = value.strip().lower()
         match = _DURATION.match(text)

@@ -20,10 +20,14 @@ from slimkit_openvino.quantize import finish, ignored_scope, items, low_precisio
 from slimkit_transformers.steps import calibration_inputs
 
 if TYPE_CHECKING:
+    import openvino as ov  # type: ignore[import-untyped]
+
     from slimkit.artifacts import Artifact
     from slimkit.context import StepContext
 
 PRECISION = "int4-weights"
+# The options that decide how the weights are rounded, recorded in the artifact's metadata as given.
+OPTIONS = ("symmetric", "group_size", "group_size_fallback", "ratio", "all_layers", "scale_estimation", "awq", "gptq")
 
 
 def _data_aware(config: Int4Config) -> bool:
@@ -52,6 +56,16 @@ def _options(config: Int4Config) -> dict[str, Any]:
     }
 
 
+def four_bit_embeddings(model: ov.Model) -> ov.Model:
+    """The embedding tables (the Gathers' Constants) with this technique's default rounding (4 bits,
+    symmetric, groups of 32, int8 where a table's width is not a multiple of 32); every MatMul left
+    as it was, for the int8 quantization that follows (``openvino.int8`` ``embeddings = "int4"``)."""
+    import nncf
+
+    ignored = nncf.IgnoredScope(types=["MatMul"], validate=False)
+    return nncf.compress_weights(model, ignored_scope=ignored, **_options(Int4Config()))
+
+
 def compress(step: StepContext[Int4Config]) -> Artifact:
     import nncf
     import openvino as ov
@@ -61,15 +75,7 @@ def compress(step: StepContext[Int4Config]) -> Artifact:
     config = step.config
     manifest = ir.read_manifest(step.input.path)
     model = ov.Core().read_model(str(ir.model_file(step.input.path)))
-    facts: dict[str, Any] = {
-        "symmetric": config.symmetric,
-        "group_size": config.group_size,
-        "group_size_fallback": config.group_size_fallback,
-        "ratio": config.ratio,
-        "all_layers": config.all_layers,
-        "scale_estimation": config.scale_estimation,
-        "awq": config.awq,
-        "gptq": config.gptq,
+    facts: dict[str, Any] = config.model_dump(include=set(OPTIONS)) | {
         "head_ignored": None if config.quantize_head else manifest.get("head_ops", []),
     }
     dataset = None

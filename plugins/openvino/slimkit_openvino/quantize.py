@@ -116,6 +116,8 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
     facts: dict[str, Any] = {"mode": config.mode, "embeddings": config.embeddings}
     started = time.perf_counter()
     if config.embeddings == "int4":
+        from slimkit_openvino.int4 import four_bit_embeddings
+
         model = four_bit_embeddings(model)
     if config.mode == "weights-only":
         quantized = nncf.compress_weights(
@@ -170,26 +172,6 @@ def quantize(step: StepContext[Int8Config]) -> Artifact:
     if not quantized_something:
         raise nothing_quantized(f"openvino.int8 in mode {config.mode!r}", quantized)
     return finish(step, manifest, quantized, PRECISION[config.mode], facts)
-
-
-def four_bit_embeddings(model: ov.Model) -> ov.Model:
-    """The embedding tables (the Gathers' Constants) in 4 bits, groups of 32 (int8 where a table's
-    width is not a multiple of 32); every MatMul left as it was, for the int8 quantization that follows."""
-    import nncf
-    from nncf.quantization.advanced_parameters import (  # type: ignore[import-untyped]
-        AdvancedCompressionParameters,
-        GroupSizeFallbackMode,
-    )
-
-    return nncf.compress_weights(
-        model,
-        mode=nncf.CompressWeightsMode.INT4_SYM,
-        group_size=32,
-        ratio=1.0,
-        all_layers=True,
-        ignored_scope=nncf.IgnoredScope(types=["MatMul"], validate=False),
-        advanced_parameters=AdvancedCompressionParameters(group_size_fallback_mode=GroupSizeFallbackMode.ADJUST),
-    )
 
 
 def _renamed(common: dict[str, Any]) -> dict[str, Any]:

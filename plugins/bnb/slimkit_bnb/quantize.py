@@ -34,12 +34,13 @@ def changed_tensors(before: dict[str, Any], model: Any) -> list[str]:
 
 def load_quantized(path: Path, device: str, qconfig: Any = None) -> Any:
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from slimkit_transformers.models import classifier_from_pretrained
 
     kwargs: dict[str, Any] = {"device_map": device, "dtype": torch.float32}
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-    return AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
+    return classifier_from_pretrained(path, **kwargs).eval()
 
 
 def quantized_linears(model: Any) -> int:

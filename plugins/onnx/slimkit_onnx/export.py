@@ -36,13 +36,10 @@ LARGE_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with margin: larger weigh
 
 def _load(path: Path, attn_implementation: str) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    from slimkit_transformers.models import load_tokenizer
+    from slimkit_transformers.models import classifier_from_pretrained, load_tokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, attn_implementation=attn_implementation, dtype=torch.float32
-    )
+    model = classifier_from_pretrained(path, attn_implementation=attn_implementation, dtype=torch.float32)
     tokenizer = load_tokenizer(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     if hasattr(model.config, "use_cache"):

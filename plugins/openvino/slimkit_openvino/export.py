@@ -34,12 +34,11 @@ if TYPE_CHECKING:
 
 def _load(path: Path, attn_implementation: str) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    from slimkit_transformers.models import load_tokenizer
+    from slimkit_transformers.models import classifier_from_pretrained, load_tokenizer
 
     chosen: dict[str, Any] = {} if attn_implementation == "default" else {"attn_implementation": attn_implementation}
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, **chosen)
+    model = classifier_from_pretrained(path, dtype=torch.float32, **chosen)
     tokenizer = load_tokenizer(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     if hasattr(model.config, "use_cache"):

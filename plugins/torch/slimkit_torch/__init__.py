@@ -46,10 +46,12 @@ __all__ = [
 # time, listed in docs/compatibility.md, and tested on a tiny model of each
 # (tests/test_torch_conformance.py).
 ANY_LINEAR = {"*": "every nn.Linear outside the classification head"}
-BERT_STYLE = "FFN neurons and whole layers (heads: not with transformers 5, which derives the head size)"
+BERT_STYLE = "FFN neurons, attention heads (reloaded by slimkit's head-pruned classes) and whole layers"
+BERT_NO_HEADS = "FFN neurons and whole layers (heads: no class that reloads fewer heads)"
 LLAMA_STYLE = "MLP neurons, attention heads (whole KV groups) and whole layers"
 STRUCTURED_FAMILIES = {
-    **dict.fromkeys(("bert", "roberta", "distilbert", "electra", "deberta-v2", "xlm-roberta", "mpnet"), BERT_STYLE),
+    **dict.fromkeys(("bert", "roberta", "distilbert", "electra", "xlm-roberta"), BERT_STYLE),
+    **dict.fromkeys(("deberta-v2", "mpnet"), BERT_NO_HEADS),
     **dict.fromkeys(("llama", "qwen2", "qwen3", "gemma3", "mistral"), LLAMA_STYLE),
 }
 

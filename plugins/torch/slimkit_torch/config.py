@@ -33,9 +33,10 @@ class StructuredPruneConfig(BaseModel):
     heads: int = Field(
         default=0,
         ge=0,
-        description="Attention heads removed from every layer. Needs a config with an explicit head_dim "
-        "(Llama, Mistral, Qwen2/3); with grouped-query attention, a multiple of num_key_value_heads "
-        "(the same number of query heads leaves each key/value group).",
+        description="Attention heads removed from every layer. Llama, Mistral, Qwen2/3, Gemma 3: with grouped-query "
+        "attention a multiple of num_key_value_heads (the same number of query heads leaves each key/value "
+        "group). BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT: the folder then names slimkit's head-pruned class "
+        "(trust_remote_code=True loads it without slimkit).",
     )
     layers: int = Field(
         default=0,

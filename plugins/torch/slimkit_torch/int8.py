@@ -110,13 +110,13 @@ def dynamic_int8(step: StepContext[DynamicInt8Config]) -> Artifact:
 def load_int8(path: Path) -> tuple[Any, Any, dict[str, Any]]:
     """(model in eval mode, tokenizer, manifest) from a torch-int8 folder."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
-    from slimkit_transformers.models import load_tokenizer
+    from slimkit_transformers.models import classifier_from_config, load_tokenizer
 
     manifest = json.loads((path / MANIFEST).read_text())
     config = AutoConfig.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32).eval()
+    model = classifier_from_config(config, dtype=torch.float32).eval()
     apply(model, manifest["modules"], manifest["backend"], manifest["per_channel"])
     with warnings.catch_warnings():  # quantized tensors are rebuilt through the deprecated TypedStorage
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated")

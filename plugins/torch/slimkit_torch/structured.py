@@ -15,8 +15,9 @@ slicing:
 Pruning is uniform across layers, since a transformers config has one ``intermediate_size`` and
 one ``num_attention_heads``; the saved folder reloads with ``from_pretrained`` (checked before
 the step returns). BERT-style configs have no ``head_dim`` (the head size is hidden_size /
-num_attention_heads, and transformers 5 dropped ``config.pruned_heads``), so heads are removed only
-where the config carries ``head_dim``; FFN neurons and layers work for both families.
+num_attention_heads, and transformers 5 dropped ``config.pruned_heads``): a BERT-style model with
+fewer heads says ``attention_head_size`` in its config and is saved as one of
+slimkit_transformers.head_pruned's classes, which slimkit loads and whose code the folder carries.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit_torch.common import check_head, count_params, head_state, save_transformers
 from slimkit_torch.config import StructuredPruneConfig
+from slimkit_transformers.models import HEAD_PRUNED_FAMILIES
 from slimkit_transformers.steps import calibration_batches
+
+HEAD_SIZE = "attention_head_size"  # slimkit_transformers.head_pruned's config field (importing it loads six families)
 
 
 @dataclass
@@ -189,6 +193,7 @@ class Shape:
 def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     import torch
 
+    from slimkit_transformers import head_pruned
     from slimkit_transformers.models import load_classifier
 
     config = step.config
@@ -231,6 +236,10 @@ def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     _drop_layers(owner, attr, dropped, model.config)
     for key, value in changes.items():
         setattr(model.config, key, value)
+    if family == "bert" and head_pruned.is_head_pruned(model.config):
+        # The stock class cannot reload it; head_pruned's subclass can, and save_pretrained then
+        # writes its auto_map and copies its code into the folder (trust_remote_code loads).
+        model.__class__ = head_pruned.CLASSES[model.config.model_type]
     check_head(model, head, step)
     params_after, _ = count_params(model)
     save_transformers(model, tokenizer, step)
@@ -253,13 +262,11 @@ def _shape(
     """The model's sizes and what the step's config removes from them; refuses what cannot be removed."""
     config = step.config
     n_heads = model_config.num_attention_heads
-    if config.heads and family == "bert":
+    if config.heads and family == "bert" and model_config.model_type not in HEAD_PRUNED_FAMILIES:
         raise SlimkitError(
-            f"step {step.name!r}: heads = {config.heads}: {model_config.model_type} configs derive the head size from "
-            "hidden_size / num_attention_heads and transformers 5 no longer supports config.pruned_heads, so a "
-            "model with fewer heads would not reload with from_pretrained",
-            fix="prune FFN neurons (ffn_ratio) and layers instead; heads can be removed from models whose "
-            "config has head_dim (Llama, Mistral, Qwen2/3)",
+            f"step {step.name!r}: heads = {config.heads}: slimkit reloads BERT-style models with fewer heads for "
+            f"{', '.join(HEAD_PRUNED_FAMILIES)}, not {model_config.model_type}",
+            fix="prune FFN neurons (ffn_ratio) and layers instead",
         )
     n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
     grouped = n_kv != n_heads
@@ -281,11 +288,17 @@ def _shape(
         layers=n_layers,
         heads=n_heads,
         kv_heads=n_kv,
-        head_dim=getattr(model_config, "head_dim", None) or model_config.hidden_size // n_heads,
+        head_dim=head_size(model_config),
         ffn=n_ffn,
         drop_ffn=min(round(config.ffn_ratio * n_ffn), n_ffn - 1),
         drop_heads=config.heads,
     )
+
+
+def head_size(model_config: Any) -> int:
+    """The size of one attention head: explicit in Llama-style and head-pruned configs, else derived."""
+    explicit = getattr(model_config, "head_dim", None) or getattr(model_config, HEAD_SIZE, None)
+    return int(explicit or model_config.hidden_size // model_config.num_attention_heads)
 
 
 def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, Any]:
@@ -298,6 +311,8 @@ def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, An
     }
     if shape.family == "llama":  # explicit, since hidden_size / num_attention_heads no longer gives it
         changes["head_dim"] = shape.head_dim
+    elif shape.drop_heads:  # the same for encoders, in head_pruned's field
+        changes[HEAD_SIZE] = shape.head_dim
     if shape.drop_heads and not shape.grouped:
         changes["num_key_value_heads"] = shape.heads - shape.drop_heads
     return changes
@@ -328,6 +343,8 @@ def _slice(all_parts: list[Parts], plans: list[tuple[list[int], list[int]]], sha
     import torch
     import torch_pruning as tp
 
+    from slimkit_transformers import head_pruned
+
     with torch.no_grad():
         for p, (ffn_idx, head_idx) in zip(all_parts, plans, strict=True):
             if ffn_idx:
@@ -343,6 +360,8 @@ def _slice(all_parts: list[Parts], plans: list[tuple[list[int], list[int]]], sha
                 tp.prune_linear_in_channels(p.o, channels)
                 if shape.grouped:
                     p.attention.num_key_value_groups = (shape.heads - len(head_idx)) // shape.kv_heads
+                if shape.family == "bert":
+                    head_pruned.set_heads(p.attention, shape.heads - len(head_idx), shape.head_dim)
 
 
 def _drop_layers(owner: Any, attr: str, dropped: list[int], config: Any) -> None:

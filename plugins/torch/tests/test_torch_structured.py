@@ -162,12 +162,19 @@ def test_layers_chosen_by_block_influence(
     assert "calibration_loss" not in meta  # no FFN or head ranking, so no gradients were needed
 
 
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from slimkit_transformers.testing import build_tiny_model
+
+    return build_tiny_model("mpnet", tmp_path_factory.mktemp("tiny-mpnet"))
+
+
 @pytest.mark.parametrize(
     ("family", "config", "message"),
     [
-        ("tiny_bert", {"heads": 1}, "no longer supports config.pruned_heads"),
         ("tiny_llama", {"heads": 1}, "a multiple of 2"),
         ("tiny_bert", {"layer_indices": [0, 1]}, "must keep at least one"),
+        ("tiny_mpnet", {"heads": 1}, "not mpnet"),
         ("tiny_llama_mha", {"heads": 1}, "is not a multiple of the number of attention heads"),
     ],
 )
@@ -188,3 +195,50 @@ def test_config_needs_something_to_remove() -> None:
         StructuredPruneConfig()
     with pytest.raises(ValidationError, match="not both"):
         StructuredPruneConfig(layers=1, layer_indices=[0])
+
+
+def test_bert_heads_reload_with_and_without_slimkit(plugins: Any, run_pipeline: Any, tiny_pipeline: Any,
+                                                    tiny_bert: Path, tiny_task: dict[str, Any]) -> None:  # fmt: skip
+    from transformers import AutoModelForSequenceClassification
+
+    result = _run(run_pipeline, tiny_pipeline, tiny_bert, tiny_task, {"heads": 1, "importance": "magnitude"})
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    artifact = result.steps[0].artifact
+    config = json.loads((artifact.path / "config.json").read_text())
+    # 2 heads of 16 -> 1 head of 16: the config says both, since hidden_size / heads no longer gives the size.
+    assert (config["num_attention_heads"], config["attention_head_size"], config["hidden_size"]) == (1, 16, 32)
+    assert artifact.metadata["attention_heads"] == {"before": 2, "after": 1}
+    assert (artifact.path / "head_pruned.py").is_file()
+    pruned, tokenizer = load_classifier(artifact.path)
+    assert type(pruned).__name__ == "HeadPrunedBertForSequenceClassification"
+    for layer in pruned.bert.encoder.layer:
+        assert layer.attention.self.query.weight.shape == (16, 32)
+        assert layer.attention.output.dense.weight.shape == (32, 16)
+
+    # The unpruned model with the removed head's columns of the output projection zeroed predicts the same.
+    source, _ = load_classifier(result.source.path)
+    with torch.no_grad():
+        for kept_layer, full_layer in zip(pruned.bert.encoder.layer, source.bert.encoder.layer, strict=True):
+            rows = _kept_rows(kept_layer.attention.self.query.weight, full_layer.attention.self.query.weight)
+            removed = sorted(set(range(32)) - set(rows))
+            assert len(removed) == 16 and removed in (list(range(16)), list(range(16, 32)))
+            full_layer.attention.output.dense.weight[:, removed] = 0
+    torch.testing.assert_close(_logits(pruned, tokenizer), _logits(source, tokenizer), atol=1e-5, rtol=1e-5)
+
+    # Without slimkit: the code the folder carries, as for any hub model with its own modeling file.
+    plain = AutoModelForSequenceClassification.from_pretrained(artifact.path, trust_remote_code=True).eval()
+    torch.testing.assert_close(_logits(plain, tokenizer), _logits(pruned, tokenizer))
+    with pytest.raises(Exception, match="mismatched"):  # the stock class cannot hold it, and says so
+        AutoModelForSequenceClassification.from_pretrained(artifact.path)
+
+
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta", "electra", "distilbert"])
+def test_encoder_heads_of_each_family_reload(family: str, tmp_path: Path, plugins: Any, run_pipeline: Any,
+                                             tiny_pipeline: Any, tiny_task: dict[str, Any]) -> None:  # fmt: skip
+    from slimkit_transformers.testing import build_tiny_model
+
+    model = build_tiny_model(family, tmp_path / family)
+    result = _run(run_pipeline, tiny_pipeline, model, tiny_task, {"heads": 1, "ffn_ratio": 0.5})
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    assert result.steps[0].artifact.metadata["attention_heads"] == {"before": 2, "after": 1}
+    assert result.steps[0].artifact.metadata["reload_max_abs_diff"] <= 1e-4  # the step reloads and compares

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 FORMAT = "transformers"
 MANIFEST = "slimkit-source.json"
+# Families whose head-pruned checkpoints slimkit_transformers.head_pruned loads (kept here so that
+# plain loads do not import it, and with it six modeling modules).
+HEAD_PRUNED_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert")
 
 
 def _packaged_minilm() -> Path:
@@ -207,14 +210,40 @@ def load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
-def load_classifier(path: Path, *, device: str = "cpu", dtype: Any = None) -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer) from a classifier folder written by this plugin."""
+def classifier_class(config: Any) -> Any:
+    """The class whose ``from_pretrained`` loads a classifier with this config: transformers' auto
+    class, or for an encoder with attention heads removed slimkit's own (``head_pruned``), taken from
+    slimkit rather than from the code that the folder carries."""
     from transformers import AutoModelForSequenceClassification
 
+    if getattr(config, "model_type", None) in HEAD_PRUNED_FAMILIES:
+        from slimkit_transformers import head_pruned
+
+        if head_pruned.is_head_pruned(config):
+            return head_pruned.CLASSES[config.model_type]
+    return AutoModelForSequenceClassification
+
+
+def classifier_from_pretrained(path: Path, **kwargs: Any) -> Any:
+    """``from_pretrained`` of the class that loads the classifier folder at ``path``."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    return classifier_class(config).from_pretrained(path, **kwargs)
+
+
+def classifier_from_config(config: Any, **kwargs: Any) -> Any:
+    """A classifier with random weights built from ``config`` by the class that loads it."""
+    cls = classifier_class(config)
+    return cls.from_config(config, **kwargs) if hasattr(cls, "from_config") else cls._from_config(config, **kwargs)
+
+
+def load_classifier(path: Path, *, device: str = "cpu", dtype: Any = None) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) from a classifier folder written by this plugin."""
     kwargs: dict[str, Any] = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    model = classifier_from_pretrained(path, **kwargs)
     tokenizer = load_tokenizer(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(device).eval(), tokenizer
@@ -258,7 +287,7 @@ def _build_classifier(
 ) -> dict[str, Any]:
     """Write a sequence-classification folder for ``task`` into ``target``; return facts about it."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(weights, trust_remote_code=source.trust_remote_code)
@@ -280,7 +309,7 @@ def _build_classifier(
         }
         facts["head"] = "kept" if same_labels else "initialised"
     torch.manual_seed(seed)  # the new head's initial weights depend on it
-    model = AutoModelForSequenceClassification.from_pretrained(weights, **kwargs)
+    model = classifier_class(config).from_pretrained(weights, **kwargs)
     tokenizer = load_tokenizer(weights)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(target)

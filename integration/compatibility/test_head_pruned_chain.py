@@ -1,6 +1,6 @@
 """A BERT with attention heads removed (torch.structured-prune ``heads``) goes on through the other
 plugins' steps: distillation, vocabulary pruning, ONNX export/optimize/quantize, OpenVINO export and
-NNCF int8 with 4-bit tables, each loading it through slimkit_transformers.head_pruned."""
+NNCF int8 with 4-bit tables, torch dynamic int8, each loading it through slimkit_transformers.head_pruned."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ FAST = {"epochs": 1, "batch_size": 16, "max_length": 32}
             {"name": "ov-export", "technique": "openvino.export"},
             {"name": "ov-int8", "technique": "openvino.int8", "config": {"embeddings": "int4"}},
         ],
+        [{"name": "int8", "technique": "torch.dynamic-int8", "config": {"backend": "torch-ao-legacy"}}],
     ],
-    ids=["onnx-int8", "distill-vocab-openvino"],
+    ids=["onnx-int8", "distill-vocab-openvino", "torch-int8"],
 )
 def test_head_pruned_bert_through_later_steps(steps: list[dict[str, Any]], plugins: Any, run_pipeline: Any,
                                               tiny_pipeline: Any, tiny_bert: Path,

@@ -27,11 +27,6 @@ from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaForSe
 HEAD_SIZE = "attention_head_size"
 AUTO_CLASS = "AutoModelForSequenceClassification"
 
-# Names of an attention layer's projections across these families (BERT, RoBERTa, XLM-R, ELECTRA;
-# DistilBERT): query, key, value, output. MPNet is not among them: its relative-position bias has one
-# column per head and is shared by all layers, which lose different heads.
-ATTENTION_NAMES = {"q": ("query", "q_lin"), "k": ("key", "k_lin"), "v": ("value", "v_lin"), "o": ("out_lin",)}
-
 
 def is_head_pruned(config: Any) -> bool:
     """True when the config's heads do not fill the hidden width: some heads were removed."""
@@ -39,20 +34,14 @@ def is_head_pruned(config: Any) -> bool:
     return isinstance(size, int) and size * config.num_attention_heads != config.hidden_size
 
 
-def _named(module: Any, names: tuple[str, ...]) -> Any:
-    found = next((getattr(module, n) for n in names if hasattr(module, n)), None)
-    if found is None:
-        raise AttributeError(f"{type(module).__name__} has none of {', '.join(names)}")
-    return found
-
-
-def attention_linears(layer: Any) -> tuple[Any, Any, Any, Any, Any]:
-    """(attention module, query, key, value, output projection) of one encoder layer."""
+def projections(layer: Any) -> tuple[Any, list[tuple[Any, str]], tuple[Any, str]]:
+    """(attention module, (owner, name) of its query, key and value projections, (owner, name) of the
+    output projection) of one encoder layer. MPNet is not covered: its relative-position bias has
+    one column per head and is shared by all layers, which lose different heads."""
     att = layer.attention
-    inner = att if hasattr(att, "q_lin") else _named(att, ("self", "attn"))  # DistilBERT's attention is flat
-    q, k, v = (_named(inner, ATTENTION_NAMES[x]) for x in "qkv")
-    o = att.output.dense if hasattr(att, "output") else _named(inner, ATTENTION_NAMES["o"])
-    return inner, q, k, v, o
+    if hasattr(att, "q_lin"):  # DistilBERT: one flat module
+        return att, [(att, "q_lin"), (att, "k_lin"), (att, "v_lin")], (att, "out_lin")
+    return att.self, [(att.self, "query"), (att.self, "key"), (att.self, "value")], (att.output, "dense")
 
 
 def encoder_layers(model: Any) -> Any:
@@ -73,15 +62,12 @@ def _narrow(model: Any, heads: int, head_size: int) -> None:
     """Replace every layer's projections with ones for ``heads`` heads (weights come from the checkpoint)."""
     width = heads * head_size
     for layer in encoder_layers(model):
-        attention, *_ = attention_linears(layer)
-        for name in ("q", "k", "v"):
-            owner_name = next(n for n in ATTENTION_NAMES[name] if hasattr(attention, n))
-            old = getattr(attention, owner_name)
-            setattr(attention, owner_name, torch.nn.Linear(old.in_features, width, bias=old.bias is not None))
-        owner = layer.attention.output if hasattr(layer.attention, "output") else attention
-        o_name = "dense" if owner is not attention else next(n for n in ATTENTION_NAMES["o"] if hasattr(attention, n))
-        old = getattr(owner, o_name)
-        setattr(owner, o_name, torch.nn.Linear(width, old.out_features, bias=old.bias is not None))
+        attention, inputs, (out_owner, out_name) = projections(layer)
+        for owner, name in inputs:
+            old = getattr(owner, name)
+            setattr(owner, name, torch.nn.Linear(old.in_features, width, bias=old.bias is not None))
+        old = getattr(out_owner, out_name)
+        setattr(out_owner, out_name, torch.nn.Linear(width, old.out_features, bias=old.bias is not None))
         set_heads(attention, heads, head_size)
 
 

@@ -34,7 +34,9 @@ from slimkit_torch.config import StructuredPruneConfig
 from slimkit_transformers.models import HEAD_PRUNED_FAMILIES
 from slimkit_transformers.steps import calibration_batches
 
-HEAD_SIZE = "attention_head_size"  # slimkit_transformers.head_pruned's config field (importing it loads six families)
+# slimkit_transformers.head_pruned's config field, named here since importing that module loads the
+# modeling code of five families.
+HEAD_SIZE = "attention_head_size"
 
 
 @dataclass
@@ -313,7 +315,7 @@ def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, An
         changes["head_dim"] = shape.head_dim
     elif shape.drop_heads:  # the same for encoders, in head_pruned's field
         changes[HEAD_SIZE] = shape.head_dim
-    if shape.drop_heads and not shape.grouped:
+    if shape.drop_heads and not shape.grouped and shape.family == "llama":
         changes["num_key_value_heads"] = shape.heads - shape.drop_heads
     return changes
 

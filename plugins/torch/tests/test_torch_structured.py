@@ -208,7 +208,7 @@ def test_bert_heads_reload_with_and_without_slimkit(plugins: Any, run_pipeline: 
     # 2 heads of 16 -> 1 head of 16: the config says both, since hidden_size / heads no longer gives the size.
     assert (config["num_attention_heads"], config["attention_head_size"], config["hidden_size"]) == (1, 16, 32)
     assert artifact.metadata["attention_heads"] == {"before": 2, "after": 1}
-    assert (artifact.path / "head_pruned.py").is_file()
+    assert (artifact.path / "head_pruned.py").is_file() and "num_key_value_heads" not in config
     pruned, tokenizer = load_classifier(artifact.path)
     assert type(pruned).__name__ == "HeadPrunedBertForSequenceClassification"
     for layer in pruned.bert.encoder.layer:

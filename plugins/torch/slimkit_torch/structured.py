@@ -31,12 +31,8 @@ from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
 from slimkit_torch.common import check_head, count_params, head_state, save_transformers
 from slimkit_torch.config import StructuredPruneConfig
-from slimkit_transformers.models import HEAD_PRUNED_FAMILIES
+from slimkit_transformers import head_pruned
 from slimkit_transformers.steps import calibration_batches
-
-# slimkit_transformers.head_pruned's config field, named here since importing that module loads the
-# modeling code of five families.
-HEAD_SIZE = "attention_head_size"
 
 
 @dataclass
@@ -195,7 +191,6 @@ class Shape:
 def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     import torch
 
-    from slimkit_transformers import head_pruned
     from slimkit_transformers.models import load_classifier
 
     config = step.config
@@ -264,10 +259,10 @@ def _shape(
     """The model's sizes and what the step's config removes from them; refuses what cannot be removed."""
     config = step.config
     n_heads = model_config.num_attention_heads
-    if config.heads and family == "bert" and model_config.model_type not in HEAD_PRUNED_FAMILIES:
+    if config.heads and family == "bert" and model_config.model_type not in head_pruned.CLASSES:
         raise SlimkitError(
             f"step {step.name!r}: heads = {config.heads}: slimkit reloads BERT-style models with fewer heads for "
-            f"{', '.join(HEAD_PRUNED_FAMILIES)}, not {model_config.model_type}",
+            f"{', '.join(head_pruned.CLASSES)}, not {model_config.model_type}",
             fix="prune FFN neurons (ffn_ratio) and layers instead",
         )
     n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
@@ -299,7 +294,7 @@ def _shape(
 
 def head_size(model_config: Any) -> int:
     """The size of one attention head: explicit in Llama-style and head-pruned configs, else derived."""
-    explicit = getattr(model_config, "head_dim", None) or getattr(model_config, HEAD_SIZE, None)
+    explicit = getattr(model_config, "head_dim", None) or getattr(model_config, head_pruned.HEAD_SIZE, None)
     return int(explicit or model_config.hidden_size // model_config.num_attention_heads)
 
 
@@ -314,7 +309,7 @@ def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, An
     if shape.family == "llama":  # explicit, since hidden_size / num_attention_heads no longer gives it
         changes["head_dim"] = shape.head_dim
     elif shape.drop_heads:  # the same for encoders, in head_pruned's field
-        changes[HEAD_SIZE] = shape.head_dim
+        changes[head_pruned.HEAD_SIZE] = shape.head_dim
     if shape.drop_heads and not shape.grouped and shape.family == "llama":
         changes["num_key_value_heads"] = shape.heads - shape.drop_heads
     return changes
@@ -344,8 +339,6 @@ def _slice(all_parts: list[Parts], plans: list[tuple[list[int], list[int]]], sha
     """Remove the chosen neurons and heads from every layer's matrices."""
     import torch
     import torch_pruning as tp
-
-    from slimkit_transformers import head_pruned
 
     with torch.no_grad():
         for p, (ffn_idx, head_idx) in zip(all_parts, plans, strict=True):

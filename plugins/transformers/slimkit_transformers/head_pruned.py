@@ -84,7 +84,7 @@ def _head_pruned(base: type) -> type:
         finally:
             config.num_attention_heads = kept
         _narrow(self, config.num_attention_heads, getattr(config, HEAD_SIZE))
-        self.post_init()
+        self.post_init()  # again: the narrowed projections are new modules, initialised like the rest
 
     name = f"HeadPruned{base.__name__}"
     cls = type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name})

@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 FORMAT = "transformers"
 MANIFEST = "slimkit-source.json"
-# Families whose head-pruned checkpoints slimkit_transformers.head_pruned loads (kept here so that
-# plain loads do not import it, and with it six modeling modules).
-HEAD_PRUNED_FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert")
 
 
 def _packaged_minilm() -> Path:
@@ -216,10 +213,10 @@ def classifier_class(config: Any) -> Any:
     slimkit rather than from the code that the folder carries."""
     from transformers import AutoModelForSequenceClassification
 
-    if getattr(config, "model_type", None) in HEAD_PRUNED_FAMILIES:
+    if getattr(config, "attention_head_size", None) is not None:  # only then is head_pruned's import worth it
         from slimkit_transformers import head_pruned
 
-        if head_pruned.is_head_pruned(config):
+        if head_pruned.is_head_pruned(config) and config.model_type in head_pruned.CLASSES:
             return head_pruned.CLASSES[config.model_type]
     return AutoModelForSequenceClassification
 
@@ -229,7 +226,7 @@ def classifier_from_pretrained(path: Path, **kwargs: Any) -> Any:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=kwargs.get("trust_remote_code", False))
-    return classifier_class(config).from_pretrained(path, **kwargs)
+    return classifier_class(config).from_pretrained(path, config=config, **kwargs)
 
 
 def classifier_from_config(config: Any, **kwargs: Any) -> Any:

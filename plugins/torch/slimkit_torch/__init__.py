@@ -4,6 +4,8 @@
   Dense kernels run no faster on zeros; it is declared (and measured) as giving no speed-up.
 - ``torch.structured-prune``: removes FFN neurons, attention heads and whole layers, so matrices
   really shrink; the result is a normal HF folder whose config matches the new shapes.
+- ``torch.low-rank-embeddings``: the word-embedding table as a low-rank product (truncated SVD), for
+  BERT-style encoders; reloaded by slimkit's compact classes, like a head-pruned encoder.
 - ``torch.dynamic-int8``: int8 Linear weights with dynamic activation quantization, on x86 CPUs.
   Writes the ``torch-int8`` format, which this plugin loads for measurement.
 - ``torch.half``: bfloat16 or float16 weights and compute.
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING
 
 import slimkit
 from slimkit import Artifact, Technique
-from slimkit_torch.config import DynamicInt8Config, HalfConfig, MagnitudePruneConfig, StructuredPruneConfig
+from slimkit_torch.config import (
+    DynamicInt8Config,
+    HalfConfig,
+    LowRankEmbeddingsConfig,
+    MagnitudePruneConfig,
+    StructuredPruneConfig,
+)
 
 if TYPE_CHECKING:
     from slimkit import Predictor
@@ -28,6 +36,7 @@ FORMAT = "transformers"
 INT8_FORMAT = "torch-int8"
 MAGNITUDE = "torch.magnitude-prune"
 STRUCTURED = "torch.structured-prune"
+LOW_RANK = "torch.low-rank-embeddings"
 INT8 = "torch.dynamic-int8"
 HALF = "torch.half"
 
@@ -35,6 +44,7 @@ __all__ = [
     "HALF",
     "INT8",
     "INT8_FORMAT",
+    "LOW_RANK",
     "MAGNITUDE",
     "STRUCTURED",
     "TECHNIQUES",
@@ -46,7 +56,7 @@ __all__ = [
 # time, listed in docs/compatibility.md, and tested on a tiny model of each
 # (tests/test_torch_conformance.py).
 ANY_LINEAR = {"*": "every nn.Linear outside the classification head"}
-BERT_STYLE = "FFN neurons, attention heads (reloaded by slimkit's head-pruned classes) and whole layers"
+BERT_STYLE = "FFN neurons, attention heads (reloaded by slimkit's compact classes) and whole layers"
 BERT_NO_HEADS = "FFN neurons and whole layers (heads: no class that reloads fewer heads)"
 LLAMA_STYLE = "MLP neurons, attention heads (whole KV groups) and whole layers"
 STRUCTURED_FAMILIES = {
@@ -97,6 +107,30 @@ TECHNIQUES = [
         needs_task=True,
         implementation="slimkit_torch.structured:structured_prune",
         families=STRUCTURED_FAMILIES,
+    ),
+    Technique(
+        name=LOW_RANK,
+        stage="prune",
+        summary="Factorise the word-embedding table into a vocabulary x rank table and a rank x width projection "
+        "(truncated SVD), so the largest tensor of a small encoder shrinks; reloads as slimkit's compact class.",
+        consumes=[FORMAT],
+        produces=FORMAT,
+        goals=["size", "memory"],
+        # Vocabulary pruning cuts rows of a plain embedding table; quantizers and exporters read the result.
+        after=["textpruner.vocabulary", "transformers.vocabulary"],
+        before=["quantize", "export"],
+        hardware={
+            "devices": ["cpu", "cuda", "mps"],
+            "notes": "Accuracy drops with the energy left out of the table; distil afterwards (distill.kd) to "
+            "recover it, before any quantization.",
+        },
+        requires=["torch>=2.2", "transformers>=4.45"],
+        config=LowRankEmbeddingsConfig,
+        implementation="slimkit_torch.lowrank:low_rank_embeddings",
+        families=dict.fromkeys(
+            ("bert", "roberta", "distilbert", "electra", "xlm-roberta"),
+            "the word embeddings (reloaded by slimkit's compact classes)",
+        ),
     ),
     Technique(
         name=INT8,

@@ -1,4 +1,4 @@
-"""Helpers shared by the techniques: checking the head is intact, saving, counting parameters.
+"""Helpers shared by the techniques: checking the head is intact, saving and reloading, counting parameters.
 
 The head's names, the task file and the calibration sample come from
 ``slimkit_transformers.steps``, shared with the other plugins.
@@ -45,3 +45,25 @@ def count_params(model: Any) -> tuple[int, int]:
         total += p.numel()
         nonzero += int(torch.count_nonzero(p).item())
     return total, nonzero
+
+
+def sample_inputs(tokenizer: Any) -> dict[str, Any]:
+    """Two short padded texts, for checks that need only some input."""
+    return dict(tokenizer(["a short text", "another one, a bit longer than the first"], padding=True,
+                          return_tensors="pt"))  # fmt: skip
+
+
+def reload_check(model: Any, step: StepContext[Any], inputs: dict[str, Any]) -> float:
+    """Reload the step's saved folder as slimkit does and compare its logits with ``model``'s; a saved
+    model that reloads with other outputs fails the step. Returns the largest difference."""
+    import torch
+
+    from slimkit_transformers.models import load_classifier
+
+    reloaded, _ = load_classifier(step.output_dir, device=step.device)
+    inputs = {k: v.to(step.device) for k, v in inputs.items()}
+    with torch.no_grad():
+        diff = float((model.eval()(**inputs).logits - reloaded(**inputs).logits).abs().max())
+    if diff > 1e-4:
+        raise SlimkitError(f"step {step.name!r}: the saved model reloads with other outputs (max |diff| {diff})")
+    return diff

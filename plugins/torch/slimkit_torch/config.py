@@ -1,4 +1,4 @@
-"""Config models of the four techniques (pydantic only, so that importing the plugin stays cheap)."""
+"""Config models of the techniques (pydantic only, so that importing the plugin stays cheap)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class StructuredPruneConfig(BaseModel):
         ge=0,
         description="Attention heads removed from every layer. Llama, Mistral, Qwen2/3, Gemma 3: with grouped-query "
         "attention a multiple of num_key_value_heads (the same number of query heads leaves each key/value "
-        "group). BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT: the folder then names slimkit's head-pruned class "
+        "group). BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT: the folder then names slimkit's compact class "
         "(trust_remote_code=True loads it without slimkit).",
     )
     layers: int = Field(
@@ -69,6 +69,17 @@ class StructuredPruneConfig(BaseModel):
         if not (self.ffn_ratio or self.heads or self.layers or self.layer_indices):
             raise ValueError("nothing to remove: set ffn_ratio, heads, layers or layer_indices")
         return self
+
+
+class LowRankEmbeddingsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(
+        ge=1,
+        description="Rank of the word-embedding table: it becomes a vocabulary x rank table times a rank x width "
+        "projection, from its truncated SVD (e.g. 128 for a 384-wide MiniLM: a third of the table's weights). "
+        "Below the embedding width.",
+    )
 
 
 class DynamicInt8Config(BaseModel):

@@ -133,8 +133,8 @@ def param_counts(model: Any) -> tuple[int, int]:
     for module in model.modules():
         if callable(getattr(module, "weight", None)) and hasattr(module, "_packed_params"):
             total += module.weight().numel() + (module.bias().numel() if module.bias() is not None else 0)
-    embed = model.get_input_embeddings()
-    return total, embed.weight.numel() if embed is not None else 0
+    embed = model.get_input_embeddings()  # parameters(): a low-rank table has two
+    return total, sum(p.numel() for p in embed.parameters()) if embed is not None else 0
 
 
 class Int8Predictor(TorchPredictor):

@@ -17,7 +17,7 @@ one ``num_attention_heads``; the saved folder reloads with ``from_pretrained`` (
 the step returns). BERT-style configs have no ``head_dim`` (the head size is hidden_size /
 num_attention_heads, and transformers 5 dropped ``config.pruned_heads``): a BERT-style model with
 fewer heads says ``attention_head_size`` in its config and is saved as one of
-slimkit_transformers.head_pruned's classes, which slimkit loads and whose code the folder carries.
+slimkit_transformers.compact's classes, which slimkit loads and whose code the folder carries.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import Any
 from slimkit.artifacts import Artifact
 from slimkit.context import StepContext
 from slimkit.errors import SlimkitError
-from slimkit_torch.common import check_head, count_params, head_state, save_transformers
+from slimkit_torch.common import check_head, count_params, head_state, reload_check, sample_inputs, save_transformers
 from slimkit_torch.config import StructuredPruneConfig
-from slimkit_transformers import head_pruned
+from slimkit_transformers import compact
 from slimkit_transformers.steps import calibration_batches
 
 
@@ -233,10 +233,10 @@ def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
     _drop_layers(owner, attr, dropped, model.config)
     for key, value in changes.items():
         setattr(model.config, key, value)
-    if family == "bert" and head_pruned.is_head_pruned(model.config):
-        # The stock class cannot reload it; head_pruned's subclass can, and save_pretrained then
+    if family == "bert" and compact.is_compact(model.config):
+        # The stock class cannot reload it; compact's subclass can, and save_pretrained then
         # writes its auto_map and copies its code into the folder (trust_remote_code loads).
-        model.__class__ = head_pruned.CLASSES[model.config.model_type]
+        model.__class__ = compact.CLASSES[model.config.model_type]
     check_head(model, head, step)
     params_after, _ = count_params(model)
     save_transformers(model, tokenizer, step)
@@ -259,10 +259,10 @@ def _shape(
     """The model's sizes and what the step's config removes from them; refuses what cannot be removed."""
     config = step.config
     n_heads = model_config.num_attention_heads
-    if config.heads and family == "bert" and model_config.model_type not in head_pruned.CLASSES:
+    if config.heads and family == "bert" and model_config.model_type not in compact.CLASSES:
         raise SlimkitError(
             f"step {step.name!r}: heads = {config.heads}: slimkit reloads BERT-style models with fewer heads for "
-            f"{', '.join(head_pruned.CLASSES)}, not {model_config.model_type}",
+            f"{', '.join(compact.CLASSES)}, not {model_config.model_type}",
             fix="prune FFN neurons (ffn_ratio) and layers instead",
         )
     n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
@@ -294,7 +294,7 @@ def _shape(
 
 def head_size(model_config: Any) -> int:
     """The size of one attention head: explicit in Llama-style and head-pruned configs, else derived."""
-    explicit = getattr(model_config, "head_dim", None) or getattr(model_config, head_pruned.HEAD_SIZE, None)
+    explicit = getattr(model_config, "head_dim", None) or getattr(model_config, compact.HEAD_SIZE, None)
     return int(explicit or model_config.hidden_size // model_config.num_attention_heads)
 
 
@@ -308,8 +308,8 @@ def _config_changes(shape: Shape, config: StructuredPruneConfig) -> dict[str, An
     }
     if shape.family == "llama":  # explicit, since hidden_size / num_attention_heads no longer gives it
         changes["head_dim"] = shape.head_dim
-    elif shape.drop_heads:  # the same for encoders, in head_pruned's field
-        changes[head_pruned.HEAD_SIZE] = shape.head_dim
+    elif shape.drop_heads:  # the same for encoders, in compact's field
+        changes[compact.HEAD_SIZE] = shape.head_dim
     if shape.drop_heads and not shape.grouped and shape.family == "llama":
         changes["num_key_value_heads"] = shape.heads - shape.drop_heads
     return changes
@@ -356,7 +356,7 @@ def _slice(all_parts: list[Parts], plans: list[tuple[list[int], list[int]]], sha
                 if shape.grouped:
                     p.attention.num_key_value_groups = (shape.heads - len(head_idx)) // shape.kv_heads
                 if shape.family == "bert":
-                    head_pruned.set_heads(p.attention, shape.heads - len(head_idx), shape.head_dim)
+                    compact.set_heads(p.attention, shape.heads - len(head_idx), shape.head_dim)
 
 
 def _drop_layers(owner: Any, attr: str, dropped: list[int], config: Any) -> None:
@@ -399,20 +399,6 @@ def check_config(config: Any, changes: dict[str, Any], step: StepContext[Any]) -
 
 
 def _reload_check(model: Any, step: StepContext[Any], batches: list[dict[str, Any]], tokenizer: Any) -> float:
-    """Reload the saved folder with from_pretrained and compare its logits with the pruned model's."""
-    import torch
-
-    from slimkit_transformers.models import load_classifier
-
-    reloaded, _ = load_classifier(step.output_dir, device=step.device)
-    inputs = (
-        {k: v for k, v in batches[0].items() if k != "labels"}
-        if batches
-        else dict(tokenizer(["a short text", "another one, a bit longer"], padding=True, return_tensors="pt"))
-    )
-    inputs = {k: v.to(step.device) for k, v in inputs.items()}
-    with torch.no_grad():
-        diff = float((model.eval()(**inputs).logits - reloaded(**inputs).logits).abs().max())
-    if diff > 1e-4:
-        raise SlimkitError(f"step {step.name!r}: the saved pruned model reloads with other outputs (max |diff| {diff})")
-    return diff
+    """Reload the saved folder and compare its logits with the pruned model's, on a calibration batch."""
+    inputs = {k: v for k, v in batches[0].items() if k != "labels"} if batches else sample_inputs(tokenizer)
+    return reload_check(model, step, inputs)

@@ -7,6 +7,7 @@ test_conformance = conformance(
     configs={
         "torch.structured-prune": {"ffn_ratio": 0.5, "layers": 1},
         "torch.magnitude-prune": {"sparsity": 0.5},
+        "torch.low-rank-embeddings": {"rank": 4},
         # The legacy backend: torchao's compiles each model for a minute, and quantizes the same Linears.
         "torch.dynamic-int8": {"backend": "torch-ao-legacy"},
     },

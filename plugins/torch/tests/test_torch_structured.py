@@ -208,9 +208,9 @@ def test_bert_heads_reload_with_and_without_slimkit(plugins: Any, run_pipeline: 
     # 2 heads of 16 -> 1 head of 16: the config says both, since hidden_size / heads no longer gives the size.
     assert (config["num_attention_heads"], config["attention_head_size"], config["hidden_size"]) == (1, 16, 32)
     assert artifact.metadata["attention_heads"] == {"before": 2, "after": 1}
-    assert (artifact.path / "head_pruned.py").is_file() and "num_key_value_heads" not in config
+    assert (artifact.path / "compact.py").is_file() and "num_key_value_heads" not in config
     pruned, tokenizer = load_classifier(artifact.path)
-    assert type(pruned).__name__ == "HeadPrunedBertForSequenceClassification"
+    assert type(pruned).__name__ == "CompactBertForSequenceClassification"
     for layer in pruned.bert.encoder.layer:
         assert layer.attention.self.query.weight.shape == (16, 32)
         assert layer.attention.output.dense.weight.shape == (32, 16)
@@ -243,8 +243,8 @@ def test_encoder_heads_of_each_family_reload(family: str, tmp_path: Path, plugin
     artifact = result.steps[0].artifact
     assert artifact.metadata["attention_heads"] == {"before": 2, "after": 1}
     pruned, _ = load_classifier(artifact.path)
-    assert type(pruned).__name__.startswith("HeadPruned")
-    from slimkit_transformers.head_pruned import encoder_layers, projections
+    assert type(pruned).__name__.startswith("Compact")
+    from slimkit_transformers.compact import encoder_layers, projections
 
     for layer in encoder_layers(pruned):
         _, inputs, (out_owner, out_name) = projections(layer)

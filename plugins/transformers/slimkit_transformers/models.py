@@ -209,15 +209,15 @@ def load_tokenizer(path: Path) -> Any:
 
 def classifier_class(config: Any) -> Any:
     """The class whose ``from_pretrained`` loads a classifier with this config: transformers' auto
-    class, or for an encoder with attention heads removed slimkit's own (``head_pruned``), taken from
-    slimkit rather than from the code that the folder carries."""
+    class, or for an encoder with attention heads removed or a low-rank embedding table slimkit's own
+    (``compact``), taken from slimkit rather than from the code that the folder carries."""
     from transformers import AutoModelForSequenceClassification
 
-    if getattr(config, "attention_head_size", None) is not None:  # only then is head_pruned's import worth it
-        from slimkit_transformers import head_pruned
+    if any(getattr(config, field, None) is not None for field in ("attention_head_size", "embedding_rank")):
+        from slimkit_transformers import compact  # only then is its import worth it
 
-        if head_pruned.is_head_pruned(config) and config.model_type in head_pruned.CLASSES:
-            return head_pruned.CLASSES[config.model_type]
+        if compact.is_compact(config) and config.model_type in compact.CLASSES:
+            return compact.CLASSES[config.model_type]
     return AutoModelForSequenceClassification
 
 
@@ -354,8 +354,8 @@ def saved_size_facts(model: Any) -> dict[str, Any]:
     for p in model.parameters():
         total += p.numel()
         nonzero += int(torch.count_nonzero(p).item())
-    embed = model.get_input_embeddings()
-    embed_params = embed.weight.numel() if embed is not None else 0
+    embed = model.get_input_embeddings()  # parameters(): a low-rank table has two
+    embed_params = sum(p.numel() for p in embed.parameters()) if embed is not None else 0
     return {"params": total, "nonzero_params": nonzero, "embedding_share": embed_params / total if total else 0.0}
 
 

@@ -1,0 +1,92 @@
+"""``torch.low-rank-embeddings``: factorise an encoder's word-embedding table with a truncated SVD.
+
+After vocabulary pruning the word embeddings can still be the largest tensor of a small encoder
+(a 3-layer MiniLM student with 8,206 tokens: 3.2 M of its 6.2 M parameters). ``W`` (vocabulary x
+width) becomes ``U_r S_r`` (vocabulary x rank, looked up) times ``V_r^T`` (rank x width, a
+projection): the best rank-r approximation of ``W`` in the Frobenius norm (Eckart-Young). The
+projection keeps orthonormal rows, so the magnitudes live in the table, which quantizers handle
+per row. Accuracy drops with the energy left out; a distillation step afterwards (distill.kd)
+recovers it, and trains the two factors.
+
+The saved folder says ``embedding_rank`` and is one of slimkit_transformers.compact's classes, like
+a head-pruned encoder: slimkit reloads it, and ``trust_remote_code=True`` loads it without slimkit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slimkit.artifacts import Artifact
+from slimkit.context import StepContext
+from slimkit.errors import SlimkitError
+from slimkit_torch.common import check_head, count_params, head_state, reload_check, sample_inputs, save_transformers
+from slimkit_torch.config import LowRankEmbeddingsConfig
+
+
+def low_rank_embeddings(step: StepContext[LowRankEmbeddingsConfig]) -> Artifact:
+    import torch
+
+    from slimkit_transformers import compact
+    from slimkit_transformers.models import load_classifier
+
+    started = time.perf_counter()
+    model, tokenizer = load_classifier(step.input.path, device=step.device)
+    embedding = _check(step, model)
+    rank = step.config.rank
+    head = head_state(model)
+    params_before, _ = count_params(model)
+    weight = embedding.weight.detach().float()
+    with torch.no_grad():
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        factorised = compact.LowRankEmbedding(weight.shape[0], rank, weight.shape[1], embedding.padding_idx)
+        factorised.weight.copy_(u[:, :rank] * s[:rank])
+        factorised.project.weight.copy_(vh[:rank].T)
+        factorised.to(device=embedding.weight.device, dtype=embedding.weight.dtype)
+        product = factorised.project(factorised.weight).float()
+        error = float(torch.linalg.norm(weight - product) / torch.linalg.norm(weight))
+    model.set_input_embeddings(factorised)
+    setattr(model.config, compact.RANK, rank)
+    model.__class__ = compact.CLASSES[model.config.model_type]  # save_pretrained writes its auto_map and code
+    check_head(model, head, step)
+    params_after, _ = count_params(model)
+    save_transformers(model, tokenizer, step)
+    reload_diff = reload_check(model, step, sample_inputs(tokenizer))
+    return step.artifact(
+        embedding_rank={"before": int(weight.shape[1]), "after": rank},
+        embedding_params={"before": int(weight.numel()), "after": sum(p.numel() for p in factorised.parameters())},
+        energy_kept=round(float((s[:rank] ** 2).sum() / (s**2).sum()), 6),
+        relative_error=round(error, 6),
+        params_before=params_before,
+        params_after=params_after,
+        reload_max_abs_diff=reload_diff,
+        head="kept",
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> Any:
+    """The model's word embeddings, if this step can factorise them; else one line saying why."""
+    from slimkit_transformers import compact
+
+    model_type = model.config.model_type
+    if model_type not in compact.CLASSES:
+        raise SlimkitError(
+            f"step {step.name!r}: torch.low-rank-embeddings reloads low-rank tables for {', '.join(compact.CLASSES)}, "
+            f"not {model_type}",
+            fix="remove the step, or prune the vocabulary instead (textpruner.vocabulary, transformers.vocabulary)",
+        )
+    embedding = model.get_input_embeddings()
+    if isinstance(embedding, compact.LowRankEmbedding):
+        raise SlimkitError(
+            f"step {step.name!r}: the word embeddings are already of rank {embedding.embedding_dim}",
+            fix="keep one torch.low-rank-embeddings step",
+        )
+    width = int(embedding.weight.shape[1])
+    if step.config.rank >= width:
+        raise SlimkitError(
+            f"step {step.name!r}: rank = {step.config.rank}: the word embeddings are {width} wide, so a rank of "
+            f"{width} or more saves nothing",
+            fix=f"choose a rank below {width}",
+        )
+    return embedding

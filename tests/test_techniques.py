@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from slimkit import hookimpl, hookspecs
 from slimkit.errors import PluginError
-from slimkit.techniques import STAGE_NAMES, NoConfig, Stage, Technique, TechniqueRegistry
+from slimkit.techniques import KEY_WHEN_SET, STAGE_NAMES, NoConfig, Stage, Technique, TechniqueRegistry, config_key_dump
 
 
 class GoodConfig(BaseModel):
@@ -197,3 +197,18 @@ def test_every_stage_has_a_hook_of_its_name() -> None:
     assert {s.value for s in Stage} == STAGE_NAMES
     for stage in STAGE_NAMES:
         assert callable(getattr(hookspecs, stage))
+
+
+class _Grown(BaseModel):
+    """A config that gained an option after steps were stored with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratio: float = Field(default=0.5, description="An original option.")
+    extra_share: float = Field(default=0.0, description="Added later.", json_schema_extra=KEY_WHEN_SET)
+
+
+def test_fields_added_later_are_left_out_of_step_keys_while_at_their_default() -> None:
+    assert config_key_dump(_Grown()) == {"ratio": 0.5}  # the key of a step stored before the field existed
+    assert config_key_dump(_Grown(ratio=0.5, extra_share=0.25)) == {"ratio": 0.5, "extra_share": 0.25}
+    assert config_key_dump(_Grown(ratio=0.0)) == {"ratio": 0.0}  # unmarked fields stay at any value

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from slimkit.recipes import Recipe
     from slimkit.runner import RunResult
     from slimkit.spec import Pipeline, load_pipeline
-    from slimkit.techniques import Goal, HardwareSupport, NoConfig, Stage, Technique
+    from slimkit.techniques import KEY_WHEN_SET, Goal, HardwareSupport, NoConfig, Stage, Technique
 
 __all__ = [
+    "KEY_WHEN_SET",
     "Artifact",
     "Goal",
     "Hardware",
@@ -61,6 +62,7 @@ _LAZY = {
     "RunResult": "slimkit.runner",
     "Pipeline": "slimkit.spec",
     "load_pipeline": "slimkit.spec",
+    "KEY_WHEN_SET": "slimkit.techniques",
     "Goal": "slimkit.techniques",
     "HardwareSupport": "slimkit.techniques",
     "NoConfig": "slimkit.techniques",

@@ -43,7 +43,7 @@ from slimkit.remote_store import RemoteStore
 from slimkit.results import OUTCOME_EXIT_CODES, Outcome, PlanResult, RunResults, StepResult, measured_artifacts
 from slimkit.sessions import measure_sessions
 from slimkit.spec import Pipeline
-from slimkit.techniques import Stage
+from slimkit.techniques import Stage, config_key_dump
 from slimkit.versions import library_versions
 
 LOADING = "while loading the model"
@@ -69,9 +69,8 @@ def step_key(input_key: str, step: PlannedStep, pipeline: Pipeline) -> str:
     if task is not None:
         task |= dict.fromkeys(EVAL_ONLY_TASK_FIELDS)
     data = {"task": task, "seed": pipeline.seed}
-    return stable_hash(
-        input_key, step.technique.name, step.technique.plugin_version, step.config.model_dump(mode="json"), data
-    )
+    config = config_key_dump(step.config)
+    return stable_hash(input_key, step.technique.name, step.technique.plugin_version, config, data)
 
 
 @dataclass

@@ -53,6 +53,23 @@ class NoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Mark a config field added to a technique after users stored steps with it:
+# ``Field(default=..., json_schema_extra=KEY_WHEN_SET)``. Step keys leave the field out while it
+# holds its default (``config_key_dump``), so adding an option does not rebuild every stored step.
+KEY_WHEN_SET: dict[str, Any] = {"key": "when-set"}
+
+
+def config_key_dump(config: BaseModel) -> dict[str, Any]:
+    """A step's config as its key hashes it: ``model_dump(mode="json")`` without the fields marked
+    ``KEY_WHEN_SET`` while they hold their default."""
+    data = config.model_dump(mode="json")
+    for name, field in type(config).model_fields.items():
+        marked = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("key") == "when-set"
+        if marked and name in data and getattr(config, name) == field.get_default(call_default_factory=True):
+            del data[name]
+    return data
+
+
 def _cpu_only() -> list[DeviceKind]:
     return ["cpu"]
 

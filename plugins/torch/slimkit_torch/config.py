@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from slimkit.techniques import KEY_WHEN_SET
+
 
 class MagnitudePruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +40,15 @@ class StructuredPruneConfig(BaseModel):
         "group). BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT: the folder then names slimkit's compact class "
         "(trust_remote_code=True loads it without slimkit).",
     )
+    heads_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Share of the attention heads removed from every layer instead of a number (0.5: 6 of 12, 8 of "
+        "16), rounded, at least one head kept; with grouped-query attention rounded to whole heads per key/value "
+        "group. For recipes that serve models of any size.",
+        json_schema_extra=KEY_WHEN_SET,  # added after steps were stored: keys omit it while 0
+    )
     layers: int = Field(
         default=0,
         ge=0,
@@ -66,8 +77,10 @@ class StructuredPruneConfig(BaseModel):
     def _something_to_remove(self) -> StructuredPruneConfig:
         if self.layer_indices is not None and self.layers:
             raise ValueError("give either 'layers' (how many) or 'layer_indices' (which), not both")
-        if not (self.ffn_ratio or self.heads or self.layers or self.layer_indices):
-            raise ValueError("nothing to remove: set ffn_ratio, heads, layers or layer_indices")
+        if self.heads and self.heads_ratio:
+            raise ValueError("give either 'heads' (how many) or 'heads_ratio' (what share), not both")
+        if not (self.ffn_ratio or self.heads or self.heads_ratio or self.layers or self.layer_indices):
+            raise ValueError("nothing to remove: set ffn_ratio, heads, heads_ratio, layers or layer_indices")
         return self
 
 

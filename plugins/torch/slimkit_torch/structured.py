@@ -214,7 +214,7 @@ def structured_prune(step: StepContext[StructuredPruneConfig]) -> Artifact:
             max_length=config.max_length,
         )  # fmt: skip
     facts: dict[str, Any] = {"family": family, "importance": config.importance}
-    if config.importance == "gradient" and (config.ffn_ratio or config.heads):
+    if config.importance == "gradient" and (config.ffn_ratio or config.heads or config.heads_ratio):
         facts["calibration_loss"] = round(accumulate_gradients(model, batches), 6)
     facts["calibration_texts"] = sum(len(b["input_ids"]) for b in batches)
 
@@ -259,17 +259,18 @@ def _shape(
     """The model's sizes and what the step's config removes from them; refuses what cannot be removed."""
     config = step.config
     n_heads = model_config.num_attention_heads
-    if config.heads and family == "bert" and model_config.model_type not in compact.CLASSES:
+    n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
+    grouped = n_kv != n_heads
+    drop_heads = config.heads or heads_from_ratio(config.heads_ratio, n_heads, n_kv)
+    if drop_heads and family == "bert" and model_config.model_type not in compact.CLASSES:
         raise SlimkitError(
-            f"step {step.name!r}: heads = {config.heads}: slimkit reloads BERT-style models with fewer heads for "
+            f"step {step.name!r}: {_heads_setting(config)}: slimkit reloads BERT-style models with fewer heads for "
             f"{', '.join(compact.CLASSES)}, not {model_config.model_type}",
             fix="prune FFN neurons (ffn_ratio) and layers instead",
         )
-    n_kv = getattr(model_config, "num_key_value_heads", None) or n_heads
-    grouped = n_kv != n_heads
-    if config.heads >= n_heads or (grouped and config.heads % n_kv):
+    if drop_heads >= n_heads or (grouped and drop_heads % n_kv):
         raise SlimkitError(
-            f"step {step.name!r}: heads = {config.heads}: the model has {n_heads} query heads in {n_kv} key/value "
+            f"step {step.name!r}: {_heads_setting(config)}: the model has {n_heads} query heads in {n_kv} key/value "
             f"groups; remove fewer than {n_heads}"
             + (f", a multiple of {n_kv}, so that every group keeps the same number" if grouped else "")
         )
@@ -288,8 +289,20 @@ def _shape(
         head_dim=head_size(model_config),
         ffn=n_ffn,
         drop_ffn=min(round(config.ffn_ratio * n_ffn), n_ffn - 1),
-        drop_heads=config.heads,
+        drop_heads=drop_heads,
     )
+
+
+def heads_from_ratio(ratio: float, n_heads: int, n_kv: int) -> int:
+    """Heads to remove for a share of them, at least one kept; with grouped-query attention the same
+    whole number from every key/value group."""
+    groups = n_kv if n_kv != n_heads else 1
+    per_group = n_heads // groups
+    return min(round(ratio * per_group), per_group - 1) * groups
+
+
+def _heads_setting(config: StructuredPruneConfig) -> str:
+    return f"heads = {config.heads}" if config.heads else f"heads_ratio = {config.heads_ratio}"
 
 
 def head_size(model_config: Any) -> int:

@@ -195,6 +195,8 @@ def test_config_needs_something_to_remove() -> None:
         StructuredPruneConfig()
     with pytest.raises(ValidationError, match="not both"):
         StructuredPruneConfig(layers=1, layer_indices=[0])
+    with pytest.raises(ValidationError, match="not both"):
+        StructuredPruneConfig(heads=1, heads_ratio=0.5)
 
 
 def test_bert_heads_reload_with_and_without_slimkit(plugins: Any, run_pipeline: Any, tiny_pipeline: Any,
@@ -250,3 +252,21 @@ def test_encoder_heads_of_each_family_reload(family: str, tmp_path: Path, plugin
         _, inputs, (out_owner, out_name) = projections(layer)
         assert all(getattr(owner, name).out_features == 32 for owner, name in inputs)  # one head of 32
         assert getattr(out_owner, out_name).in_features == 32
+
+
+def test_heads_ratio_is_a_share_of_every_model_and_keys_omit_it_at_zero(
+    plugins: Any, run_pipeline: Any, tiny_pipeline: Any, tiny_bert: Path, tiny_task: dict[str, Any]
+) -> None:
+    from slimkit.techniques import config_key_dump
+    from slimkit_torch.config import StructuredPruneConfig
+    from slimkit_torch.structured import heads_from_ratio
+
+    assert [heads_from_ratio(0.5, n, n) for n in (2, 12, 16)] == [1, 6, 8]
+    assert heads_from_ratio(0.99, 12, 12) == 11  # one head always stays
+    assert heads_from_ratio(0.5, 8, 2) == 4 and heads_from_ratio(0.3, 8, 2) == 2  # whole heads per group
+    # Steps stored before heads_ratio existed keep their keys; setting it changes them.
+    assert "heads_ratio" not in config_key_dump(StructuredPruneConfig(ffn_ratio=0.5))
+    assert config_key_dump(StructuredPruneConfig(heads_ratio=0.5))["heads_ratio"] == 0.5
+    result = _run(run_pipeline, tiny_pipeline, tiny_bert, tiny_task, {"heads_ratio": 0.5, "importance": "magnitude"})
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    assert result.steps[0].artifact.metadata["attention_heads"] == {"before": 2, "after": 1}

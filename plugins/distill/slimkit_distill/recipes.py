@@ -37,6 +37,15 @@ FFN_PRUNE: list[dict[str, Any]] = [
         },
     },
 ]  # fmt: skip
+# The same with half the attention heads of every layer removed in the prune step (a share, so that it
+# serves any head count: 6 of 12, 8 of 16), saved as slimkit's compact class. On the MiniLM-L6
+# student it was 1.34x faster at batch 1 than with all heads, and 17.58x instead of 14.99x smaller,
+# at no cost in micro-F1 (bench/minilm-heads.toml). MPNet and DeBERTa-v2 keep their heads: the step
+# refuses them, and the other recipes go on.
+FFN_HEADS_PRUNE: list[dict[str, Any]] = [
+    {**FFN_PRUNE[0], "config": {**FFN_PRUNE[0]["config"], "heads_ratio": 0.5}},
+    FFN_PRUNE[1],
+]
 # slimkit-onnx's recipe for the export, fusions and int8, named rather than copied.
 ONNX_INT8 = {"recipe": "onnx.int8"}
 # slimkit-openvino's: OpenVINO IR and NNCF's post-training int8 or 4-bit weights (left out where it is
@@ -79,6 +88,16 @@ RECIPES = [
         kinds=["encoder"],
         cost=4,
         steps=[VOCAB, HALF_DEPTH, *FFN_PRUNE, *OPENVINO_INT8_EMB4],
+    ),
+    Recipe(
+        name="distill.half-depth-ffn-heads-openvino-int8",
+        summary="The half-depth student with half its FFN neurons and half its attention heads removed and recovered, "
+        "OpenVINO IR and NNCF int8 with 4-bit embedding tables: the MiniLM heads study's choice (12.9x faster, "
+        "17.6x smaller, -0.3 points with a transfer set).",
+        goals=["speed", "size", "memory"],
+        kinds=["encoder"],
+        cost=4,
+        steps=[VOCAB, HALF_DEPTH, *FFN_HEADS_PRUNE, *OPENVINO_INT8_EMB4],
     ),
     Recipe(
         name="distill.half-depth-ffn-openvino-int4",

@@ -25,44 +25,52 @@ from slimkit_torch.config import LowRankEmbeddingsConfig
 
 
 def low_rank_embeddings(step: StepContext[LowRankEmbeddingsConfig]) -> Artifact:
-    import torch
-
     from slimkit_transformers import compact
     from slimkit_transformers.models import load_classifier
 
     started = time.perf_counter()
     model, tokenizer = load_classifier(step.input.path, device=step.device)
     embedding = _check(step, model)
-    rank = step.config.rank
     head = head_state(model)
     params_before, _ = count_params(model)
-    weight = embedding.weight.detach().float()
-    with torch.no_grad():
-        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
-        factorised = compact.LowRankEmbedding(weight.shape[0], rank, weight.shape[1], embedding.padding_idx)
-        factorised.weight.copy_(u[:, :rank] * s[:rank])
-        factorised.project.weight.copy_(vh[:rank].T)
-        factorised.to(device=embedding.weight.device, dtype=embedding.weight.dtype)
-        product = factorised.project(factorised.weight).float()
-        error = float(torch.linalg.norm(weight - product) / torch.linalg.norm(weight))
+    factorised, facts = factorise(embedding, step.config.rank)
     model.set_input_embeddings(factorised)
-    setattr(model.config, compact.RANK, rank)
+    setattr(model.config, compact.RANK, step.config.rank)
     model.__class__ = compact.CLASSES[model.config.model_type]  # save_pretrained writes its auto_map and code
     check_head(model, head, step)
     params_after, _ = count_params(model)
     save_transformers(model, tokenizer, step)
-    reload_diff = reload_check(model, step, sample_inputs(tokenizer))
     return step.artifact(
-        embedding_rank={"before": int(weight.shape[1]), "after": rank},
-        embedding_params={"before": int(weight.numel()), "after": sum(p.numel() for p in factorised.parameters())},
-        energy_kept=round(float((s[:rank] ** 2).sum() / (s**2).sum()), 6),
-        relative_error=round(error, 6),
+        **facts,
         params_before=params_before,
         params_after=params_after,
-        reload_max_abs_diff=reload_diff,
+        reload_max_abs_diff=reload_check(model, step, sample_inputs(tokenizer)),
         head="kept",
         seconds=round(time.perf_counter() - started, 2),
     )
+
+
+def factorise(embedding: Any, rank: int) -> tuple[Any, dict[str, Any]]:
+    """The embedding's best rank-``rank`` approximation as a LowRankEmbedding, and what it kept."""
+    import torch
+
+    from slimkit_transformers.compact import LowRankEmbedding
+
+    weight = embedding.weight.detach().float()
+    vocab, width = weight.shape
+    with torch.no_grad():
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        factorised = LowRankEmbedding(vocab, rank, width, embedding.padding_idx)
+        factorised.weight.copy_(u[:, :rank] * s[:rank])
+        factorised.project.weight.copy_(vh[:rank].T)
+        error = torch.linalg.norm(weight - factorised.project(factorised.weight)) / torch.linalg.norm(weight)
+    factorised.to(device=embedding.weight.device, dtype=embedding.weight.dtype)
+    return factorised, {
+        "embedding_rank": {"before": width, "after": rank},
+        "embedding_params": {"before": vocab * width, "after": vocab * rank + rank * width},
+        "energy_kept": round(float((s[:rank] ** 2).sum() / (s**2).sum()), 6),
+        "relative_error": round(float(error), 6),
+    }
 
 
 def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> Any:

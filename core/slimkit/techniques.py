@@ -64,7 +64,8 @@ def config_key_dump(config: BaseModel) -> dict[str, Any]:
     ``KEY_WHEN_SET`` while they hold their default."""
     data = config.model_dump(mode="json")
     for name, field in type(config).model_fields.items():
-        marked = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("key") == "when-set"
+        extra = field.json_schema_extra
+        marked = isinstance(extra, dict) and extra.get("key") == KEY_WHEN_SET["key"]
         if marked and name in data and getattr(config, name) == field.get_default(call_default_factory=True):
             del data[name]
     return data

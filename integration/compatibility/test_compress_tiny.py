@@ -42,6 +42,8 @@ def test_an_encoder_gets_the_encoder_recipes(compress: Any, tmp_path: Path) -> N
     # RoBERTa's BPE vocabulary is not pruned: the optional step is left out, the recipe kept.
     assert "try distill.half-depth-onnx-int8: distill -> export -> optimize -> quantize" in result.output
     assert "without vocab: not for this model" in result.output
+    lowrank = "distill -> prune -> recover -> low-rank -> recover-rank -> ov-export -> ov-int8"
+    assert f"try distill.half-depth-ffn-heads-lowrank-openvino-int8: {lowrank}" in result.output
     assert "skip textpruner.vocab-onnx-int8: textpruner.vocabulary supports bert, electra, not roberta" in result.output
     assert "skip bnb.mlp-prune-nf4: meant for decoders, this is an encoder" in result.output
     assert "skip openvino.int4: for size, memory, not speed" in result.output  # slower than int8 kernels

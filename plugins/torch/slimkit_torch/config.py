@@ -88,11 +88,30 @@ class LowRankEmbeddingsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rank: int = Field(
-        ge=1,
+        default=0,
+        ge=0,
         description="Rank of the word-embedding table: it becomes a vocabulary x rank table times a rank x width "
         "projection, from its truncated SVD (e.g. 128 for a 384-wide MiniLM: a third of the table's weights). "
         "Below the embedding width.",
     )
+    rank_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="The rank as a share of the embedding width instead of a number (0.5: 192 of 384, 384 of "
+        "768), rounded, at least 1. For recipes that serve models of any width.",
+        json_schema_extra=KEY_WHEN_SET,  # added after steps were stored: keys omit it while 0
+    )
+
+    @model_validator(mode="after")
+    def _one_rank(self) -> LowRankEmbeddingsConfig:
+        if bool(self.rank) == bool(self.rank_ratio):
+            raise ValueError("give either 'rank' (how many) or 'rank_ratio' (what share of the width), one of them")
+        return self
+
+    def rank_for(self, width: int) -> int:
+        """The rank for a table ``width`` wide."""
+        return self.rank or max(1, round(width * self.rank_ratio))
 
 
 class DynamicInt8Config(BaseModel):

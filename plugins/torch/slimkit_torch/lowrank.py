@@ -30,12 +30,12 @@ def low_rank_embeddings(step: StepContext[LowRankEmbeddingsConfig]) -> Artifact:
 
     started = time.perf_counter()
     model, tokenizer = load_classifier(step.input.path, device=step.device)
-    embedding = _check(step, model)
+    embedding, rank = _check(step, model)
     head = head_state(model)
     params_before, _ = count_params(model)
-    factorised, facts = factorise(embedding, step.config.rank)
+    factorised, facts = factorise(embedding, rank)
     model.set_input_embeddings(factorised)
-    setattr(model.config, compact.RANK, step.config.rank)
+    setattr(model.config, compact.RANK, rank)
     model.__class__ = compact.CLASSES[model.config.model_type]  # save_pretrained writes its auto_map and code
     check_head(model, head, step)
     params_after, _ = count_params(model)
@@ -73,8 +73,9 @@ def factorise(embedding: Any, rank: int) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> Any:
-    """The model's word embeddings, if this step can factorise them; else one line saying why."""
+def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> tuple[Any, int]:
+    """The model's word embeddings and their new rank, if this step can factorise them; else one line
+    saying why."""
     from slimkit_transformers import compact
 
     model_type = model.config.model_type
@@ -91,10 +92,11 @@ def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> Any:
             fix="keep one torch.low-rank-embeddings step",
         )
     width = int(embedding.weight.shape[1])
-    if step.config.rank >= width:
+    rank = step.config.rank_for(width)
+    if rank >= width:
         raise SlimkitError(
-            f"step {step.name!r}: rank = {step.config.rank}: the word embeddings are {width} wide, so a rank of "
+            f"step {step.name!r}: rank = {rank}: the word embeddings are {width} wide, so a rank of "
             f"{width} or more saves nothing",
-            fix=f"choose a rank below {width}",
+            fix=f"choose a rank below {width}, or a rank_ratio below 1",
         )
-    return embedding
+    return embedding, rank

@@ -88,3 +88,25 @@ def test_a_rank_that_saves_nothing_and_a_second_factorisation_are_refused(
     twice = [*_steps(8), {"name": "again", "technique": "torch.low-rank-embeddings", "config": {"rank": 4}}]
     result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, twice, measure=NO_MEASURE))
     assert result.exit_code != 0 and "already of rank 8" in result.steps[1].error
+
+
+def test_rank_ratio_is_a_share_of_the_width(plugins: Any, run_pipeline: Any, tiny_pipeline: Any,
+                                            tiny_bert: Path, tiny_task: dict[str, Any]) -> None:  # fmt: skip
+    steps = [{"name": "low-rank", "technique": "torch.low-rank-embeddings", "config": {"rank_ratio": 0.25}}]
+    result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, measure=NO_MEASURE))
+    assert result.exit_code == 0, [s.error for s in result.steps]
+    assert result.steps[0].artifact.metadata["embedding_rank"] == {"before": 32, "after": 8}
+
+
+def test_rank_or_rank_ratio_and_keys_of_stored_steps() -> None:
+    from pydantic import ValidationError
+
+    from slimkit.techniques import config_key_dump
+    from slimkit_torch.config import LowRankEmbeddingsConfig
+
+    for bad in ({}, {"rank": 8, "rank_ratio": 0.5}):
+        with pytest.raises(ValidationError, match="either 'rank'"):
+            LowRankEmbeddingsConfig(**bad)
+    # Steps stored before rank_ratio existed keep their keys.
+    assert config_key_dump(LowRankEmbeddingsConfig(rank=192)) == {"rank": 192}
+    assert LowRankEmbeddingsConfig(rank_ratio=0.5).rank_for(384) == 192

@@ -50,7 +50,8 @@ FFN_HEADS_PRUNE: list[dict[str, Any]] = [
 # truncated SVD, recovered by distillation from the student it was cut from: the same tokenization,
 # so every layer's output is matched too, for 6 epochs (its validation F1 still rose at epoch 3). On
 # the MiniLM-L6 student: 20.79x instead of 17.58x smaller at the same speed, +0.23 points where the
-# full table lost 0.27 (3 epochs: -0.08; from the baseline's logits: -0.89; bench/minilm-lowrank.toml).
+# full table lost 0.27 (+0.03 in the median of three training seeds; 3 epochs: -0.08; from the
+# baseline's logits: -0.89; bench/minilm-lowrank.toml).
 LOW_RANK: list[dict[str, Any]] = [
     {"name": "low-rank", "technique": "torch.low-rank-embeddings", "config": {"rank_ratio": 0.5}},
     {
@@ -119,8 +120,8 @@ RECIPES = [
     Recipe(
         name="distill.half-depth-ffn-heads-lowrank-openvino-int8",
         summary="As distill.half-depth-ffn-heads-openvino-int8 with the word-embedding table factorised at half the "
-        "width (truncated SVD) and recovered from the student it was cut from: 12.9x faster, 20.8x smaller, +0.2 "
-        "points on the MiniLM-L6 student distilled with a transfer set.",
+        "width (truncated SVD) and recovered from the student it was cut from: 12.9x faster, 20.8x smaller, no loss "
+        "(median of three seeds) on the MiniLM-L6 student distilled with a transfer set.",
         goals=["size", "speed", "memory"],
         kinds=["encoder"],
         cost=5,

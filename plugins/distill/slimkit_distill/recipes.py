@@ -58,9 +58,8 @@ LOW_RANK: list[dict[str, Any]] = [
         "name": "recover-rank",
         "technique": "distill.kd",
         "config": {
-            "teacher": "recover", "student": {"from_step": "low-rank"}, "alpha": 0.5, "temperature": 1.0,
-            "hidden_weight": 1.0, "epochs": 6, "learning_rate": 8e-5, "batch_size": 32, "max_length": 128,
-            "early_stopping_patience": 2,
+            **FFN_PRUNE[1]["config"], "teacher": "recover", "student": {"from_step": "low-rank"},
+            "hidden_weight": 1.0, "epochs": 6,
         },
     },
 ]  # fmt: skip

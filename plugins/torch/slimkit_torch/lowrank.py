@@ -95,8 +95,13 @@ def _check(step: StepContext[LowRankEmbeddingsConfig], model: Any) -> tuple[Any,
     rank = step.config.rank_for(width)
     if rank >= width:
         raise SlimkitError(
-            f"step {step.name!r}: rank = {rank}: the word embeddings are {width} wide, so a rank of "
+            f"step {step.name!r}: {_asked(step.config, rank)}: the word embeddings are {width} wide, so a rank of "
             f"{width} or more saves nothing",
             fix=f"choose a rank below {width}, or a rank_ratio below 1",
         )
     return embedding, rank
+
+
+def _asked(config: LowRankEmbeddingsConfig, rank: int) -> str:
+    """The rank as the user gave it: ``rank = 32``, or ``rank_ratio = 0.99 (rank 32)``."""
+    return f"rank = {rank}" if config.rank else f"rank_ratio = {config.rank_ratio} (rank {rank})"

@@ -97,6 +97,10 @@ def test_rank_ratio_is_a_share_of_the_width(plugins: Any, run_pipeline: Any, tin
     assert result.exit_code == 0, [s.error for s in result.steps]
     assert result.steps[0].artifact.metadata["embedding_rank"] == {"before": 32, "after": 8}
 
+    steps[0]["config"] = {"rank_ratio": 0.99}  # rounds to the full width: refused, naming what was given
+    result = run_pipeline(tiny_pipeline(tiny_bert, tiny_task, steps, measure=NO_MEASURE))
+    assert result.exit_code != 0 and "rank_ratio = 0.99 (rank 32)" in result.steps[0].error
+
 
 def test_rank_or_rank_ratio_and_keys_of_stored_steps() -> None:
     from pydantic import ValidationError

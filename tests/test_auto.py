@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from slimkit import Recipe, Technique, hookimpl
 from slimkit.auto import AutoSpec, auto_from_dict, head_trained, parse_duration, plan_auto
@@ -16,7 +16,7 @@ from slimkit.cli import cli
 from slimkit.errors import PluginError, SpecError
 from slimkit.hardware import Hardware
 from slimkit.planner import plan_pipeline
-from slimkit.spec import pipeline_from_dict
+from slimkit.spec import UnlabelledTexts, pipeline_from_dict
 from toy_plugin import ToyPlugin, read, write
 
 SOURCE = "toy:0.01,0.2,0.5,0.9"
@@ -280,3 +280,133 @@ def test_run_of_an_auto_file_builds_the_study_and_names_the_chosen_model(
     assert result.exit_code == 0, result.output
     assert "Chosen: fam.bert-only (toy) at runs/a/" in result.output
     assert (tmp_path / "runs" / "a" / "report.md").is_file()
+
+
+# -- Unlabelled texts ------------------------------------------------------------------------------
+
+
+class TeachConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: UnlabelledTexts | None = Field(default=None, description="Unlabelled texts, counted into the weights.")
+
+    @field_validator("texts")
+    @classmethod
+    def _known(cls, texts: UnlabelledTexts | None) -> UnlabelledTexts | None:
+        if texts is not None and texts.preset not in (None, "tweets"):
+            raise ValueError(f"unknown preset {texts.preset!r} (use tweets)")
+        return texts
+
+
+def teach(step: Any) -> Any:
+    """Appends the number of unlabelled texts it was given to the weights (what the test checks)."""
+    texts = step.config.texts
+    lines = step.pipeline.resolve_path(texts.data_file).read_text().splitlines() if texts and texts.data_file else []
+    write(step.output_dir, [*read(step.input.path), float(len(lines))])
+    return step.artifact()
+
+
+class TeachPlugin:
+    """A technique that takes unlabelled texts, a recipe of it, and one that sets its own texts."""
+
+    @hookimpl
+    def register_techniques(self, register: Any) -> None:
+        register(
+            Technique(
+                name="teach.copy", stage="quantize", summary="Copy; counts the texts.", consumes=["toy"],
+                config=TeachConfig, implementation=teach, unlabelled_texts="texts",
+            )
+        )  # fmt: skip
+
+    @hookimpl
+    def register_recipes(self, register: Any) -> None:
+        own = {"name": "own", "technique": "teach.copy", "config": {"texts": {"preset": "tweets"}}}
+        register(Recipe(name="teach.copy", summary="T.", goals=["size"], steps=[{"technique": "teach.copy"}]))
+        register(Recipe(name="teach.own", summary="O.", goals=["size"], steps=[own, {"technique": "toy.round"}]))
+
+
+@pytest.fixture
+def teaching(register_plugin: Any, toy: ToyPlugin, slimkit_plugins: Any) -> Any:
+    register_family(register_plugin, toy, architectures=["BertForSequenceClassification"], id2label={"0": "a"})
+    register_plugin(TeachPlugin(), name="teach")
+    return slimkit_plugins
+
+
+def test_a_technique_names_a_field_of_its_config_for_unlabelled_texts() -> None:
+    with pytest.raises(ValidationError, match="unlabelled_texts names 'corpus', which is not a field of TeachConfig"):
+        Technique(
+            name="a.b", stage="distill", summary="s", consumes=["toy"], config=TeachConfig, unlabelled_texts="corpus"
+        )
+
+
+def test_unlabelled_texts_go_to_the_steps_that_take_them(tmp_path: Path, teaching: Any, hw: Hardware) -> None:
+    (tmp_path / "texts.txt").write_text("one\ntwo\n")
+    spec = auto_spec(tmp_path, unlabelled={"data_file": "texts.txt", "max_rows": 5})
+    plan = plan_auto(spec, teaching, hw)
+    assert not plan.problems and plan.study is not None
+    steps = {c.recipe.name: [(s.technique, s.config) for s in c.steps] for c in plan.candidates}
+    given = {"data_file": "texts.txt", "max_rows": 5}
+    assert steps["teach.copy"] == [("teach.copy", {"texts": given})]
+    # A recipe that sets the field keeps its own; other techniques' steps get nothing.
+    assert steps["teach.own"] == [("teach.copy", {"texts": {"preset": "tweets"}}), ("toy.round", {})]
+    assert plan.unlabelled_steps == {"teach.copy": ["teach.copy"]}
+    # The declared recipe itself is untouched: a second plan without texts gives the step none.
+    again = plan_auto(auto_spec(tmp_path), teaching, hw)
+    assert next(c for c in again.candidates if c.recipe.name == "teach.copy").steps[0].config == {}
+
+
+@pytest.mark.parametrize(
+    ("unlabelled", "problem"),
+    [
+        ({"data_file": "missing.txt"}, "unlabelled.data_file: no such file missing.txt (fix: name a file of texts)"),
+        ({"preset": "news"}, "unlabelled: unknown preset 'news' (use tweets) (technique teach.copy)"),
+    ],
+)
+def test_unlabelled_texts_that_cannot_be_read_are_one_plan_problem(
+    tmp_path: Path, teaching: Any, hw: Hardware, unlabelled: dict[str, Any], problem: str
+) -> None:
+    plan = plan_auto(auto_spec(tmp_path, unlabelled=unlabelled), teaching, hw)
+    assert plan.problems == [problem] and plan.study is None
+
+
+def test_unlabelled_texts_are_refused_for_a_sentence_pair_task(tmp_path: Path) -> None:
+    task = {"data_files": {"train": "t.csv", "eval": "e.csv"}, "eval_split": "eval", "text_pair_column": "b"}
+    with pytest.raises(SpecError) as caught:
+        auto_spec(tmp_path, task=task, unlabelled={"preset": "tweets"})
+    assert caught.value.problems == [
+        "unlabelled texts are single texts and the task is a sentence-pair task: leave 'unlabelled' unset"
+    ]
+
+
+def test_compress_gives_its_unlabelled_file_to_the_steps(
+    tmp_path: Path, teaching: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("slimkit.cli._plugins", lambda trust_local: teaching)
+    (tmp_path / "texts.txt").write_text("one\ntwo\nthree\n")
+    args = ["compress", SOURCE, "--format", "toy", "--data", "t.csv", "--eval", "e.csv", "--goal", "size"]
+    args += ["--name", "c", "--budget", "100", "--unlabelled", "texts.txt", "--unlabelled-rows", "2"]
+    planned = CliRunner().invoke(cli, [*args, "--plan"])
+    assert planned.exit_code == 0, planned.output
+    assert "  unlabelled texts: file:texts.txt (2 rows at most), given to every teach.copy step (teach.copy)" in (
+        planned.output
+    )
+    written = tmp_path / "runs" / "c" / "compress.toml"
+    assert '[unlabelled]\ndata_file = "../../texts.txt"\nmax_rows = 2' in written.read_text()
+    written.write_text(written.read_text().replace('recipe = "auto"', 'recipe = "auto"\nmetric = "nonzero_share"'))
+    result = CliRunner().invoke(cli, ["run", str(written), "-q"])  # the file compress wrote, as a user reruns it
+    assert result.exit_code == 0, result.output
+    copied = next((tmp_path / "runs" / "c" / "steps").glob("teach.copy-*/model/weights.json"), None)
+    assert copied is not None and read(copied)[-1] == 3.0  # the step read the file compress named
+
+
+def test_compress_names_a_missing_unlabelled_file(
+    tmp_path: Path, teaching: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("slimkit.cli._plugins", lambda trust_local: teaching)
+    args = ["compress", SOURCE, "--format", "toy", "--data", "t.csv", "--eval", "e.csv", "--unlabelled", "data/x.txt"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: --unlabelled: no such file data/x.txt (fix: name a file of texts, or a task preset such as goemotions)"
+    )

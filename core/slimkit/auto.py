@@ -33,11 +33,14 @@ from slimkit.spec import (
     StoreDir,
     TaskSpec,
     Tracking,
+    UnlabelledTexts,
     model_shorthand,
     pipeline_from_dict,
     problems_of,
 )
 from slimkit.study.spec import Study, study_from_dict
+from slimkit.techniques import Technique
+from slimkit.validation import error_message
 
 # The study objective (search.objective) each goal stands for.
 OBJECTIVES = {"speed": "latency", "size": "size", "memory": "peak_rss_bytes"}
@@ -86,6 +89,12 @@ class AutoSpec(FileBased):
         "'yes' always; 'no' never (the source is the baseline).",
     )
     train: dict[str, Any] = Field(default_factory=dict, description="Options over the train recipe's, e.g. epochs.")
+    unlabelled: UnlabelledTexts | None = Field(
+        default=None,
+        description="Unlabelled in-domain texts, e.g. {data_file = 'traffic.csv'} or {preset = 'goemotions', "
+        "max_rows = 10000}: given to every recipe step whose technique takes them (a distillation's transfer set, "
+        "which the teacher labels).",
+    )
     recipes: list[str] | None = Field(default=None, description="Only these recipes (names as `--plan` lists them).")
     measure: MeasureSpec = Field(default_factory=MeasureSpec, description="Settings of the measurement session.")
     output_dir: Path | None = Field(default=None, description="Study directory; default runs/<name>.")
@@ -103,6 +112,14 @@ class AutoSpec(FileBased):
     @classmethod
     def _model_shorthand(cls, data: Any) -> Any:
         return model_shorthand(data)
+
+    @model_validator(mode="after")
+    def _single_texts(self) -> AutoSpec:
+        if self.unlabelled is not None and self.task.text_pair_column is not None:
+            raise ValueError(
+                "unlabelled texts are single texts and the task is a sentence-pair task: leave 'unlabelled' unset"
+            )
+        return self
 
     @field_validator("time_budget", mode="before")
     @classmethod
@@ -145,6 +162,9 @@ class AutoPlan:
     candidates: list[Candidate] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (recipe, why)
     problems: list[str] = field(default_factory=list)
+    unlabelled_steps: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # technique -> the labels of its steps given them
     study: Study | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -156,6 +176,7 @@ class AutoPlan:
                 {"recipe": c.recipe.name, "steps": [s.label for s in c.steps], "why": c.reason} for c in self.candidates
             ],
             "left_out": [{"recipe": r, "why": why} for r, why in self.left_out],
+            "unlabelled_steps": self.unlabelled_steps,
             "problems": self.problems,
         }
 
@@ -232,6 +253,7 @@ def plan_auto(spec: AutoSpec, plugins: Plugins, hardware: Hardware) -> AutoPlan:
             kept, dropped = fitted
             without = f" (without {', '.join(dropped)}: not for this model)" if dropped else ""
             plan.candidates.append(Candidate(recipe, kept, recipe.summary + without))
+    _give_unlabelled(plan, plugins)
     if not plan.candidates:
         plan.problems.append(
             f"no installed recipe fits a {family} {kind} for goal {spec.goal} on {device} "
@@ -240,6 +262,53 @@ def plan_auto(spec: AutoSpec, plugins: Plugins, hardware: Hardware) -> AutoPlan:
     if base is not None and not plan.problems:
         plan.study = study_from_dict(_study_dict(spec, base, plan.candidates), base_dir=spec.base_dir)
     return plan
+
+
+def _give_unlabelled(plan: AutoPlan, plugins: Plugins) -> None:
+    """Put the spec's unlabelled texts into every candidate step whose technique takes them (unless the
+    recipe already set that field), and note which steps got them; a missing file is a plan problem."""
+    texts = plan.spec.unlabelled
+    if texts is None:
+        return
+    if texts.data_file is not None and not plan.spec.resolve_path(texts.data_file).is_file():
+        plan.problems.append(f"unlabelled.data_file: no such file {texts.data_file} (fix: name a file of texts)")
+        return
+    value = texts.model_dump(exclude_defaults=True)
+    for candidate in plan.candidates:
+        candidate.steps = [_with_unlabelled(step, plugins, value, plan.unlabelled_steps) for step in candidate.steps]
+    for name in plan.unlabelled_steps:
+        technique = plugins.techniques.get(name)
+        if technique is not None and (why := _refused_unlabelled(technique, value)):
+            plan.problems.append(f"unlabelled: {why} (technique {name})")
+
+
+def _refused_unlabelled(technique: Technique, value: dict[str, Any]) -> str | None:
+    """What the technique's config says of the texts alone (a preset it does not know, say), so that a
+    mistake is one plan problem instead of one per step."""
+    from pydantic import ValidationError
+
+    assert technique.unlabelled_texts is not None
+    try:
+        technique.config.model_validate({technique.unlabelled_texts: value})
+    except ValidationError as exc:
+        field_errors = [e for e in exc.errors() if e["loc"][:1] == (technique.unlabelled_texts,)]
+        if field_errors:
+            return "; ".join(error_message(e) for e in field_errors)
+    return None
+
+
+def _with_unlabelled(
+    step: RecipeStep, plugins: Plugins, value: dict[str, Any], given: dict[str, list[str]]
+) -> RecipeStep:
+    technique = plugins.techniques.get(step.technique or "")
+    field_name = technique.unlabelled_texts if technique else None
+    if field_name is None or field_name in step.config:
+        return step
+    labels = given.setdefault(step.technique or "", [])
+    if step.label not in labels:
+        labels.append(step.label)
+    # A copy: the declared recipe is shared by every plan made in this process.
+    return step.model_copy(update={"config": {**step.config, field_name: value}})
 
 
 def _recipe_misfit(recipe: Recipe, spec: AutoSpec, kind: str) -> str | None:

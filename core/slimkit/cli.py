@@ -467,6 +467,14 @@ def study(
 @click.option(
     "--epochs", type=click.FloatRange(min=0, min_open=True), help="Fine-tuning epochs (over the train recipe's)."
 )
+@click.option(
+    "--unlabelled",
+    metavar="FILE|PRESET",
+    help="Unlabelled in-domain texts for distillation, labelled by the teacher: a .txt file (one per line), a "
+    "CSV/TSV/JSON/Parquet file with a text column, or a task preset's name (its training texts).",
+)
+@click.option("--unlabelled-column", help="Column of the texts in --unlabelled's file (default 'text').")
+@click.option("--unlabelled-rows", type=click.IntRange(min=1), help="A seeded sample of this many unlabelled texts.")
 @click.option("--name", help="Run name (default compress-<model>).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory (default runs/<name>).")
 @click.option(

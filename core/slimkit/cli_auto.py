@@ -19,6 +19,7 @@ from slimkit.errors import ExitCode
 
 if TYPE_CHECKING:
     from slimkit.auto import AutoPlan, AutoSpec
+    from slimkit.spec import UnlabelledTexts
 
 AUTO_FILE = "compress.toml"
 
@@ -45,10 +46,20 @@ def print_auto_plan(plan: AutoPlan) -> None:
         click.echo(f"      {c.reason}")
     for name, why in plan.left_out:
         click.echo(f"  skip {name}: {why}")
+    if spec.unlabelled is not None:
+        click.echo(f"  unlabelled texts: {_unlabelled_line(spec.unlabelled, plan.unlabelled_steps)}")
     if spec.time_budget:
         click.echo(f"  time budget: {spec.time_budget:g} s (cheapest recipes first; no new variant starts after it)")
     for problem in plan.problems:
         click.echo(f"problem: {problem}", err=True)
+
+
+def _unlabelled_line(texts: UnlabelledTexts, given: dict[str, list[str]]) -> str:
+    source = texts.source + (f" ({texts.max_rows} rows at most)" if texts.max_rows else "")
+    if not given:
+        return f"{source}, taken by no candidate step (only techniques that declare unlabelled_texts use them)"
+    steps = "; ".join(f"every {technique} step ({', '.join(labels)})" for technique, labels in given.items())
+    return f"{source}, given to {steps}"
 
 
 def run_auto(
@@ -178,5 +189,28 @@ def compress_file_data(model: str, options: dict[str, Any]) -> tuple[dict[str, A
         data["store_dir"] = store if is_url(store) else _from(run_dir, Path(store))
     if options["epochs"]:
         data["train"] = {"epochs": options["epochs"]}
+    if options["unlabelled"]:
+        data["unlabelled"] = _unlabelled_table(run_dir, options)
     data["task"] = task
     return data, run_dir
+
+
+def _unlabelled_table(run_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """``--unlabelled``: a file of texts (written relative to the run folder), or a task preset's name."""
+    from slimkit.errors import SlimkitError
+
+    value = options["unlabelled"]
+    path = Path(value)
+    if path.is_file():
+        table: dict[str, Any] = {"data_file": _from(run_dir, path)}
+    elif path.suffix or len(path.parts) > 1:
+        raise SlimkitError(
+            f"--unlabelled: no such file {value}", fix="name a file of texts, or a task preset such as goemotions"
+        )
+    else:
+        table = {"preset": value}
+    if options["unlabelled_column"]:
+        table["text_column"] = options["unlabelled_column"]
+    if options["unlabelled_rows"]:
+        table["max_rows"] = options["unlabelled_rows"]
+    return table

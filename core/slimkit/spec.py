@@ -167,6 +167,42 @@ class TaskSpec(BaseModel):
 KEY_ADDED_FIELDS = ("quoting", "encoding", "text_pair_column")
 
 
+class UnlabelledTexts(BaseModel):
+    """Unlabelled in-domain texts: a task preset's training texts (their labels unused), or a local file.
+
+    Techniques that can use them declare the config field that takes them (``Technique.unlabelled_texts``),
+    e.g. a distillation's transfer set, which the teacher labels; ``slimkit compress --unlabelled``
+    gives them to every such step of its recipes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(
+        default=None,
+        description="The training texts of a task preset (its labels are ignored), e.g. 'goemotions': "
+        "Reddit comments for a tweet task.",
+    )
+    data_file: str | None = Field(
+        default=None,
+        description="A local file of texts, relative to the pipeline file: .txt (one text per line), or "
+        "CSV/TSV/JSON/Parquet with a text column.",
+    )
+    text_column: str = Field(default="text", description="The column of texts in a CSV/TSV/JSON/Parquet file.")
+    max_rows: int | None = Field(
+        default=None, gt=0, description="A seeded sample of this many texts (all of them when unset)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UnlabelledTexts:
+        if (self.preset is None) == (self.data_file is None):
+            raise ValueError("give 'preset' or 'data_file' (one of them)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """How reports name them: ``preset:<name>`` or ``file:<file name>``."""
+        return f"preset:{self.preset}" if self.preset is not None else f"file:{Path(str(self.data_file)).name}"
+
+
 class StepSpec(BaseModel):
     """One step: a named technique, or a stage with a goal that the planner resolves."""
 

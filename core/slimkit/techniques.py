@@ -13,7 +13,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slimkit.errors import PluginError, error_line
 from slimkit.families import ANY_FAMILY, family_name
@@ -153,6 +153,12 @@ class Technique(BaseModel):
         "refuses a model of another family before any compute; docs/compatibility.md is generated from it. None: "
         "not declared (any model is tried; the step finds out).",
     )
+    unlabelled_texts: str | None = Field(
+        default=None,
+        description="The config field (if any) that takes unlabelled in-domain texts, as slimkit.spec."
+        "UnlabelledTexts ({preset} or {data_file, text_column, max_rows}); `slimkit compress --unlabelled` "
+        "sets it on every step of this technique in its recipes (a distillation's transfer set, say).",
+    )
     priority: int = Field(default=0, description="Tie-breaker when several techniques fit a stage-only step.")
     plugin: str | None = Field(default=None, description="Set by slimkit: the plugin that registered it.")
     plugin_version: str | None = Field(default=None, description="Set by slimkit: that plugin's version.")
@@ -183,6 +189,13 @@ class Technique(BaseModel):
         if undocumented:
             raise ValueError(f"{config.__name__} fields need a description: {', '.join(undocumented)}")
         return config
+
+    @model_validator(mode="after")
+    def _unlabelled_field(self) -> Technique:
+        field = self.unlabelled_texts
+        if field is not None and field not in self.config.model_fields:
+            raise ValueError(f"unlabelled_texts names {field!r}, which is not a field of {self.config.__name__}")
+        return self
 
     @field_validator("families")
     @classmethod

@@ -5,6 +5,7 @@ chosen model's path."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,17 @@ def test_a_short_compress_run_names_the_chosen_model(compress: Any, tmp_path: Pa
 
     model = build_tiny_model("bert", tmp_path / "bert")
     (tmp_path / "runs").mkdir()
-    result = compress(model, "--name", "c", "--epochs", "2", "--budget", "100", "--time-budget", "10m")
+    (tmp_path / "traffic.txt").write_text("".join(f"unlabelled comment number {i}\n" for i in range(40)))
+    args = ["--name", "c", "--epochs", "2", "--budget", "100", "--time-budget", "10m"]
+    result = compress(model, *args, "--unlabelled", "traffic.txt", "--unlabelled-rows", "25")
     assert result.exit_code == 0, result.output
+    assert "unlabelled texts: file:traffic.txt (25 rows at most), given to every distill.kd step (distill, " in (
+        result.output
+    )
+    # Every distillation of every recipe labelled the 25 texts with its teacher.
+    variants = json.loads((tmp_path / "runs" / "c" / "results.json").read_text())["variants"]
+    kd = [r for v in variants for r in v["step_records"] if r["technique"] == "distill.kd"]
+    assert kd and all(r["artifact"]["metadata"]["transfer_texts_rows"] == 25 for r in kd)
     chosen = next(line for line in result.output.splitlines() if line.startswith("Chosen: "))
     path = Path(chosen.rsplit(" at ", 1)[1])
     # The fastest variant on a tiny BERT: an ONNX Runtime or an OpenVINO one, both packaged alike.

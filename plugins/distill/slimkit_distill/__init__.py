@@ -49,6 +49,7 @@ def register_techniques(register: Callable[[Technique], None]) -> None:
                 if f.name != "modernbert"
             },
             needs_task=True,
+            unlabelled_texts="transfer_texts",
         )
     )
 

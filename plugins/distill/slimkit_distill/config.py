@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from slimkit.spec import UnlabelledTexts
 from slimkit_transformers.finetune import FinetuneConfig
 
 
@@ -60,33 +69,6 @@ class StudentSpec(BaseModel):
         if self.model is not None:
             return f"model:{self.model}"
         return "teacher"
-
-
-class TransferTexts(BaseModel):
-    """Unlabelled texts for the transfer set: a task preset's training texts, or a local file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    preset: str | None = Field(
-        default=None,
-        description="The training texts of a task preset (its labels are ignored), e.g. 'goemotions': "
-        "Reddit comments for a tweet task.",
-    )
-    data_file: str | None = Field(
-        default=None,
-        description="A local file of texts, relative to the pipeline file: .txt (one text per line), or "
-        "CSV/TSV/JSON/Parquet with a text column.",
-    )
-    text_column: str = Field(default="text", description="The column of texts in a CSV/TSV/JSON/Parquet file.")
-    max_rows: int | None = Field(
-        default=None, gt=0, description="A seeded sample of this many texts (all of them when unset)."
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TransferTexts:
-        if (self.preset is None) == (self.data_file is None):
-            raise ValueError("give 'preset' or 'data_file' (one of them)")
-        return self
 
 
 def _half_depth() -> StudentSpec:
@@ -145,7 +127,7 @@ class DistillConfig(FinetuneConfig):
         description="Share of the words of an augmented copy replaced by the tokenizer's mask token (dropped when "
         "the student and the teacher have no mask token in common).",
     )
-    transfer_texts: TransferTexts | None = Field(
+    transfer_texts: UnlabelledTexts | None = Field(
         default=None,
         description="Unlabelled texts added to the transfer set, labelled by the teacher like the masked copies: "
         "{preset = 'goemotions', max_rows = 10000} or {data_file = 'texts.txt'}. In-domain text the labels do "
@@ -154,6 +136,16 @@ class DistillConfig(FinetuneConfig):
     teacher_batch_size: int = Field(
         default=64, ge=1, description="Batch size of the single teacher pass whose outputs are cached."
     )
+
+    @field_validator("transfer_texts")
+    @classmethod
+    def _known_preset(cls, texts: UnlabelledTexts | None) -> UnlabelledTexts | None:
+        # Checked at plan time: a misspelt preset would otherwise fail the step after the baseline is built.
+        from slimkit_transformers.tasks import PRESETS
+
+        if texts is not None and texts.preset is not None and texts.preset not in PRESETS:
+            raise ValueError(f"unknown task preset {texts.preset!r} (use one of {', '.join(PRESETS)})")
+        return texts
 
     @model_serializer(mode="wrap")
     def _without_unset_transfer_texts(self, handler: SerializerFunctionWrapHandler) -> Any:

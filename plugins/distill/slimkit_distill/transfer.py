@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 
 from slimkit.errors import SlimkitError
-from slimkit_distill.config import TransferTexts
+from slimkit.spec import UnlabelledTexts
 
 FIELD = "transfer_texts"
 
 
-def load_transfer_texts(spec: TransferTexts, resolve: Any, seed: int) -> tuple[list[str], str]:
+def load_transfer_texts(spec: UnlabelledTexts, resolve: Any, seed: int) -> tuple[list[str], str]:
     """The texts (a seeded sample of ``max_rows`` when set, file order otherwise) and where they came from."""
     if spec.preset is not None:
-        texts, source = _preset_texts(spec.preset, resolve), f"preset:{spec.preset}"
+        texts = _preset_texts(spec.preset, resolve)
     else:
         assert spec.data_file is not None
-        path = Path(resolve(spec.data_file))
-        texts, source = _file_texts(path, spec.text_column), f"file:{path.name}"
+        texts = _file_texts(Path(resolve(spec.data_file)), spec.text_column)
+    source = spec.source
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise SlimkitError(f"{FIELD}: {source} holds no texts", fix="point it at a file with one text per row")

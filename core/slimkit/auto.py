@@ -162,9 +162,8 @@ class AutoPlan:
     candidates: list[Candidate] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (recipe, why)
     problems: list[str] = field(default_factory=list)
-    unlabelled_steps: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # technique -> the labels of its steps given them
+    # The techniques given the unlabelled texts, each with the labels of its steps that got them.
+    unlabelled_steps: dict[str, list[str]] = field(default_factory=dict)
     study: Study | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -486,6 +486,21 @@ def test_select_best_within_budget_and_pareto_front() -> None:
     assert select([entry("baseline", 20, 0.8)], "baseline", spec.search).reason == "no compressed variant was measured"
 
 
+def test_a_tie_on_the_objective_goes_to_the_more_accurate_variant() -> None:
+    # a is 1 % faster than b (within the default 2 %), b loses less: b is chosen, and the reason says why.
+    entries = [entry("baseline", 20, 0.80), entry("a", 2.00, 0.795), entry("b", 2.02, 0.805), entry("c", 2.2, 0.81)]
+    spec = Study.model_validate({"model": "m", "variants": [{"blocks": ["x"]}], "blocks": {"x": {"technique": "t"}}})
+    sel = select(entries, "baseline", spec.search)
+    assert sel.chosen == "b"
+    assert sel.reason == (
+        "b ties for the best latency_ms.b1.s128 (9.90x the baseline's) with a (within 2%, finer than a session "
+        "resolves) among the 3 variant(s) that lose at most 1 point of micro_f1, and is the most accurate of them "
+        "(it gains 0.50)"
+    )
+    exact = spec.search.model_copy(update={"tie_tolerance": 0.0})
+    assert select(entries, "baseline", exact).chosen == "a"  # c (10 % slower) is never tied
+
+
 # -- The report from a fixed results.json -----------------------------------------------------
 
 FIXED = Path(__file__).resolve().parent / "data" / "study-results.json"

@@ -317,7 +317,8 @@ def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpe
     base_x = next((r[1] for r in rows if r[0] == baseline), None)
     fitting = [r for r in candidates if r[3] <= limit + 1e-9]
     if fitting:
-        best = min(fitting, key=lambda r: (r[1], r[3]))
+        tied = _tied_with_best(fitting, spec.tie_tolerance)
+        best = min(tied, key=lambda r: (r[3], r[1]))  # the most accurate of the tied, then the best objective
         sel.chosen, sel.meets_budget = best[0], True
         gain = ""
         # The recorded ratio: over several sessions, the median of the per-session ratios.
@@ -327,10 +328,16 @@ def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpe
         elif base_x is not None and best[1] != 0:
             ratio = base_x / best[1] if sign > 0 else best[1] / base_x
             gain = f" ({ratio:.2f}x the baseline's)"
-        sel.reason = (
-            f"{best[0]} has the best {objective}{gain} among the {len(fitting)} variant(s) that lose at most "
-            f"{_points(limit)} of {accuracy} ({_loss_text(best[3])})"
-        )
+        others = [r[0] for r in tied if r is not best]
+        budget = f"among the {len(fitting)} variant(s) that lose at most {_points(limit)} of {accuracy}"
+        if others:
+            sel.reason = (
+                f"{best[0]} ties for the best {objective}{gain} with {', '.join(others)} (within "
+                f"{spec.tie_tolerance:.0%}, finer than a session resolves) {budget}, and is the most accurate of "
+                f"them ({_loss_text(best[3])})"
+            )
+        else:
+            sel.reason = f"{best[0]} has the best {objective}{gain} {budget} ({_loss_text(best[3])})"
         return sel
     closest = min(candidates, key=lambda r: (r[3], r[1]))
     sel.closest = closest[0]
@@ -339,6 +346,15 @@ def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpe
         f"loses {closest[3]:.2f} points. Keep the baseline, or see the Pareto front for the trade-offs"
     )
     return sel
+
+
+def _tied_with_best(
+    rows: list[tuple[str, float, float, float]], tolerance: float
+) -> list[tuple[str, float, float, float]]:
+    """The rows whose objective (lower is better) is within ``tolerance`` of the best row's, the best included:
+    a difference that small is below what one measurement session resolves, so accuracy decides."""
+    best = min(r[1] for r in rows)
+    return [r for r in rows if r[1] - best <= tolerance * abs(best)]
 
 
 def _points(value: float) -> str:

@@ -126,6 +126,13 @@ class SearchSpec(BaseModel):
         description="What the chosen variant minimises: 'latency' (batch 1), 'size', or a metric name.",
     )
     budget: BudgetSpec = Field(default_factory=BudgetSpec, description="The accuracy budget.")
+    tie_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="Variants within the budget whose objective is within this share of the best one's are tied "
+        "(0.02: 2 %, finer than a measurement session resolves); the most accurate of them is chosen.",
+    )
     time_budget_s: float | None = Field(
         default=None, gt=0, description="Stop starting new variants after this many seconds (checked between variants)."
     )

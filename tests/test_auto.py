@@ -410,3 +410,17 @@ def test_compress_names_a_missing_unlabelled_file(
     assert result.output.strip() == (
         "Error: --unlabelled: no such file data/x.txt (fix: name a file of texts, or a task preset such as goemotions)"
     )
+
+
+def test_the_conformance_kit_checks_the_field_takes_unlabelled_texts() -> None:
+    from slimkit.conformance import ConformanceError, check_declaration
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        corpus: str | None = Field(default=None, description="A path, not UnlabelledTexts.")
+
+    fields = {"stage": "distill", "summary": "s", "consumes": ["toy"], "families": {"bert": "all"}}
+    fields |= {"implementation": teach}
+    check_declaration(Technique(name="a.good", config=TeachConfig, unlabelled_texts="texts", **fields))
+    with pytest.raises(ConformanceError, match="its config field 'corpus' refuses unlabelled texts"):
+        check_declaration(Technique(name="a.bad", config=Strict, unlabelled_texts="corpus", **fields))

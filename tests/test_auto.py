@@ -404,11 +404,16 @@ def test_compress_names_a_missing_unlabelled_file(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("slimkit.cli._plugins", lambda trust_local: teaching)
-    args = ["compress", SOURCE, "--format", "toy", "--data", "t.csv", "--eval", "e.csv", "--unlabelled", "data/x.txt"]
-    result = CliRunner().invoke(cli, args)
+    args = ["compress", SOURCE, "--format", "toy", "--data", "t.csv", "--eval", "e.csv"]
+    result = CliRunner().invoke(cli, [*args, "--unlabelled", "data/x.txt"])
     assert result.exit_code == 2
     assert result.output.strip() == (
         "Error: --unlabelled: no such file data/x.txt (fix: name a file of texts, or a task preset such as goemotions)"
+    )
+    alone = CliRunner().invoke(cli, [*args, "--unlabelled-rows", "5"])
+    assert alone.exit_code == 2
+    assert alone.output.strip() == (
+        "Error: --unlabelled-column and --unlabelled-rows go with --unlabelled: name the texts"
     )
 
 

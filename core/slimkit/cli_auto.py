@@ -191,6 +191,8 @@ def compress_file_data(model: str, options: dict[str, Any]) -> tuple[dict[str, A
         data["train"] = {"epochs": options["epochs"]}
     if options["unlabelled"]:
         data["unlabelled"] = _unlabelled_table(run_dir, options)
+    elif options["unlabelled_column"] or options["unlabelled_rows"]:
+        raise SlimkitError("--unlabelled-column and --unlabelled-rows go with --unlabelled: name the texts")
     data["task"] = task
     return data, run_dir
 

@@ -410,6 +410,10 @@ def test_compress_names_a_missing_unlabelled_file(
     assert result.output.strip() == (
         "Error: --unlabelled: no such file data/x.txt (fix: name a file of texts, or a task preset such as goemotions)"
     )
+    (tmp_path / "texts.txt").write_text("one\n")
+    columnless = CliRunner().invoke(cli, [*args, "--unlabelled", "texts.txt", "--unlabelled-column", "body"])
+    assert columnless.exit_code == 2
+    assert columnless.output.startswith("Error: --unlabelled-column: texts.txt has no columns")
     alone = CliRunner().invoke(cli, [*args, "--unlabelled-rows", "5"])
     assert alone.exit_code == 2
     assert alone.output.strip() == (

@@ -501,6 +501,20 @@ def test_a_tie_on_the_objective_goes_to_the_more_accurate_variant() -> None:
     assert select(entries, "baseline", exact).chosen == "a"  # c (10 % slower) is never tied
 
 
+def test_a_tie_on_a_higher_is_better_objective() -> None:
+    def with_throughput(label: str, per_s: float, f1: float) -> MeasuredArtifact:
+        data = entry(label, 1.0, f1).model_dump()
+        speed = {"name": "texts_per_s", "value": per_s, "kind": "speed", "better": "higher", "vs_baseline": {}}
+        return MeasuredArtifact.model_validate(data | {"metrics": [*data["metrics"], speed]})
+
+    entries = [with_throughput("baseline", 10, 0.80), with_throughput("a", 100, 0.795)]
+    entries += [with_throughput("b", 99, 0.80), with_throughput("c", 90, 0.81)]
+    spec = Study.model_validate({"model": "m", "variants": [{"blocks": ["x"]}], "blocks": {"x": {"technique": "t"}}})
+    search = spec.search.model_copy(update={"objective": "texts_per_s", "tie_tolerance": 0.015})
+    sel = select(entries, "baseline", search)
+    assert sel.chosen == "b" and "(within 1.5%, finer" in sel.reason  # c is 10 % slower: not tied
+
+
 # -- The report from a fixed results.json -----------------------------------------------------
 
 FIXED = Path(__file__).resolve().parent / "data" / "study-results.json"

@@ -46,7 +46,8 @@ def print_auto_plan(plan: AutoPlan) -> None:
         click.echo(f"      {c.reason}")
     for name, why in plan.left_out:
         click.echo(f"  skip {name}: {why}")
-    if spec.unlabelled is not None:
+    unreadable = any(p.startswith("unlabelled.data_file") for p in plan.problems)  # its own problem line says why
+    if spec.unlabelled is not None and not unreadable:
         click.echo(f"  unlabelled texts: {_unlabelled_line(spec.unlabelled, plan.unlabelled_steps)}")
     if spec.time_budget:
         click.echo(f"  time budget: {spec.time_budget:g} s (cheapest recipes first; no new variant starts after it)")
@@ -212,6 +213,11 @@ def _unlabelled_table(run_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
     else:
         table = {"preset": value}
     if options["unlabelled_column"]:
+        if "preset" in table or path.suffix.lower() == ".txt":
+            raise SlimkitError(
+                f"--unlabelled-column: {value} has no columns (a preset's texts, or a .txt of one text per line)",
+                fix="drop --unlabelled-column, or name a CSV/TSV/JSON/Parquet file",
+            )
         table["text_column"] = options["unlabelled_column"]
     if options["unlabelled_rows"]:
         table["max_rows"] = options["unlabelled_rows"]

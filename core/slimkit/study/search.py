@@ -333,7 +333,7 @@ def select(artifacts: Sequence[MeasuredArtifact], baseline: str, spec: SearchSpe
         if others:
             sel.reason = (
                 f"{best[0]} ties for the best {objective}{gain} with {', '.join(others)} (within "
-                f"{spec.tie_tolerance:.0%}, finer than a session resolves) {budget}, and is the most accurate of "
+                f"{spec.tie_tolerance * 100:g}%, finer than a session resolves) {budget}, and is the most accurate of "
                 f"them ({_loss_text(best[3])})"
             )
         else:

@@ -39,8 +39,6 @@ from slimkit.spec import (
     problems_of,
 )
 from slimkit.study.spec import Study, study_from_dict
-from slimkit.techniques import Technique
-from slimkit.validation import error_message
 
 # The study objective (search.objective) each goal stands for.
 OBJECTIVES = {"speed": "latency", "size": "size", "memory": "peak_rss_bytes"}
@@ -277,23 +275,8 @@ def _give_unlabelled(plan: AutoPlan, plugins: Plugins) -> None:
         candidate.steps = [_with_unlabelled(step, plugins, value, plan.unlabelled_steps) for step in candidate.steps]
     for name in plan.unlabelled_steps:
         technique = plugins.techniques.get(name)
-        if technique is not None and (why := _refused_unlabelled(technique, value)):
+        if technique is not None and (why := technique.unlabelled_refusal(value)):
             plan.problems.append(f"unlabelled: {why} (technique {name})")
-
-
-def _refused_unlabelled(technique: Technique, value: dict[str, Any]) -> str | None:
-    """What the technique's config says of the texts alone (a preset it does not know, say), so that a
-    mistake is one plan problem instead of one per step."""
-    from pydantic import ValidationError
-
-    assert technique.unlabelled_texts is not None
-    try:
-        technique.config.model_validate({technique.unlabelled_texts: value})
-    except ValidationError as exc:
-        field_errors = [e for e in exc.errors() if e["loc"][:1] == (technique.unlabelled_texts,)]
-        if field_errors:
-            return "; ".join(error_message(e) for e in field_errors)
-    return None
 
 
 def _with_unlabelled(

@@ -46,8 +46,8 @@ def print_auto_plan(plan: AutoPlan) -> None:
         click.echo(f"      {c.reason}")
     for name, why in plan.left_out:
         click.echo(f"  skip {name}: {why}")
-    unreadable = any(p.startswith("unlabelled.data_file") for p in plan.problems)  # its own problem line says why
-    if spec.unlabelled is not None and not unreadable:
+    # Left out when a problem stopped the texts from being given (a missing file: its line says why).
+    if spec.unlabelled is not None and (plan.unlabelled_steps or not plan.problems):
         click.echo(f"  unlabelled texts: {_unlabelled_line(spec.unlabelled, plan.unlabelled_steps)}")
     if spec.time_budget:
         click.echo(f"  time budget: {spec.time_budget:g} s (cheapest recipes first; no new variant starts after it)")

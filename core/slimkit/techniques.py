@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slimkit.errors import PluginError, error_line
 from slimkit.families import ANY_FAMILY, family_name
-from slimkit.validation import one_line
+from slimkit.validation import error_message, one_line
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*\.[a-z0-9][a-z0-9_-]*$")
 IMPLEMENTATION_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -239,6 +239,18 @@ class Technique(BaseModel):
         if not callable(found):
             raise PluginError(f"technique {self.name!r}: {self.implementation!r} is not a function")
         return found  # type: ignore[no-any-return]
+
+    def unlabelled_refusal(self, texts: dict[str, Any]) -> str | None:
+        """What the config says of unlabelled texts (``{data_file, max_rows}`` or ``{preset}``) in its
+        ``unlabelled_texts`` field alone, e.g. a preset it does not know; None when it takes them."""
+        assert self.unlabelled_texts is not None
+        try:
+            self.config.model_validate({self.unlabelled_texts: texts})
+        except ValidationError as exc:
+            own = [e for e in exc.errors() if e["loc"][:1] == (self.unlabelled_texts,)]
+            if own:
+                return "; ".join(error_message(e) for e in own)
+        return None
 
     def support_for(self, family: str) -> str | None:
         """What this technique does for a model family: its declared line (may be empty), or None when it
